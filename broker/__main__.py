@@ -1,0 +1,7 @@
+"""``python -m broker`` runs the ignite-broker command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""The ``ignite-broker`` command line: ``run``, ``check-config``, ``dev-cluster`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from . import __version__, log
+from .config import SETTINGS, load
+from .errors import BrokerError
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.node:
+        overrides["cluster.nodes"] = args.node
+    if args.endpoint:
+        overrides["broker.endpoints"] = args.endpoint
+    return overrides
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .lifecycle import Broker
+
+    overrides = _overrides(args)
+    cfg = load(args.config, overrides)
+    log.configure(cfg.log_level, cfg.log_format)
+    return asyncio.run(Broker(cfg, config_path=args.config, overrides=overrides).run())
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = load(args.config, _overrides(args))
+    print(json.dumps(cfg.public_view(), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    for s in SETTINGS:
+        reload = "reloadable" if s.reloadable else "restart"
+        print(f"{s.name:32} {s.type.__name__:6} {reload:10} default={s.default!r}\n    {s.help}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(workers=args.workers, nodes=args.nodes)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--node", action="append", metavar="HOST:PORT",
+                   help="Ignite node address (repeatable; replaces cluster.nodes)")
+    p.add_argument("--endpoint", action="append", metavar="ENDPOINT",
+                   help="ZeroMQ endpoint to bind (repeatable; replaces broker.endpoints)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ignite-broker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ignite-broker {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the broker daemon")
+    _add_config_args(run)
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check-config", help="validate the configuration and print it "
+                                                "(secrets masked)")
+    _add_config_args(check)
+    check.set_defaults(func=_cmd_check_config)
+
+    settings = sub.add_parser("settings", help="list every setting with its default")
+    settings.set_defaults(func=_cmd_settings)
+
+    demo = sub.add_parser("demo", help="dev cluster + broker + worker processes, then tear down")
+    demo.add_argument("--workers", type=int, default=4)
+    demo.add_argument("--nodes", type=int, default=2)
+    demo.set_defaults(func=_cmd_demo)
+
+    from .devcluster.cli import add_parser as add_devcluster
+
+    add_devcluster(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BrokerError as exc:
+        print(f"ignite-broker: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

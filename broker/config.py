@@ -1,0 +1,180 @@
+"""The broker's settings: one table (name, type, default, reloadable, secret), TOML loading and
+command-line overrides.
+
+Every setting lives in ``SETTINGS``; nothing else defines one.  In the TOML file a setting
+``section.key`` is written as ``key`` under ``[section]``.  Secrets are never logged or shown:
+``Config.public_view()`` masks them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.ipc import DEFAULT_MAX_REQUEST_BYTES, default_endpoint
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    reloadable: bool
+    help: str
+    secret: bool = False
+    item_type: type | None = None  # for lists
+
+
+def _default_endpoint() -> str:
+    env = {k: v for k, v in os.environ.items() if k != "IGNITE_BROKER"}
+    return default_endpoint(env, os.getuid())
+
+
+# fmt: off
+SETTINGS: tuple[Setting, ...] = (
+    Setting("broker.endpoints", list, None, False,
+            "ZeroMQ endpoints to bind (ipc:// and optionally tcp://); default: ipc socket "
+            "under the runtime directory", item_type=str),
+    Setting("broker.socket_mode", int, 0o660, False,
+            "file mode of ipc:// socket files (the directory is created with 0750)"),
+    Setting("broker.lock_file", str, "", False,
+            "flock file that keeps a second broker off the same socket; default: <socket>.lock"),
+    Setting("cluster.nodes", list, ["127.0.0.1:10800"], False,
+            "Ignite thin-client addresses HOST:PORT to connect to", item_type=str),
+    Setting("cluster.connections_per_node", int, 1, False, "connections kept to each node"),
+    Setting("cluster.connect_timeout", float, 10.0, True, "seconds for TCP+TLS+handshake"),
+    Setting("cluster.reconnect_max_backoff", float, 5.0, True,
+            "longest pause between attempts to reach a lost node (seconds)"),
+    Setting("cluster.username", str, "", False, "Ignite user name (authentication)"),
+    Setting("cluster.password", str, "", False, "Ignite password", secret=True),
+    Setting("cluster.password_file", str, "", False, "file holding the Ignite password"),
+    Setting("tls.enabled", bool, False, False, "TLS to the nodes"),
+    Setting("tls.ca_file", str, "", False, "CA bundle that verifies the nodes' certificates"),
+    Setting("tls.verify", bool, True, False,
+            "verify node certificates against ca_file (or the system store)"),
+    Setting("tls.cert_file", str, "", False, "client certificate (PEM)"),
+    Setting("tls.key_file", str, "", False, "client private key (PEM)"),
+    Setting("tls.key_password", str, "", False, "password of key_file", secret=True),
+    Setting("tls.ciphers", str, "", False, "OpenSSL cipher list for TLS 1.2 (empty: defaults)"),
+    Setting("limits.request_timeout", float, 30.0, True,
+            "deadline for requests that carry none (seconds)"),
+    Setting("limits.max_request_bytes", int, DEFAULT_MAX_REQUEST_BYTES, True,
+            "largest request frame accepted from a worker"),
+    Setting("log.level", str, "info", True, "debug, info, warning or error"),
+    Setting("log.format", str, "console", True, "console or json"),
+)
+# fmt: on
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Config:
+    """Resolved settings, read as attributes with dots replaced by underscores
+    (``cfg.cluster_nodes``)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, attr: str) -> Any:
+        name = attr.replace("_", ".", 1)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(attr) from None
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise AttributeError("Config is read-only")
+
+    def get(self, name: str) -> Any:
+        return self._values[name]
+
+    def public_view(self) -> dict[str, Any]:
+        """Every setting with secrets masked: safe for logs and status output."""
+        return {
+            s.name: ("***" if s.secret and self._values[s.name] else self._values[s.name])
+            for s in SETTINGS
+        }
+
+    def node_password(self) -> str:
+        if self.cluster_password_file:
+            with open(self.cluster_password_file, encoding="utf-8") as fh:
+                return fh.read().strip()
+        return self.cluster_password
+
+
+def load(path: str | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file, then command-line overrides; validated."""
+    values = {s.name: s.default for s in SETTINGS}
+    if path:
+        values.update(_read_toml(path))
+    for name, value in (overrides or {}).items():
+        values[name] = _coerce(_BY_NAME[name], value)
+    if not values["broker.endpoints"]:
+        values["broker.endpoints"] = [_default_endpoint()]
+    _validate(values)
+    return Config(values)
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return dict(_flatten(doc, path))
+
+
+def _flatten(doc: Mapping[str, Any], path: str) -> Iterable[tuple[str, Any]]:
+    for section, table in doc.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+        for key, value in table.items():
+            name = f"{section}.{key}"
+            setting = _BY_NAME.get(name)
+            if setting is None:
+                raise ConfigError(f"{path}: unknown setting {name!r}")
+            yield name, _coerce(setting, value)
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, setting.type) or (setting.type is int and isinstance(value, bool)):
+        raise ConfigError(f"setting {setting.name} must be {setting.type.__name__}, got {value!r}")
+    if setting.item_type and not all(isinstance(v, setting.item_type) for v in value):
+        raise ConfigError(f"setting {setting.name} must be a list of {setting.item_type.__name__}")
+    return value
+
+
+def _validate(values: dict[str, Any]) -> None:
+    for address in values["cluster.nodes"]:
+        parse_address(address)
+    if not values["cluster.nodes"]:
+        raise ConfigError("cluster.nodes must name at least one node")
+    for endpoint in values["broker.endpoints"]:
+        if not endpoint.startswith(("ipc://", "tcp://")):
+            raise ConfigError(f"endpoint {endpoint!r} must start with ipc:// or tcp://")
+    if values["cluster.connections_per_node"] < 1:
+        raise ConfigError("cluster.connections_per_node must be at least 1")
+    if values["log.level"] not in ("debug", "info", "warning", "error"):
+        raise ConfigError("log.level must be debug, info, warning or error")
+    if values["log.format"] not in ("console", "json"):
+        raise ConfigError("log.format must be console or json")
+    if values["cluster.password"] and values["cluster.password_file"]:
+        raise ConfigError("set cluster.password or cluster.password_file, not both")
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"node address {address!r} must be HOST:PORT")
+    return host.strip("[]"), int(port)

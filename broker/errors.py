@@ -1,0 +1,68 @@
+"""The broker's exception family: one root, a few flat branches, each carrying an IPC status."""
+
+from __future__ import annotations
+
+from protocol.ipc import Status
+
+
+class BrokerError(Exception):
+    """Root of every error the broker raises on purpose."""
+
+    status: Status = Status.INTERNAL
+    kind = "internal"
+
+
+class ConfigError(BrokerError):
+    """The configuration file or the command line is wrong."""
+
+    kind = "config"
+
+
+class BadRequest(BrokerError):
+    """A worker sent something the broker cannot act on."""
+
+    status = Status.BAD_REQUEST
+    kind = "bad_request"
+
+
+class UnknownOp(BadRequest):
+    status = Status.UNKNOWN_OP
+    kind = "unknown_op"
+
+
+class DeadlineExceeded(BrokerError):
+    status = Status.DEADLINE_EXCEEDED
+    kind = "deadline_exceeded"
+
+
+class Overloaded(BrokerError):
+    status = Status.OVERLOADED
+    kind = "overloaded"
+
+
+class ClusterUnavailable(BrokerError):
+    """No node could take the request; ``maybe_applied`` says whether a write may have landed."""
+
+    status = Status.CLUSTER_UNAVAILABLE
+    kind = "cluster_unavailable"
+
+    def __init__(self, message: str, *, maybe_applied: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+
+
+class NodeError(BrokerError):
+    """An Ignite node answered a request with an error status."""
+
+    status = Status.SERVER_ERROR
+    kind = "server_error"
+
+    def __init__(self, message: str, server_status: int) -> None:
+        super().__init__(message)
+        self.server_status = server_status
+
+
+class ConnectError(BrokerError):
+    """A node could not be reached or refused the handshake."""
+
+    kind = "connect"

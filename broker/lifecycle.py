@@ -1,0 +1,228 @@
+"""The daemon's life: start-up in a fixed order, systemd notifications, signals, and drain.
+
+Start-up order (each step needs the ones before it):
+  1. config (already loaded by the CLI) and logging
+  2. single-instance lock (a second broker must not steal the ipc socket)
+  3. TLS context for the nodes (fails early on unreadable certificates)
+  4. node pool: connect to the configured nodes (waits up to connect_timeout for the first)
+  5. bind the ROUTER endpoints
+  6. sd_notify READY=1
+SIGHUP: re-read the config file; reloadable settings take effect, others are logged as refused.
+SIGTERM/SIGINT: stop taking requests, let in-flight ones finish (bounded), close, exit 0.
+A second SIGTERM/SIGINT, or SIGQUIT, exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import ssl
+from typing import IO, Any
+
+import zmq
+
+from protocol import ConnectionConfig
+from protocol.ipc import IPC_VERSION
+
+from . import __version__, log
+from .config import SETTINGS, Config, load, parse_address
+from .dispatch import Dispatcher
+from .errors import BrokerError, ConfigError
+from .frontend import Frontend
+from .pool import NodePool
+
+_log = log.get("lifecycle")
+
+_DRAIN_SECONDS = 10.0
+_FEATURES = frozenset({2, 3, 11})  # cluster states, node endpoints, heartbeat
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd about our state when run as Type=notify; a no-op elsewhere."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto(message.encode(), address)
+
+
+def build_ssl_context(cfg: Config) -> ssl.SSLContext | None:
+    if not cfg.tls_enabled:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if cfg.tls_verify:
+            if cfg.tls_ca_file:
+                ctx.load_verify_locations(cfg.tls_ca_file)
+            else:
+                ctx.load_default_certs()
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if cfg.tls_cert_file:
+            ctx.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file or None,
+                                password=cfg.tls_key_password or None)
+        if cfg.tls_ciphers:
+            ctx.set_ciphers(cfg.tls_ciphers)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load TLS material: {exc}") from exc
+    return ctx
+
+
+def protocol_config(cfg: Config) -> ConnectionConfig:
+    username = cfg.cluster_username or None
+    password = cfg.node_password() if username else None
+    return ConnectionConfig(username=username, password=password, features=_FEATURES)
+
+
+class Broker:
+    """One running daemon."""
+
+    def __init__(
+        self, cfg: Config, *, config_path: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._config_path = config_path
+        self._overrides = overrides or {}
+        self._stop = asyncio.Event()
+        self._lock_file: IO[str] | None = None
+        self._signals = 0
+        self.pool: NodePool | None = None
+        self.frontend: Frontend | None = None
+
+    def info(self) -> dict[str, Any]:
+        """What a worker learns from 'hello': never a secret."""
+        pool = self.pool
+        return {
+            "broker_version": __version__,
+            "ipc_version": IPC_VERSION,
+            "pid": os.getpid(),
+            "nodes": [f"{h}:{p}" for h, p in self.cfg_addresses()],
+            "nodes_ready": len(pool.ready) if pool else 0,
+        }
+
+    def cfg_addresses(self) -> list[tuple[str, int]]:
+        return [parse_address(a) for a in self.cfg.cluster_nodes]
+
+    async def run(self) -> int:
+        cfg = self.cfg
+        self._take_lock()
+        ssl_context = build_ssl_context(cfg)
+        self.pool = NodePool(
+            self.cfg_addresses(), protocol_config(cfg), ssl_context=ssl_context,
+            connect_timeout=cfg.cluster_connect_timeout,
+            connections_per_node=cfg.cluster_connections_per_node,
+            max_backoff=cfg.cluster_reconnect_max_backoff,
+        )
+        await self.pool.start(wait=cfg.cluster_connect_timeout)
+        context = zmq.Context()
+        dispatcher = Dispatcher(self.pool, self.info)
+        self.frontend = Frontend(
+            context, cfg.broker_endpoints, dispatcher.dispatch,
+            max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
+        )
+        try:
+            self.frontend.bind()
+            self.frontend.start()
+            self._install_signals()
+            sd_notify("READY=1\nSTATUS=serving")
+            _log.info("ready", pid=os.getpid(), nodes_ready=len(self.pool.ready))
+            await self._stop.wait()
+            await self._drain()
+        finally:
+            self.frontend.close()
+            await self.pool.close()
+            context.term()
+            self._release_lock()
+        _log.info("stopped")
+        return 0
+
+    # -- single instance ----------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        path = self.cfg.broker_lock_file or _default_lock_path(self.cfg.broker_endpoints)
+        if path is None:
+            return
+        os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
+        fh = open(path, "a+")  # noqa: SIM115 - held open for the broker's life
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise ConfigError(
+                f"another broker holds {path}; refusing to steal its socket") from None
+        self._lock_file = fh
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+    # -- signals and drain --------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGQUIT, self._exit_now, signal.SIGQUIT)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> None:
+        """Apply changed reloadable settings; keep the old value of every other one."""
+        sd_notify("RELOADING=1")
+        try:
+            new = load(self._config_path, self._overrides)
+        except BrokerError as exc:
+            _log.error("reload_failed", reason=str(exc))
+            sd_notify("READY=1")
+            return
+        values = {s.name: self.cfg.get(s.name) for s in SETTINGS}
+        applied, refused = [], []
+        for setting in SETTINGS:
+            if new.get(setting.name) == values[setting.name]:
+                continue
+            if setting.reloadable:
+                values[setting.name] = new.get(setting.name)
+                applied.append(setting.name)
+            else:
+                refused.append(setting.name)
+        self.cfg = Config(values)
+        log.configure(self.cfg.log_level, self.cfg.log_format)
+        if self.frontend is not None:
+            self.frontend.max_request_bytes = self.cfg.limits_max_request_bytes
+        _log.info("reloaded", applied=applied, refused_need_restart=refused)
+        sd_notify("READY=1")
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            self._exit_now(sig)
+        _log.info("shutdown_requested", signal=sig.name)
+        sd_notify("STOPPING=1")
+        self._stop.set()
+
+    def _exit_now(self, sig: signal.Signals) -> None:
+        _log.warning("exit_now", signal=sig.name)
+        os._exit(1)
+
+    async def _drain(self) -> None:
+        assert self.frontend is not None and self.pool is not None
+        self.frontend.accepting = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _DRAIN_SECONDS
+        while any(c.in_flight for c in self.pool.ready) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+
+def _default_lock_path(endpoints: list[str]) -> str | None:
+    for endpoint in endpoints:
+        if endpoint.startswith("ipc://"):
+            return endpoint[len("ipc://"):] + ".lock"
+    return None

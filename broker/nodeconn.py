@@ -1,0 +1,209 @@
+"""One connection to one Ignite node: drives a sans-IO ``protocol.ClientConnection`` over an
+asyncio transport and matches responses to callers by request id."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from protocol import (
+    NEED_DATA,
+    ClientConnection,
+    ConnectionClosed,
+    ConnectionConfig,
+    ErrorResponse,
+    HandshakeAccepted,
+    HandshakeRejected,
+    Notification,
+    OpCode,
+    ProtocolError,
+    Response,
+)
+
+from . import log
+from .errors import ConnectError
+
+#: What a caller gets back: the node's Response or ErrorResponse, or the exception that ended
+#: the connection before an answer came.
+Outcome = Response | ErrorResponse | BaseException
+Callback = Callable[[Outcome], None]
+
+_log = log.get("nodeconn")
+
+
+class ConnectionLost(ConnectError):
+    """The connection closed while the request was in flight: a write may have been applied."""
+
+
+class NodeConnection(asyncio.Protocol):
+    """A pipelined thin-client connection; many requests in flight, answers matched by id."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        config: ConnectionConfig,
+        *,
+        on_lost: Callable[[NodeConnection, str], None] | None = None,
+        on_topology: Callable[[NodeConnection, tuple[int, int]], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._proto = ClientConnection(config)
+        self._pending: dict[int, Callback] = {}
+        self._transport: asyncio.Transport | None = None
+        self._handshake: asyncio.Future[HandshakeAccepted] | None = None
+        self._outbuf: list[bytes] = []
+        self._on_lost = on_lost
+        self._on_topology = on_topology
+        self.closed_reason: str | None = None
+        self.node_id = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed_reason else ("open" if self._transport else "new")
+        return (
+            f"<NodeConnection {self.host}:{self.port} {state} node_id={self.node_id} "
+            f"in_flight={len(self._pending)}>"
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and self.closed_reason is None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    @property
+    def version(self) -> Any:
+        return self._proto.version
+
+    # -- opening ------------------------------------------------------------------------------
+
+    async def open(self, ssl_context: ssl.SSLContext | None, timeout: float) -> HandshakeAccepted:
+        """TCP (+TLS) connect and thin-client handshake, falling back down protocol versions."""
+        loop = asyncio.get_running_loop()
+        self._handshake = loop.create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await loop.create_connection(
+                    lambda: self,
+                    self.host,
+                    self.port,
+                    ssl=ssl_context,
+                    server_hostname=self.host if ssl_context else None,
+                )
+                return await self._handshake
+        except TimeoutError as exc:
+            self.close("connect timeout")
+            raise ConnectError(f"{self.host}:{self.port}: no handshake within {timeout}s") from exc
+        except ssl.SSLError as exc:
+            self.close("tls error")
+            raise ConnectError(f"{self.host}:{self.port}: TLS failed: {exc.reason or exc}") from exc
+        except OSError as exc:
+            self.close("connect failed")
+            raise ConnectError(f"{self.host}:{self.port}: {exc.strerror or exc}") from exc
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.write(self._proto.initiate())
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def send(self, op: OpCode, body: bytes, callback: Callback) -> int:
+        """Queue a request; ``callback`` runs exactly once with the outcome."""
+        if not self.is_open:
+            raise ConnectionLost(f"{self.host}:{self.port}: connection is closed")
+        request_id, data = self._proto.send_request(op, body)
+        self._pending[request_id] = callback
+        if not self._outbuf:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbuf.append(data)
+        return request_id
+
+    async def request(self, op: OpCode, body: bytes) -> Response | ErrorResponse:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self.send(op, body, lambda outcome: future.done() or future.set_result(outcome))
+        outcome = await future
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _flush(self) -> None:
+        # Batch every request queued during one loop iteration into one write: many workers'
+        # requests cost one syscall.
+        if self._transport is not None and self._outbuf:
+            self._transport.write(b"".join(self._outbuf))
+        self._outbuf.clear()
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        proto = self._proto
+        try:
+            proto.receive_data(data)
+            while (event := proto.next_event()) is not NEED_DATA:
+                self._handle(event)
+        except ProtocolError as exc:
+            self.close(f"protocol error from node: {exc}")
+
+    def _handle(self, event: Any) -> None:
+        if isinstance(event, Response | ErrorResponse):
+            if event.affinity_version is not None and self._on_topology is not None:
+                self._on_topology(self, event.affinity_version)
+            callback = self._pending.pop(event.request_id, None)
+            if callback is not None:
+                callback(event)
+        elif isinstance(event, HandshakeAccepted):
+            self.node_id = event.node_id
+            if self._handshake is not None and not self._handshake.done():
+                self._handshake.set_result(event)
+        elif isinstance(event, HandshakeRejected):
+            self._on_rejected(event)
+        elif isinstance(event, Notification):
+            _log.debug("notification_ignored", op=event.op, resource=event.resource_id)
+        elif isinstance(event, ConnectionClosed):
+            self.close("node closed the connection")
+
+    def _on_rejected(self, event: HandshakeRejected) -> None:
+        if event.retry_version is not None and self._transport is not None:
+            self._transport.write(self._proto.initiate())
+            return
+        if self._handshake is not None and not self._handshake.done():
+            what = "authentication failed" if event.status == 2000 else "handshake refused"
+            self._handshake.set_exception(
+                ConnectError(f"{self.host}:{self.port}: {what}: {event.message}")
+            )
+
+    def eof_received(self) -> bool | None:
+        self.data_received(b"")
+        return None
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f"connection lost: {exc}" if exc else "connection closed"
+        self._fail_all(reason)
+
+    def close(self, reason: str) -> None:
+        """Close with a reason; every pending request fails with ConnectionLost."""
+        if self._transport is not None:
+            self._transport.abort()
+        self._fail_all(reason)
+
+    def _fail_all(self, reason: str) -> None:
+        if self.closed_reason is not None:
+            return
+        self.closed_reason = reason
+        error = ConnectionLost(f"{self.host}:{self.port}: {reason}")
+        if self._handshake is not None and not self._handshake.done():
+            self._handshake.set_exception(error)
+        pending, self._pending = self._pending, {}
+        for callback in pending.values():
+            callback(error)
+        if self._on_lost is not None:
+            self._on_lost(self, reason)

@@ -1,0 +1,109 @@
+"""The broker's connections to the cluster: a few per node, kept open, reconnected with backoff,
+and handed out round-robin to the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+
+from protocol import ConnectionConfig
+
+from . import log
+from .errors import ClusterUnavailable, ConnectError
+from .nodeconn import NodeConnection
+
+_log = log.get("pool")
+
+
+class NodePool:
+    """Owns every NodeConnection.  A connection is usable iff it sits in ``ready``."""
+
+    def __init__(
+        self,
+        addresses: list[tuple[str, int]],
+        protocol_config: ConnectionConfig,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        connect_timeout: float,
+        connections_per_node: int = 1,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.addresses = addresses
+        self._protocol_config = protocol_config
+        self._ssl = ssl_context
+        self._connect_timeout = connect_timeout
+        self._per_node = connections_per_node
+        self._max_backoff = max_backoff
+        self.ready: list[NodeConnection] = []
+        self._lost_events: dict[NodeConnection, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._round_robin = itertools.count()
+        self._first_ready = asyncio.Event()
+        self.last_error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<NodePool nodes={len(self.addresses)} ready={len(self.ready)}>"
+
+    async def start(self, wait: float) -> None:
+        """Start a keeper task per connection slot; wait up to ``wait`` s for the first one."""
+        for host, port in self.addresses:
+            for slot in range(self._per_node):
+                name = f"{host}:{port}/{slot}"
+                task = asyncio.create_task(self._keep(host, port, slot), name=name)
+                self._tasks.append(task)
+        try:
+            async with asyncio.timeout(wait):
+                await self._first_ready.wait()
+        except TimeoutError:
+            _log.warning("no_node_reachable_yet", waited_s=wait, last_error=self.last_error)
+
+    def pick(self) -> NodeConnection:
+        """Any ready connection, round-robin; fail fast when the cluster is unreachable."""
+        ready = self.ready
+        if not ready:
+            raise ClusterUnavailable(
+                f"no Ignite node is reachable (last error: {self.last_error or 'none yet'})"
+            )
+        return ready[next(self._round_robin) % len(ready)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conn in list(self.ready):
+            conn.close("broker shutting down")
+        self.ready.clear()
+
+    # -- keeping one slot connected -----------------------------------------------------------
+
+    async def _keep(self, host: str, port: int, slot: int) -> None:
+        backoff = 0.1
+        while True:
+            conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost)
+            try:
+                accepted = await conn.open(self._ssl, self._connect_timeout)
+            except ConnectError as exc:
+                self.last_error = str(exc)
+                _log.warning("node_connect_failed", node=f"{host}:{port}", reason=str(exc),
+                             retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = 0.1
+            lost = asyncio.Event()
+            self._lost_events[conn] = lost
+            self.ready.append(conn)
+            self._first_ready.set()
+            _log.info("node_connected", node=f"{host}:{port}", slot=slot,
+                      node_id=str(accepted.node_id), version=".".join(map(str, accepted.version)))
+            await lost.wait()
+
+    def _lost(self, conn: NodeConnection, reason: str) -> None:
+        if conn in self.ready:
+            self.ready.remove(conn)
+            self.last_error = f"{conn.host}:{conn.port}: {reason}"
+            _log.warning("node_disconnected", node=f"{conn.host}:{conn.port}", reason=reason)
+        event = self._lost_events.pop(conn, None)
+        if event is not None:
+            event.set()

@@ -1,0 +1,67 @@
+"""The IPC envelope: round trips, validation, and hostile frames."""
+
+import decimal
+import uuid
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import ipc
+
+
+def test_request_round_trip():
+    frame = ipc.pack_request(7, "cache_get", {"cache": "c", "key": ipc.Typed(3, 5)}, 123)
+    req = ipc.unpack_request(frame)
+    assert req == ipc.Request(7, "cache_get", 123, {"cache": "c", "key": ipc.Typed(3, 5)})
+
+
+def test_reply_round_trip_with_ext_values():
+    u = uuid.uuid4()
+    payload = [u, decimal.Decimal("-1.50"), b"\x00", "s", None, 2**63 - 1]
+    reply = ipc.unpack_reply(ipc.pack_reply(9, ipc.Status.OK, payload))
+    assert reply == ipc.Reply(9, 0, payload)
+
+
+@pytest.mark.parametrize("frame, message", [
+    (b"\xc1", "malformed"),
+    (msgpack.packb([1, 2, 3]), "5-element"),
+    (msgpack.packb([1, -1, "op", 0, {}]), "request id"),
+    (msgpack.packb([1, 1, 5, 0, {}]), "op must be"),
+    (msgpack.packb([1, 1, "op", 0, []]), "args must be"),
+    (msgpack.packb([1, 1, "op", 0, {1: 2}]), "args must be"),
+    (msgpack.packb([1, 1, "op", "soon", {}]), "deadline"),
+])
+def test_bad_envelopes_are_refused(frame, message):
+    with pytest.raises(ipc.IpcError, match=message):
+        ipc.unpack_request(frame)
+
+
+def test_other_version_is_named():
+    with pytest.raises(ipc.UnsupportedVersion) as err:
+        ipc.unpack_request(msgpack.packb([2, 5, "op", 0, {}]))
+    assert err.value.request_id == 5
+
+
+def test_unpackable_values_raise_ipc_error():
+    with pytest.raises(ipc.IpcError):
+        ipc.pack_request(1, "x", {"v": object()})
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_give_a_request_or_ipc_error(data):
+    try:
+        request = ipc.unpack_request(data)
+    except ipc.IpcError:
+        return
+    assert isinstance(request, ipc.Request)
+
+
+def test_default_endpoint_order():
+    assert ipc.default_endpoint({"IGNITE_BROKER": "tcp://h:1"}, 1000) == "tcp://h:1"
+    assert ipc.default_endpoint({}, 0) == "ipc:///run/ignite-broker/broker.sock"
+    assert ipc.default_endpoint({"XDG_RUNTIME_DIR": "/run/user/5"}, 5) == \
+        "ipc:///run/user/5/ignite-broker/broker.sock"
+    assert ipc.default_endpoint({}, 5) == "ipc:///tmp/ignite-broker-5/broker.sock"
+    assert ipc.default_endpoint({"RUNTIME_DIRECTORY": "/run/x"}, 5) == "ipc:///run/x/broker.sock"
