@@ -1,0 +1,133 @@
+"""Request and notification operation codes, named after Ignite's ClientMessageParser constants."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["OpCode"]
+
+
+class OpCode(IntEnum):
+    """The i16 op code of a request (and of a server notification).
+
+    The handshake's op code is a separate one-byte value (1) and is not listed here; it
+    would clash with HEARTBEAT. Feature bits needed by an op are noted on the right.
+    """
+
+    # General purpose.
+    RESOURCE_CLOSE = 0
+    HEARTBEAT = 1  # bit 11
+    GET_IDLE_TIMEOUT = 2  # bit 11
+
+    # Cache key/value operations.
+    CACHE_GET = 1000
+    CACHE_PUT = 1001
+    CACHE_PUT_IF_ABSENT = 1002
+    CACHE_GET_ALL = 1003
+    CACHE_PUT_ALL = 1004
+    CACHE_GET_AND_PUT = 1005
+    CACHE_GET_AND_REPLACE = 1006
+    CACHE_GET_AND_REMOVE = 1007
+    CACHE_GET_AND_PUT_IF_ABSENT = 1008
+    CACHE_REPLACE = 1009
+    CACHE_REPLACE_IF_EQUALS = 1010
+    CACHE_CONTAINS_KEY = 1011
+    CACHE_CONTAINS_KEYS = 1012
+    CACHE_CLEAR = 1013
+    CACHE_CLEAR_KEY = 1014
+    CACHE_CLEAR_KEYS = 1015
+    CACHE_REMOVE_KEY = 1016
+    CACHE_REMOVE_IF_EQUALS = 1017
+    CACHE_REMOVE_KEYS = 1018
+    CACHE_REMOVE_ALL = 1019
+    CACHE_GET_SIZE = 1020
+    CACHE_LOCAL_PEEK = 1021
+    CACHE_PUT_ALL_CONFLICT = 1022  # bit 12
+    CACHE_REMOVE_ALL_CONFLICT = 1023  # bit 12
+    CACHE_INVOKE = 1024  # bit 17
+    CACHE_INVOKE_ALL = 1025  # bit 17
+
+    # Cache create / destroy / configuration.
+    CACHE_GET_NAMES = 1050
+    CACHE_CREATE_WITH_NAME = 1051
+    CACHE_GET_OR_CREATE_WITH_NAME = 1052
+    CACHE_CREATE_WITH_CONFIGURATION = 1053
+    CACHE_GET_OR_CREATE_WITH_CONFIGURATION = 1054
+    CACHE_GET_CONFIGURATION = 1055
+    CACHE_DESTROY = 1056
+
+    # Partition awareness (>= 1.4.0).
+    CACHE_NODE_PARTITIONS = 1100  # deprecated, use CACHE_PARTITIONS
+    CACHE_PARTITIONS = 1101
+
+    # Queries.
+    QUERY_SCAN = 2000
+    QUERY_SCAN_CURSOR_GET_PAGE = 2001
+    QUERY_SQL = 2002
+    QUERY_SQL_CURSOR_GET_PAGE = 2003
+    QUERY_SQL_FIELDS = 2004
+    QUERY_SQL_FIELDS_CURSOR_GET_PAGE = 2005
+    QUERY_CONTINUOUS = 2006
+    QUERY_CONTINUOUS_EVENT_NOTIFICATION = 2007  # server -> client notification
+    QUERY_INDEX = 2008  # bit 14
+    QUERY_INDEX_CURSOR_GET_PAGE = 2009  # bit 14
+
+    # Binary metadata.
+    BINARY_TYPE_NAME_GET = 3000
+    BINARY_TYPE_NAME_PUT = 3001
+    BINARY_TYPE_GET = 3002
+    BINARY_TYPE_PUT = 3003
+    BINARY_CONFIGURATION_GET = 3004  # bit 8
+
+    # Transactions (>= 1.5.0).
+    TX_START = 4000
+    TX_END = 4001
+
+    # Cluster.
+    CLUSTER_GET_STATE = 5000
+    CLUSTER_CHANGE_STATE = 5001
+    CLUSTER_CHANGE_WAL_STATE = 5002
+    CLUSTER_GET_WAL_STATE = 5003
+    CLUSTER_GROUP_GET_NODE_IDS = 5100
+    CLUSTER_GROUP_GET_NODE_INFO = 5101
+    CLUSTER_GROUP_GET_NODE_ENDPOINTS = 5102  # bit 3
+
+    # Compute.
+    COMPUTE_TASK_EXECUTE = 6000  # bit 1
+    COMPUTE_TASK_FINISHED = 6001  # server -> client notification
+
+    # Services.
+    SERVICE_INVOKE = 7000
+    SERVICE_GET_DESCRIPTORS = 7001  # bit 9
+    SERVICE_GET_DESCRIPTOR = 7002  # bit 9
+    SERVICE_GET_TOPOLOGY = 7003  # bit 16
+
+    # Data streamer.
+    DATA_STREAMER_START = 8000
+    DATA_STREAMER_ADD_DATA = 8001
+
+    # AtomicLong.
+    ATOMIC_LONG_CREATE = 9000
+    ATOMIC_LONG_REMOVE = 9001
+    ATOMIC_LONG_EXISTS = 9002
+    ATOMIC_LONG_VALUE_GET = 9003
+    ATOMIC_LONG_VALUE_ADD_AND_GET = 9004
+    ATOMIC_LONG_VALUE_GET_AND_SET = 9005
+    ATOMIC_LONG_VALUE_COMPARE_AND_SET = 9006
+    ATOMIC_LONG_VALUE_COMPARE_AND_SET_AND_GET = 9007
+
+    # IgniteSet.
+    SET_GET_OR_CREATE = 9010
+    SET_CLOSE = 9011
+    SET_EXISTS = 9012
+    SET_VALUE_ADD = 9013
+    SET_VALUE_ADD_ALL = 9014
+    SET_VALUE_REMOVE = 9015
+    SET_VALUE_REMOVE_ALL = 9016
+    SET_VALUE_CONTAINS = 9017
+    SET_VALUE_CONTAINS_ALL = 9018
+    SET_VALUE_RETAIN_ALL = 9019
+    SET_SIZE = 9020
+    SET_CLEAR = 9021
+    SET_ITERATOR_START = 9022
+    SET_ITERATOR_GET_PAGE = 9023
