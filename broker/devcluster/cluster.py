@@ -195,7 +195,7 @@ class DevCluster:
         node = self.record.nodes[idx]
         if node.alive():
             raise DevClusterError(f"node-{idx} already runs (pid {node.pid})")
-        ensure_ports_free(self.base_port, [idx])
+        ensure_ports_free(self.base_port, [idx], wait=_KILL_WAIT_S)
         if self._runtime is None:
             self._runtime = prepare_runtime(self._notify)
         expected = 1 + sum(other.alive() for other in self.record.nodes if other.idx != idx)
@@ -353,8 +353,16 @@ class DevCluster:
         return "\n".join(log_tail(node.log) for node in self._record.nodes if node.log.exists())
 
 
-def ensure_ports_free(base_port: int, indices: Iterable[int]) -> None:
-    """Raise PortInUseError naming every port of the given nodes that something listens on."""
+def ensure_ports_free(base_port: int, indices: Iterable[int], wait: float = 0.0) -> None:
+    """Raise PortInUseError naming every port of the given nodes that something listens on.
+
+    ``wait`` polls that long first: a JVM that was just killed reads as dead in /proc (its
+    memory is gone) a moment before the kernel has closed its sockets.
+    """
+    indices = list(indices)
+    deadline = time.monotonic() + wait
+    while not _ports_free(base_port, indices) and time.monotonic() < deadline:
+        time.sleep(_POLL_S)
     busy = []
     for idx in indices:
         ports = node_ports(base_port, idx)
@@ -367,6 +375,15 @@ def ensure_ports_free(base_port: int, indices: Iterable[int]) -> None:
             f"cannot start the dev cluster on base port {base_port}: already in use: "
             + ", ".join(busy)
         )
+
+
+def _ports_free(base_port: int, indices: list[int]) -> bool:
+    ports = [node_ports(base_port, idx) for idx in indices]
+    return all(
+        probe.port_is_free(port)
+        for p in ports
+        for port in (p.client, p.discovery, p.communication)
+    )
 
 
 def terminate_nodes(nodes: Iterable[NodeRecord], timeout: float = STOP_TIMEOUT_S) -> None:
@@ -426,17 +443,43 @@ def _signal_all(nodes: Iterable[NodeRecord], sig: int) -> None:
 def _wait_dead(nodes: list[NodeRecord], timeout: float) -> list[NodeRecord]:
     """Poll until every node has exited or timeout passes; return the ones still alive."""
     deadline = time.monotonic() + timeout
-    alive = [node for node in nodes if node.alive()]
+    alive = [node for node in nodes if not _exited(node)]
     while alive and time.monotonic() < deadline:
         time.sleep(_POLL_S)
-        alive = [node for node in alive if node.alive()]
-    for node in nodes:
-        if node not in alive and node.pid is not None:
-            _reap_pid(node.pid)
+        alive = [node for node in alive if not _exited(node)]
     return alive
 
 
-def _reap_pid(pid: int) -> None:
-    """Collect pid if it is an exited child of this process (e.g. nodes the CLI started here)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _exited(node: NodeRecord) -> bool:
+    """True once the node's process has fully exited (its sockets are closed): gone from /proc,
+    or a zombie, which is reaped when it is our child.  A process in the middle of exiting
+    already reads as not alive (its cmdline is empty) while it still holds its ports."""
+    if node.alive():
+        return False
+    if node.pid is None:
+        return True
+    try:
+        with open(f"/proc/{node.pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    if state in (b"Z", b"X"):
+        # A zombie leader may still have live threads (the JVM's main thread exits first).
+        return _reap_pid(node.pid) or _only_leader_left(node.pid)
+    return False
+
+
+def _only_leader_left(pid: int) -> bool:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except OSError:
+        return True
+
+
+def _reap_pid(pid: int) -> bool:
+    """Collect pid if it is an exited child of this process (e.g. nodes the CLI started here);
+    True when it was collected."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except (ChildProcessError, OSError):
+        return False
