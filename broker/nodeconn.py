@@ -148,6 +148,8 @@ class NodeConnection(asyncio.Protocol):
             proto.receive_data(data)
             while (event := proto.next_event()) is not NEED_DATA:
                 self._handle(event)
+                if isinstance(event, ConnectionClosed):  # repeats forever, like h11's
+                    break
         except ProtocolError as exc:
             self.close(f"protocol error from node: {exc}")
 

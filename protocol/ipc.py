@@ -17,6 +17,18 @@ from typing import Any
 
 import msgpack
 
+from .binary.values import (
+    BinaryObject,
+    Collection,
+    Date,
+    EnumValue,
+    Map,
+    ObjectArray,
+    Time,
+    Timestamp,
+    Typed,
+)
+
 IPC_VERSION = 1
 #: Largest request frame the broker accepts by default (bytes).
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -45,19 +57,18 @@ class ExtCode(enum.IntEnum):
     TYPED = 1  # payload: msgpack [ignite_type_code, value]; an explicit pyignite-style type hint
     UUID = 2  # payload: the 16 RFC-4122 bytes
     DECIMAL = 3  # payload: str(decimal) as ASCII
-    # 4..15 are reserved for dates, times, enums and binary objects (not in IPC version 1 yet).
+    TIMESTAMP = 4  # payload: msgpack [epoch_ms, nanos_within_ms]
+    DATE = 5  # payload: msgpack [epoch_ms]
+    TIME = 6  # payload: msgpack [ms_since_midnight]
+    ENUM = 7  # payload: msgpack [type_id, ordinal]
+    OBJECT = 8  # payload: msgpack [type_name, type_id, {field: value}]
+    COLLECTION = 9  # payload: msgpack [kind, [items]]
+    MAP = 10  # payload: msgpack [kind, [[key, value], ...]]
+    OBJECT_ARRAY = 11  # payload: msgpack [type_id, [items]]
 
 
 class IpcError(Exception):
     """A frame that is not a valid IPC message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Typed:
-    """A value with an explicit Ignite type code (what pyignite calls a type hint)."""
-
-    type_code: int
-    value: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,27 +104,57 @@ def error_payload(
 
 # -- values -----------------------------------------------------------------------------------
 
-def _default(value: Any) -> msgpack.ExtType:
-    if isinstance(value, Typed):
-        return msgpack.ExtType(ExtCode.TYPED, _pack_inner([value.type_code, value.value]))
+# Each value class -> (ext code, its fields as a msgpack list); and back.
+_TO_EXT: dict[type, tuple[int, Callable[[Any], list[Any]]]] = {
+    Typed: (ExtCode.TYPED, lambda v: [v.type_code, v.value]),
+    Timestamp: (ExtCode.TIMESTAMP, lambda v: [v.epoch_ms, v.nanos]),
+    Date: (ExtCode.DATE, lambda v: [v.epoch_ms]),
+    Time: (ExtCode.TIME, lambda v: [v.ms]),
+    EnumValue: (ExtCode.ENUM, lambda v: [v.type_id, v.ordinal]),
+    BinaryObject: (ExtCode.OBJECT, lambda v: [v.type_name, v.type_id, v.fields]),
+    Collection: (ExtCode.COLLECTION, lambda v: [v.kind, v.items]),
+    Map: (ExtCode.MAP, lambda v: [v.kind, [list(pair) for pair in v.items]]),
+    ObjectArray: (ExtCode.OBJECT_ARRAY, lambda v: [v.type_id, v.items]),
+}
+_FROM_EXT: dict[int, Callable[[list[Any]], Any]] = {
+    ExtCode.TYPED: lambda f: Typed(f[0], f[1]),
+    ExtCode.TIMESTAMP: lambda f: Timestamp(f[0], f[1]),
+    ExtCode.DATE: lambda f: Date(f[0]),
+    ExtCode.TIME: lambda f: Time(f[0]),
+    ExtCode.ENUM: lambda f: EnumValue(f[0], f[1]),
+    ExtCode.OBJECT: lambda f: BinaryObject(f[1], dict(f[2]), type_name=f[0]),
+    ExtCode.COLLECTION: lambda f: Collection(f[0], list(f[1])),
+    ExtCode.MAP: lambda f: Map(f[0], [(k, v) for k, v in f[1]]),
+    ExtCode.OBJECT_ARRAY: lambda f: ObjectArray(f[0], list(f[1])),
+}
+
+
+def _default(value: Any) -> Any:
+    to_ext = _TO_EXT.get(type(value))
+    if to_ext is not None:
+        code, fields = to_ext
+        return msgpack.ExtType(code, _pack_inner(fields(value)))
     if isinstance(value, uuid.UUID):
         return msgpack.ExtType(ExtCode.UUID, value.bytes)
     if isinstance(value, decimal.Decimal):
         return msgpack.ExtType(ExtCode.DECIMAL, str(value).encode("ascii"))
     if isinstance(value, tuple):
-        return list(value)  # type: ignore[return-value]
+        return list(value)
     raise TypeError(f"cannot send a value of type {type(value).__name__} to the broker")
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
-    if code == ExtCode.TYPED:
-        type_code, value = _unpack_inner(data)
-        return Typed(type_code, value)
     if code == ExtCode.UUID:
         return uuid.UUID(bytes=data)
     if code == ExtCode.DECIMAL:
         return decimal.Decimal(data.decode("ascii"))
-    return msgpack.ExtType(code, data)
+    from_ext = _FROM_EXT.get(code)
+    if from_ext is None:
+        raise ValueError(f"unknown ext type {code}")
+    fields = _unpack_inner(data)
+    if not isinstance(fields, list):
+        raise ValueError(f"ext type {code} must hold an array")
+    return from_ext(fields)
 
 
 def _pack_inner(obj: Any) -> bytes:

@@ -3,6 +3,7 @@ checked with a real ``hello`` through libclient, the broker's log shown on failu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from libclient.exceptions import BrokerUnavailable
 from libclient.transport import Transport
@@ -17,8 +19,23 @@ from libclient.transport import Transport
 _READY_TIMEOUT = 60.0
 
 
-def _toml_list(items: list[str]) -> str:
-    return "[" + ", ".join(f'"{i}"' for i in items) + "]"
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+
+def render_toml(settings: dict[str, Any]) -> str:
+    """``{"section.key": value}`` as a TOML document."""
+    sections: dict[str, list[str]] = {}
+    for name, value in settings.items():
+        section, key = name.split(".", 1)
+        sections.setdefault(section, []).append(f"{key} = {_toml_value(value)}")
+    return "".join(f"[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items())
 
 
 class BrokerProcess:
@@ -29,19 +46,18 @@ class BrokerProcess:
         nodes: list[tuple[str, int]],
         *,
         workdir: str | Path | None = None,
-        extra_toml: str = "",
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ignite-broker-test-"))
         self.endpoint = f"ipc://{self.workdir}/run/broker.sock"
         self.config_path = self.workdir / "broker.toml"
         self.log_path = self.workdir / "broker.log"
-        self.config_path.write_text(
-            "[broker]\n"
-            f"endpoints = {_toml_list([self.endpoint])}\n"
-            "[cluster]\n"
-            f"nodes = {_toml_list([f'{h}:{p}' for h, p in nodes])}\n"
-            + extra_toml
-        )
+        self.settings = {
+            "broker.endpoints": [self.endpoint],
+            "cluster.nodes": [f"{h}:{p}" for h, p in nodes],
+            **(settings or {}),
+        }
+        self.config_path.write_text(render_toml(self.settings))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_nodes: int = 1) -> BrokerProcess:

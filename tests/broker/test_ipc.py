@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import ipc
+from protocol.binary import values
 
 
 def test_request_round_trip():
@@ -65,3 +66,27 @@ def test_default_endpoint_order():
         "ipc:///run/user/5/ignite-broker/broker.sock"
     assert ipc.default_endpoint({}, 5) == "ipc:///tmp/ignite-broker-5/broker.sock"
     assert ipc.default_endpoint({"RUNTIME_DIRECTORY": "/run/x"}, 5) == "ipc:///run/x/broker.sock"
+
+
+@pytest.mark.parametrize("value", [
+    ipc.Typed(3, 5),
+    values.Timestamp(1_700_000_000_123, 456_789),
+    values.Date(-5),
+    values.Time(86_399_999),
+    values.EnumValue(12, 3),
+    values.BinaryObject(77, {"a": 1, "b": [values.Date(1)]}, type_name="Person"),
+    values.Collection(values.CollectionKind.HASH_SET, [1, "x"]),
+    values.Map(values.MapKind.LINKED_HASH_MAP, [(1, "a"), ("b", None)]),
+    values.ObjectArray(-1, [uuid.UUID(int=5), decimal.Decimal("1e-3")]),
+])
+def test_value_classes_cross_as_ext_types(value):
+    assert ipc.unpack(ipc.pack([value]))[0] == value
+
+
+def test_unknown_or_malformed_ext_is_ipc_error():
+    with pytest.raises(ipc.IpcError):
+        ipc.unpack(msgpack.packb(msgpack.ExtType(99, b"")))
+    with pytest.raises(ipc.IpcError):
+        ipc.unpack(msgpack.packb(msgpack.ExtType(ipc.ExtCode.DATE, msgpack.packb(5))))
+    with pytest.raises(ipc.IpcError):
+        ipc.unpack(msgpack.packb(msgpack.ExtType(ipc.ExtCode.DATE, msgpack.packb([]))))

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def broker(ignite_node, tmp_path_factory):
     proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("bad"),
-                         extra_toml="[limits]\nmax_request_bytes = 65536\n")
+                         settings={"limits.max_request_bytes": 65536})
     proc.start()
     try:
         yield proc
