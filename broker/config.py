@@ -63,6 +63,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls.ciphers", str, "", False, "OpenSSL cipher list for TLS 1.2 (empty: defaults)"),
     Setting("limits.request_timeout", float, 30.0, True,
             "deadline for requests that carry none (seconds)"),
+    Setting("limits.worker_liveness", float, 5.0, True,
+            "seconds of silence after which a worker's transactions are rolled back and its "
+            "cursors closed"),
+    Setting("limits.max_in_flight_per_worker", int, 1024, False,
+            "requests one worker may have in flight before it gets 'overloaded'"),
+    Setting("limits.max_in_flight_total", int, 65536, False,
+            "requests the whole broker may have in flight before workers get 'overloaded'"),
     Setting("limits.max_request_bytes", int, DEFAULT_MAX_REQUEST_BYTES, True,
             "largest request frame accepted from a worker"),
     Setting("log.level", str, "info", True, "debug, info, warning or error"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from .devcluster import DevCluster
 from .devcluster.brokerproc import BrokerProcess
+from .devcluster.netstat import established_connections
 
 _KEYS_PER_WORKER = 300
 _DEMO_BASE_PORT = 10900
@@ -40,28 +41,6 @@ def _worker(index: int, endpoint: str, workers: int, barrier: Any, results: Any)
     results.put((index, os.getpid(), 2 * _KEYS_PER_WORKER + 2, wrong, seen, elapsed))
 
 
-def _count_connections(pid: int, ports: set[int]) -> int:
-    """Established TCP connections from ``pid`` to any of ``ports`` (reads /proc, no tools)."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as fh:
-            next(fh)
-            for line in fh:
-                fields = line.split()
-                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-                if fields[3] == "01" and fields[9] in inodes and remote_port in ports:
-                    count += 1
-    return count
-
-
 def main(workers: int = 4, nodes: int = 2) -> int:
     print(f"== starting a {nodes}-node Ignite dev cluster (first run downloads the jars)")
     with DevCluster(nodes=nodes, base_port=_DEMO_BASE_PORT, notify=print) as cluster:
@@ -74,7 +53,7 @@ def main(workers: int = 4, nodes: int = 2) -> int:
             print(f"== broker pid {broker.proc.pid} serving {broker.endpoint}")
             _run_workers(workers, broker.endpoint)
             ports = {p for _, p in cluster.addresses}
-            held = _count_connections(broker.proc.pid, ports)
+            held = established_connections(broker.proc.pid, ports)
             print(f"== cluster connections held by the broker: {held} "
                   f"(pyignite, one partition-aware client per worker: {workers * nodes})")
         print("== broker stopped (SIGTERM, drained)")

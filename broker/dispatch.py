@@ -1,173 +1,240 @@
-"""Turns a worker's request into a thin-client request on a chosen node connection, and the
-node's answer into the worker's reply.  One table row per IPC op."""
+"""Turns each worker request into thin-client requests on a chosen node connection and the
+node's answer into the worker's reply: admission control, worker bookkeeping, routing,
+retries of idempotent requests, and the handler tables of broker/ops_*.py."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from protocol import ErrorResponse, LocalProtocolError, OpCode, ProtocolError, cache_id, ops
-from protocol.ipc import Request, Status, Typed, error_payload
+from protocol import ErrorResponse, LocalProtocolError, OpCode, ProtocolError, Response, cache_id
+from protocol.ipc import Request, Status, error_payload
 
 from . import log
-from .errors import BadRequest, BrokerError, ClusterUnavailable, UnknownOp
-from .nodeconn import ConnectionLost, Outcome
+from .errors import (
+    BadRequest,
+    BrokerError,
+    ClusterUnavailable,
+    DeadlineExceeded,
+    NodeError,
+    Overloaded,
+    UnknownOp,
+)
+from .nodeconn import ConnectionLost, NodeConnection, Outcome
 from .pool import NodePool
+from .workers import Transaction, Worker, Workers
 
-ReplyFn = Callable[[int, int, Any], None]
+ReplyFn = Callable[[int, Any], None]  # (status, payload); the request id is already bound
+Handler = Callable[["Dispatcher", Worker, Request, ReplyFn], None]
 
 _log = log.get("dispatch")
 
 
 @dataclass(frozen=True, slots=True)
-class OpSpec:
-    """How one IPC op maps onto the thin-client protocol."""
-
-    encode: Callable[[dict[str, Any]], tuple[OpCode, bytes]]
-    decode: Callable[[Any], Any]
-    idempotent: bool  # safe to repeat: a read, never a write
+class Limits:
+    max_in_flight_per_worker: int = 1024
+    max_in_flight_total: int = 65536
+    default_timeout: float = 30.0
 
 
-def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...] = object) -> Any:
+@dataclass(slots=True)
+class Call:
+    """One thin-client request on behalf of a worker, kept until it is answered so that an
+    idempotent one can be sent again to another node."""
+
+    op: OpCode
+    body: bytes
+    idempotent: bool
+    deadline: float  # monotonic
+    on_result: Callable[[Response], None]
+    on_error: Callable[[BrokerError], None]
+    pinned: NodeConnection | None = None  # tx or cursor connection: no failover
+    route_cache: int | None = None  # with key_pos: route to the primary node of the key
+    key_pos: int = -1  # where the key starts in body (-1: not a keyed request)
+    attempts: int = 0
+
+
+def arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...] = object,
+        default: Any = ...) -> Any:
+    """A request argument, checked for type; BadRequest names what is wrong."""
     try:
         value = args[name]
     except KeyError:
+        if default is not ...:
+            return default
         raise BadRequest(f"missing argument {name!r}") from None
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise BadRequest(f"argument {name!r} has the wrong type ({type(value).__name__})")
     return value
 
 
-def _value(args: dict[str, Any], name: str) -> tuple[Any, int | None]:
-    """An Ignite value and its optional type hint (a Typed wrapper from the worker)."""
-    value = _arg(args, name)
-    if isinstance(value, Typed):
-        return value.value, value.type_code
-    return value, None
-
-
-_cache_ids: dict[str, int] = {}
-
-
-def _cache(args: dict[str, Any]) -> int:
-    name = _arg(args, "cache", str)
-    cid = _cache_ids.get(name)
-    if cid is None:
-        if len(_cache_ids) > 100_000:
-            _cache_ids.clear()
-        cid = _cache_ids[name] = cache_id(name)
-    return cid
-
-
-def _nothing(body: Any) -> None:
-    return None
-
-
-def _encode_get(args: dict[str, Any]) -> tuple[OpCode, bytes]:
-    key, key_hint = _value(args, "key")
-    return OpCode.CACHE_GET, ops.cache_get(_cache(args), key, key_hint=key_hint)
-
-
-def _encode_put(args: dict[str, Any]) -> tuple[OpCode, bytes]:
-    key, key_hint = _value(args, "key")
-    value, value_hint = _value(args, "value")
-    body = ops.cache_put(_cache(args), key, value, key_hint=key_hint, value_hint=value_hint)
-    return OpCode.CACHE_PUT, body
-
-
-OPS: dict[str, OpSpec] = {
-    "cache_get_or_create": OpSpec(
-        lambda a: (OpCode.CACHE_GET_OR_CREATE_WITH_NAME,
-                   ops.cache_get_or_create_with_name(_arg(a, "name", str))),
-        _nothing,
-        idempotent=True,
-    ),
-    "cache_names": OpSpec(
-        lambda a: (OpCode.CACHE_GET_NAMES, ops.cache_get_names()),
-        ops.parse_cache_get_names,
-        idempotent=True,
-    ),
-    "cache_get": OpSpec(_encode_get, ops.parse_cache_get, idempotent=True),
-    "cache_put": OpSpec(_encode_put, _nothing, idempotent=False),
-}
-
-
-class Dispatcher:
-    """Routes requests to nodes; answers every request exactly once through ``reply``."""
-
-    def __init__(self, pool: NodePool, broker_info: Callable[[], dict[str, Any]]) -> None:
-        self._pool = pool
-        self._broker_info = broker_info
-
-    def dispatch(self, request: Request, reply: ReplyFn) -> None:
-        try:
-            self._dispatch(request, reply)
-        except BrokerError as exc:
-            reply(request.request_id, exc.status, _error_of(exc))
-
-    def _dispatch(self, request: Request, reply: ReplyFn) -> None:
-        if request.op == "hello":
-            reply(request.request_id, Status.OK, self._hello(request.args))
-            return
-        if request.op == "ping":
-            reply(request.request_id, Status.OK, None)
-            return
-        spec = OPS.get(request.op)
-        if spec is None:
-            raise UnknownOp(f"unknown op {request.op!r}")
-        try:
-            op, body = spec.encode(request.args)
-        except LocalProtocolError as exc:
-            raise BadRequest(f"cannot encode the request: {exc}") from exc
-        conn = self._pool.pick()
-        request_id = request.request_id
-        conn.send(op, body, lambda outcome: self._on_outcome(spec, request_id, outcome, reply))
-
-    def _hello(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Broker facts for a new stub; refuse node addresses that are not this cluster's."""
-        info = self._broker_info()
-        nodes = args.get("nodes") or []
-        if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
-            raise BadRequest("hello: nodes must be a list of 'host:port' strings")
-        served = {_normalize(n) for n in info["nodes"]}
-        foreign = [n for n in nodes if _normalize(n) not in served]
-        if foreign:
-            raise BadRequest(
-                f"{', '.join(foreign)}: not a node of the cluster this broker serves "
-                f"({', '.join(info['nodes'])})")
-        return info
-
-    def _on_outcome(self, spec: OpSpec, request_id: int, outcome: Outcome, reply: ReplyFn) -> None:
-        if isinstance(outcome, ErrorResponse):
-            error = error_payload("server_error", outcome.message or "",
-                                  server_status=outcome.status)
-            reply(request_id, Status.SERVER_ERROR, error)
-            return
-        if isinstance(outcome, BaseException):
-            maybe_applied = isinstance(outcome, ConnectionLost) and not spec.idempotent
-            error = ClusterUnavailable(str(outcome), maybe_applied=maybe_applied)
-            reply(request_id, error.status, _error_of(error))
-            return
-        try:
-            result = spec.decode(outcome.body)
-        except ProtocolError as exc:
-            _log.error("undecodable_response", error=str(exc))
-            reply(request_id, Status.INTERNAL,
-                  error_payload("internal", f"cannot decode the node's answer: {exc}"))
-            return
-        reply(request_id, Status.OK, result)
-
-
-def _normalize(address: str) -> str:
-    host, _, port = address.rpartition(":")
-    return f"{'127.0.0.1' if host in ('localhost', '::1', '[::1]') else host}:{port}"
-
-
-def _error_of(exc: BrokerError) -> dict[str, Any]:
+def error_of(exc: BrokerError) -> dict[str, Any]:
     return error_payload(
         exc.kind,
         str(exc),
         server_status=getattr(exc, "server_status", None),
         maybe_applied=getattr(exc, "maybe_applied", None),
     )
+
+
+class Dispatcher:
+    """Answers every request exactly once through its reply function."""
+
+    def __init__(
+        self,
+        pool: NodePool,
+        workers: Workers,
+        broker_info: Callable[[], dict[str, Any]],
+        limits: Limits | None = None,
+    ) -> None:
+        from .ops_admin import HANDLERS as ADMIN
+        from .ops_kv import HANDLERS as KV
+        from .ops_query import HANDLERS as QUERY
+
+        self.pool = pool
+        self.workers = workers
+        self.broker_info = broker_info
+        self.limits = limits or Limits()
+        self.in_flight = 0
+        self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN}
+        self._cache_ids: dict[str, int] = {}
+
+    # -- entry --------------------------------------------------------------------------------
+
+    def dispatch(self, identity: bytes, request: Request,
+                 send_reply: Callable[[int, int, Any], None]) -> None:
+        now = time.monotonic()
+        worker = self.workers.seen(identity, now)
+        request_id = request.request_id
+
+        def reply(status: int, payload: Any) -> None:
+            worker.in_flight -= 1
+            self.in_flight -= 1
+            send_reply(request_id, status, payload)
+
+        worker.in_flight += 1
+        self.in_flight += 1
+        try:
+            self._admit(worker)
+            handler = self._handlers.get(request.op)
+            if handler is None:
+                raise UnknownOp(f"unknown op {request.op!r}")
+            handler(self, worker, request, reply)
+        except BrokerError as exc:
+            reply(exc.status, error_of(exc))
+        except LocalProtocolError as exc:
+            reply(Status.BAD_REQUEST, error_payload("bad_request", f"cannot encode: {exc}"))
+
+    def _admit(self, worker: Worker) -> None:
+        if worker.in_flight > self.limits.max_in_flight_per_worker:
+            raise Overloaded(f"this worker has {worker.in_flight - 1} requests in flight "
+                             f"(limit {self.limits.max_in_flight_per_worker})")
+        if self.in_flight > self.limits.max_in_flight_total:
+            raise Overloaded(f"the broker has {self.in_flight - 1} requests in flight "
+                             f"(limit {self.limits.max_in_flight_total})")
+
+    # -- helpers for handlers -----------------------------------------------------------------
+
+    def cache_id(self, args: dict[str, Any]) -> int:
+        name = arg(args, "cache", str)
+        cid = self._cache_ids.get(name)
+        if cid is None:
+            if len(self._cache_ids) > 100_000:
+                self._cache_ids.clear()
+            cid = self._cache_ids[name] = cache_id(name)
+        return cid
+
+    def transaction(self, worker: Worker, args: dict[str, Any]) -> Transaction | None:
+        handle = args.get("tx")
+        if handle is None:
+            return None
+        tx = worker.transactions.get(handle) if isinstance(handle, int) else None
+        if tx is None:
+            raise BadRequest(f"transaction {handle!r} is not open on this worker")
+        if not tx.conn.is_open:
+            del worker.transactions[handle]
+            raise ClusterUnavailable(
+                f"the connection of transaction {handle} was lost: the server rolled it back",
+                maybe_applied=False)
+        return tx
+
+    def deadline(self, request: Request) -> float:
+        """The request's deadline on the monotonic clock."""
+        if request.deadline_ms:
+            return time.monotonic() + (request.deadline_ms / 1000 - time.time())
+        return time.monotonic() + self.limits.default_timeout
+
+    def call(self, call: Call) -> None:
+        """Send ``call`` to its pinned connection or a routed one; retry on another node when
+        it is idempotent and the connection failed, until its deadline."""
+        try:
+            if call.pinned is not None:
+                conn = call.pinned
+            elif call.key_pos >= 0 and call.attempts == 0:
+                conn = self.pool.route(call.route_cache, call.body, call.key_pos)
+            else:
+                conn = self.pool.pick()
+        except BrokerError as exc:
+            call.on_error(exc)
+            return
+        call.attempts += 1
+        try:
+            conn.send(call.op, call.body, lambda outcome: self._on_outcome(call, outcome),
+                      deadline=call.deadline)
+        except ConnectionLost as exc:  # nothing was written: safe to try elsewhere
+            if call.pinned is None and call.attempts < 4 and time.monotonic() < call.deadline:
+                self.call(call)
+            else:
+                call.on_error(ClusterUnavailable(str(exc), maybe_applied=False))
+
+    def _on_outcome(self, call: Call, outcome: Outcome) -> None:
+        if isinstance(outcome, Response):
+            try:
+                call.on_result(outcome)
+            except ProtocolError as exc:
+                _log.error("undecodable_response", op=call.op.name, error=str(exc))
+                call.on_error(BrokerError(f"cannot decode the node's answer: {exc}"))
+            return
+        if isinstance(outcome, ErrorResponse):
+            call.on_error(NodeError(outcome.message or "", outcome.status))
+            return
+        if isinstance(outcome, DeadlineExceeded):
+            call.on_error(outcome)
+            return
+        retry = (call.idempotent and call.pinned is None and call.attempts < 4
+                 and time.monotonic() < call.deadline)
+        if retry:
+            _log.info("retrying_on_another_node", op=call.op.name, reason=str(outcome))
+            self.call(call)
+            return
+        maybe_applied = not call.idempotent
+        what = "it may have been applied" if maybe_applied else "it was a read"
+        call.on_error(ClusterUnavailable(f"{outcome} (the request was sent: {what})",
+                                         maybe_applied=maybe_applied))
+
+
+def simple_call(
+    dispatcher: Dispatcher,
+    request: Request,
+    reply: ReplyFn,
+    op: OpCode,
+    body: bytes,
+    parse: Callable[[Any], Any],
+    *,
+    idempotent: bool,
+    pinned: NodeConnection | None = None,
+    route_cache: int | None = None,
+    key_pos: int = -1,
+) -> None:
+    """The common case: one request, its parsed body is the reply."""
+
+    def on_result(response: Response) -> None:
+        reply(Status.OK, parse(response.body))
+
+    def on_error(exc: BrokerError) -> None:
+        reply(exc.status, error_of(exc))
+
+    dispatcher.call(Call(op, body, idempotent, dispatcher.deadline(request), on_result, on_error,
+                         pinned=pinned, route_cache=route_cache, key_pos=key_pos))

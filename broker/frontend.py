@@ -32,7 +32,7 @@ class Frontend:
         self,
         context: zmq.Context,
         endpoints: list[str],
-        dispatch: Callable[[Request, Callable[[int, int, Any], None]], None],
+        dispatch: Callable[[bytes, Request, Callable[[int, int, Any], None]], None],
         *,
         max_request_bytes: int,
         socket_mode: int,
@@ -117,7 +117,8 @@ class Frontend:
                                      "the broker could send it", maybe_applied=False))
             return
         try:
-            self._dispatch(request, lambda rid, st, payload: self.reply(identity, rid, st, payload))
+            self._dispatch(identity, request,
+                           lambda rid, st, payload: self.reply(identity, rid, st, payload))
         except Exception as exc:  # a broker bug must not take the broker down
             _log.exception("dispatch_failed", op=request.op)
             self.reply(identity, request.request_id, Status.INTERNAL,

@@ -30,10 +30,12 @@ from protocol.ipc import IPC_VERSION
 
 from . import __version__, log
 from .config import SETTINGS, Config, load, parse_address
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, Limits
 from .errors import BrokerError, ConfigError
 from .frontend import Frontend
+from .janitor import Janitor
 from .pool import NodePool
+from .workers import Workers
 
 _log = log.get("lifecycle")
 
@@ -97,6 +99,7 @@ class Broker:
         self._signals = 0
         self.pool: NodePool | None = None
         self.frontend: Frontend | None = None
+        self.janitor: Janitor | None = None
 
     def info(self) -> dict[str, Any]:
         """What a worker learns from 'hello': never a secret."""
@@ -124,7 +127,12 @@ class Broker:
         )
         await self.pool.start(wait=cfg.cluster_connect_timeout)
         context = zmq.Context()
-        dispatcher = Dispatcher(self.pool, self.info)
+        self.workers = Workers()
+        limits = Limits(max_in_flight_per_worker=cfg.limits_max_in_flight_per_worker,
+                        max_in_flight_total=cfg.limits_max_in_flight_total,
+                        default_timeout=cfg.limits_request_timeout)
+        dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
+        self.janitor = Janitor(self.pool, self.workers, liveness=cfg.limits_worker_liveness)
         self.frontend = Frontend(
             context, cfg.broker_endpoints, dispatcher.dispatch,
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
@@ -132,12 +140,14 @@ class Broker:
         try:
             self.frontend.bind()
             self.frontend.start()
+            self.janitor.start()
             self._install_signals()
             sd_notify("READY=1\nSTATUS=serving")
             _log.info("ready", pid=os.getpid(), nodes_ready=len(self.pool.ready))
             await self._stop.wait()
             await self._drain()
         finally:
+            await self.janitor.stop()
             self.frontend.close()
             await self.pool.close()
             context.term()
@@ -197,6 +207,8 @@ class Broker:
         log.configure(self.cfg.log_level, self.cfg.log_format)
         if self.frontend is not None:
             self.frontend.max_request_bytes = self.cfg.limits_max_request_bytes
+        if self.janitor is not None:
+            self.janitor.liveness = self.cfg.limits_worker_liveness
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
         sd_notify("READY=1")
 

@@ -23,7 +23,7 @@ from protocol import (
 )
 
 from . import log
-from .errors import ConnectError
+from .errors import ConnectError, DeadlineExceeded
 
 #: What a caller gets back: the node's Response or ErrorResponse, or the exception that ended
 #: the connection before an answer came.
@@ -52,7 +52,7 @@ class NodeConnection(asyncio.Protocol):
         self.host = host
         self.port = port
         self._proto = ClientConnection(config)
-        self._pending: dict[int, Callback] = {}
+        self._pending: dict[int, tuple[Callback, float]] = {}  # id -> (callback, deadline)
         self._transport: asyncio.Transport | None = None
         self._handshake: asyncio.Future[HandshakeAccepted] | None = None
         self._outbuf: list[bytes] = []
@@ -79,6 +79,10 @@ class NodeConnection(asyncio.Protocol):
     @property
     def version(self) -> Any:
         return self._proto.version
+
+    @property
+    def features(self) -> frozenset[int]:
+        return self._proto.features
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -113,12 +117,14 @@ class NodeConnection(asyncio.Protocol):
 
     # -- requests -----------------------------------------------------------------------------
 
-    def send(self, op: OpCode, body: bytes, callback: Callback) -> int:
-        """Queue a request; ``callback`` runs exactly once with the outcome."""
+    def send(self, op: OpCode, body: bytes, callback: Callback,
+             deadline: float = float("inf")) -> int:
+        """Queue a request; ``callback`` runs exactly once with the outcome (the answer, the
+        connection's loss, or DeadlineExceeded once ``deadline`` (monotonic) has passed)."""
         if not self.is_open:
             raise ConnectionLost(f"{self.host}:{self.port}: connection is closed")
         request_id, data = self._proto.send_request(op, body)
-        self._pending[request_id] = callback
+        self._pending[request_id] = (callback, deadline)
         if not self._outbuf:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outbuf.append(data)
@@ -157,9 +163,9 @@ class NodeConnection(asyncio.Protocol):
         if isinstance(event, Response | ErrorResponse):
             if event.affinity_version is not None and self._on_topology is not None:
                 self._on_topology(self, event.affinity_version)
-            callback = self._pending.pop(event.request_id, None)
-            if callback is not None:
-                callback(event)
+            pending = self._pending.pop(event.request_id, None)
+            if pending is not None:  # None: the caller gave up (deadline) before the answer
+                pending[0](event)
         elif isinstance(event, HandshakeAccepted):
             self.node_id = event.node_id
             if self._handshake is not None and not self._handshake.done():
@@ -185,6 +191,19 @@ class NodeConnection(asyncio.Protocol):
         self.data_received(b"")
         return None
 
+    def expire(self, now: float) -> int:
+        """Fail the requests whose deadline passed (a late answer is then dropped)."""
+        late = [rid for rid, (_, deadline) in self._pending.items() if deadline < now]
+        for rid in late:
+            callback, _ = self._pending.pop(rid)
+            callback(DeadlineExceeded(
+                f"{self.host}:{self.port} did not answer before the request's deadline"))
+        return len(late)
+
+    @property
+    def oldest_deadline(self) -> float:
+        return min((d for _, d in self._pending.values()), default=float("inf"))
+
     # -- closing ------------------------------------------------------------------------------
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -205,7 +224,7 @@ class NodeConnection(asyncio.Protocol):
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(error)
         pending, self._pending = self._pending, {}
-        for callback in pending.values():
+        for callback, _ in pending.values():
             callback(error)
         if self._on_lost is not None:
             self._on_lost(self, reason)

@@ -12,6 +12,7 @@ from protocol import ConnectionConfig
 from . import log
 from .errors import ClusterUnavailable, ConnectError
 from .nodeconn import NodeConnection
+from .topology import Topology
 
 _log = log.get("pool")
 
@@ -36,6 +37,8 @@ class NodePool:
         self._per_node = connections_per_node
         self._max_backoff = max_backoff
         self.ready: list[NodeConnection] = []
+        self.by_node: dict[object, list[NodeConnection]] = {}  # node UUID -> ready connections
+        self.topology = Topology(self)
         self._lost_events: dict[NodeConnection, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._round_robin = itertools.count()
@@ -47,16 +50,26 @@ class NodePool:
 
     async def start(self, wait: float) -> None:
         """Start a keeper task per connection slot; wait up to ``wait`` s for the first one."""
-        for host, port in self.addresses:
-            for slot in range(self._per_node):
-                name = f"{host}:{port}/{slot}"
-                task = asyncio.create_task(self._keep(host, port, slot), name=name)
-                self._tasks.append(task)
+        for host, port in list(self.addresses):
+            self._start_keepers(host, port)
         try:
             async with asyncio.timeout(wait):
                 await self._first_ready.wait()
         except TimeoutError:
             _log.warning("no_node_reachable_yet", waited_s=wait, last_error=self.last_error)
+
+    def _start_keepers(self, host: str, port: int) -> None:
+        for slot in range(self._per_node):
+            name = f"{host}:{port}/{slot}"
+            self._tasks.append(asyncio.create_task(self._keep(host, port, slot), name=name))
+
+    def add_node(self, host: str, port: int) -> None:
+        """Start connecting to a node the cluster told us about (idempotent)."""
+        if (host, port) in self.addresses:
+            return
+        self.addresses.append((host, port))
+        _log.info("node_discovered", node=f"{host}:{port}")
+        self._start_keepers(host, port)
 
     def pick(self) -> NodeConnection:
         """Any ready connection, round-robin; fail fast when the cluster is unreachable."""
@@ -66,6 +79,16 @@ class NodePool:
                 f"no Ignite node is reachable (last error: {self.last_error or 'none yet'})"
             )
         return ready[next(self._round_robin) % len(ready)]
+
+    def route(self, cache_id: int | None, body: bytes | None, key_pos: int) -> NodeConnection:
+        """The connection to the primary node of the key encoded at ``body[key_pos]``; any
+        ready connection when that node is unknown or unreachable."""
+        if cache_id is not None and body is not None:
+            node_id = self.topology.node_for(cache_id, body, key_pos)
+            conns = self.by_node.get(node_id) if node_id is not None else None
+            if conns:
+                return conns[next(self._round_robin) % len(conns)]
+        return self.pick()
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -80,7 +103,8 @@ class NodePool:
     async def _keep(self, host: str, port: int, slot: int) -> None:
         backoff = 0.1
         while True:
-            conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost)
+            conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost,
+                                  on_topology=self.topology.on_topology)
             try:
                 accepted = await conn.open(self._ssl, self._connect_timeout)
             except ConnectError as exc:
@@ -94,6 +118,7 @@ class NodePool:
             lost = asyncio.Event()
             self._lost_events[conn] = lost
             self.ready.append(conn)
+            self.by_node.setdefault(conn.node_id, []).append(conn)
             self._first_ready.set()
             _log.info("node_connected", node=f"{host}:{port}", slot=slot,
                       node_id=str(accepted.node_id), version=".".join(map(str, accepted.version)))
@@ -102,6 +127,11 @@ class NodePool:
     def _lost(self, conn: NodeConnection, reason: str) -> None:
         if conn in self.ready:
             self.ready.remove(conn)
+            siblings = self.by_node.get(conn.node_id, [])
+            if conn in siblings:
+                siblings.remove(conn)
+            if not siblings:
+                self.by_node.pop(conn.node_id, None)
             self.last_error = f"{conn.host}:{conn.port}: {reason}"
             _log.warning("node_disconnected", node=f"{conn.host}:{conn.port}", reason=reason)
         event = self._lost_events.pop(conn, None)

@@ -1,0 +1,72 @@
+"""Periodic housekeeping away from the request path: requests past their deadline, workers that
+went silent (their transactions rolled back, their cursors closed on the server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from protocol import OpCode, queries, tx
+
+from . import log
+from .pool import NodePool
+from .workers import Worker, Workers
+
+_log = log.get("janitor")
+
+
+class Janitor:
+    def __init__(self, pool: NodePool, workers: Workers, *, liveness: float,
+                 idle_forget: float = 300.0, interval: float = 0.25) -> None:
+        self._pool = pool
+        self._workers = workers
+        self.liveness = liveness
+        self._idle_forget = idle_forget
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.released_transactions = 0
+        self.released_cursors = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="janitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                self.sweep(time.monotonic())
+            except Exception:  # housekeeping must never die
+                _log.exception("sweep_failed")
+
+    def sweep(self, now: float) -> None:
+        for conn in list(self._pool.ready):
+            conn.expire(now)
+        for worker in self._workers.expired(now, self.liveness, self._idle_forget):
+            if worker.holds_resources:
+                self.release(worker, "worker went silent")
+
+    def release(self, worker: Worker, reason: str) -> None:
+        """Roll back the worker's transactions and close its cursors on their connections."""
+        for transaction in worker.transactions.values():
+            if transaction.conn.is_open:
+                transaction.conn.send(OpCode.TX_END, tx.tx_end(transaction.tx_id, False),
+                                      _ignore)
+                self.released_transactions += 1
+        for cursor in worker.cursors.values():
+            if cursor.conn.is_open:
+                cursor.conn.send(OpCode.RESOURCE_CLOSE, queries.resource_close(cursor.cursor_id),
+                                 _ignore)
+                self.released_cursors += 1
+        _log.info("worker_released", worker=worker.identity.hex(), reason=reason,
+                  transactions=len(worker.transactions), cursors=len(worker.cursors))
+        worker.transactions.clear()
+        worker.cursors.clear()
+
+
+def _ignore(outcome: object) -> None:
+    """Release requests are best effort: a lost connection already released everything."""

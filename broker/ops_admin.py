@@ -1,0 +1,154 @@
+"""Broker and cluster administration ops: hello/ping, cache create/configure/destroy, cluster
+state and WAL."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+from protocol import OpCode, cluster, ops
+from protocol.ipc import Request, Status
+
+from .dispatch import Dispatcher, ReplyFn, arg, simple_call
+from .errors import BadRequest
+from .workers import Worker
+
+_PROP_NAME = 0
+
+
+def _hello(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+    """Broker facts for a new stub; refuse node addresses that are not this cluster's."""
+    info = dispatcher.broker_info()
+    nodes = request.args.get("nodes") or []
+    if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+        raise BadRequest("hello: nodes must be a list of 'host:port' strings")
+    served = {_normalize(n) for n in info["nodes"]}
+    foreign = [n for n in nodes if _normalize(n) not in served]
+    if foreign:
+        raise BadRequest(
+            f"{', '.join(foreign)}: not a node of the cluster this broker serves "
+            f"({', '.join(info['nodes'])})")
+    reply(Status.OK, info)
+
+
+def _normalize(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    return f"{'127.0.0.1' if host in ('localhost', '::1', '[::1]') else host}:{port}"
+
+
+def _ping(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+    reply(Status.OK, None)
+
+
+# -- caches -----------------------------------------------------------------------------------
+
+
+def _cache_names(dispatcher: Dispatcher, worker: Worker, request: Request,
+                 reply: ReplyFn) -> None:
+    simple_call(dispatcher, request, reply, OpCode.CACHE_GET_NAMES, ops.cache_get_names(),
+                ops.parse_cache_get_names, idempotent=True)
+
+
+def _create(dispatcher: Dispatcher, request: Request, reply: ReplyFn, *, or_get: bool) -> None:
+    """By name, or by a configuration map {property code: value} (pyignite's prop_codes)."""
+    settings = request.args.get("name", request.args.get("config"))
+    if isinstance(settings, str):
+        op = OpCode.CACHE_GET_OR_CREATE_WITH_NAME if or_get else OpCode.CACHE_CREATE_WITH_NAME
+        build = ops.cache_get_or_create_with_name if or_get else ops.cache_create_with_name
+        body = build(settings)
+    elif isinstance(settings, dict) and isinstance(settings.get(_PROP_NAME), str):
+        op = (OpCode.CACHE_GET_OR_CREATE_WITH_CONFIGURATION if or_get
+              else OpCode.CACHE_CREATE_WITH_CONFIGURATION)
+        version = dispatcher.pool.pick().version
+        body = ops.cache_create_with_configuration(settings, version=tuple(version))
+    else:
+        raise BadRequest("a cache is created from a name or a config map with a name (code 0)")
+    simple_call(dispatcher, request, reply, op, body, ops.parse_empty, idempotent=or_get)
+
+
+def _cache_create(dispatcher: Dispatcher, worker: Worker, request: Request,
+                  reply: ReplyFn) -> None:
+    _create(dispatcher, request, reply, or_get=False)
+
+
+def _cache_get_or_create(dispatcher: Dispatcher, worker: Worker, request: Request,
+                         reply: ReplyFn) -> None:
+    _create(dispatcher, request, reply, or_get=True)
+
+
+def _plain(value: Any) -> Any:
+    """Configuration values as msgpack-friendly builtins."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cache_config(dispatcher: Dispatcher, worker: Worker, request: Request,
+                  reply: ReplyFn) -> None:
+    conn = dispatcher.pool.pick()
+    version = tuple(conn.version)
+
+    def parse(body: Any) -> dict[int, Any]:
+        return _plain(ops.parse_cache_get_configuration(body, version=version))
+
+    simple_call(dispatcher, request, reply, OpCode.CACHE_GET_CONFIGURATION,
+                ops.cache_get_configuration(dispatcher.cache_id(request.args)), parse,
+                idempotent=True, pinned=conn)
+
+
+def _cache_destroy(dispatcher: Dispatcher, worker: Worker, request: Request,
+                   reply: ReplyFn) -> None:
+    simple_call(dispatcher, request, reply, OpCode.CACHE_DESTROY,
+                ops.cache_destroy(dispatcher.cache_id(request.args)), ops.parse_empty,
+                idempotent=False)
+
+
+# -- cluster ----------------------------------------------------------------------------------
+
+
+def _cluster_get_state(dispatcher: Dispatcher, worker: Worker, request: Request,
+                       reply: ReplyFn) -> None:
+    simple_call(dispatcher, request, reply, OpCode.CLUSTER_GET_STATE, cluster.cluster_get_state(),
+                lambda body: int(cluster.parse_cluster_get_state(body)), idempotent=True)
+
+
+def _cluster_set_state(dispatcher: Dispatcher, worker: Worker, request: Request,
+                       reply: ReplyFn) -> None:
+    conn = dispatcher.pool.pick()
+    body = cluster.cluster_change_state(arg(request.args, "state", int), features=conn.features)
+    simple_call(dispatcher, request, reply, OpCode.CLUSTER_CHANGE_STATE, body, ops.parse_empty,
+                idempotent=True, pinned=conn)
+
+
+def _cluster_wal(dispatcher: Dispatcher, worker: Worker, request: Request,
+                 reply: ReplyFn) -> None:
+    name = arg(request.args, "cache", str)
+    enable = arg(request.args, "enable", (bool, type(None)), None)
+    if enable is None:
+        simple_call(dispatcher, request, reply, OpCode.CLUSTER_GET_WAL_STATE,
+                    cluster.cluster_get_wal_state(name), ops.parse_bool, idempotent=True)
+    else:
+        simple_call(dispatcher, request, reply, OpCode.CLUSTER_CHANGE_WAL_STATE,
+                    cluster.cluster_change_wal_state(name, enable), ops.parse_bool,
+                    idempotent=True)
+
+
+HANDLERS = {
+    "hello": _hello,
+    "ping": _ping,
+    "cache_names": _cache_names,
+    "cache_create": _cache_create,
+    "cache_get_or_create": _cache_get_or_create,
+    "cache_config": _cache_config,
+    "cache_destroy": _cache_destroy,
+    "cluster_get_state": _cluster_get_state,
+    "cluster_set_state": _cluster_set_state,
+    "cluster_wal": _cluster_wal,
+}

@@ -1,0 +1,113 @@
+"""Key-value cache operations: one table row per IPC op, all served by one generic handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from protocol import OpCode, ops
+from protocol.ipc import Request
+
+from .dispatch import Dispatcher, ReplyFn, arg, simple_call
+from .errors import BadRequest
+from .workers import Worker
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValueOp:
+    code: OpCode
+    build: Callable[..., bytes]
+    parse: Callable[..., Any]
+    params: tuple[str, ...]  # IPC arguments passed after the cache id, in order
+    idempotent: bool
+    takes_values: bool = True  # the builder encodes values (and takes ctx)
+
+
+_VALUE, _BOOL, _NONE = ops.parse_value, ops.parse_bool, ops.parse_empty
+
+# fmt: off
+KEY_VALUE_OPS: dict[str, KeyValueOp] = {
+    "cache_get": KeyValueOp(OpCode.CACHE_GET, ops.cache_get, _VALUE, ("key",), True),
+    "cache_put": KeyValueOp(OpCode.CACHE_PUT, ops.cache_put, _NONE, ("key", "value"), False),
+    "cache_get_all": KeyValueOp(OpCode.CACHE_GET_ALL, ops.cache_get_all,
+                                ops.parse_cache_get_all, ("keys",), True),
+    "cache_put_all": KeyValueOp(OpCode.CACHE_PUT_ALL, ops.cache_put_all, _NONE, ("pairs",),
+                                False),
+    "cache_replace": KeyValueOp(OpCode.CACHE_REPLACE, ops.cache_replace, _BOOL,
+                                ("key", "value"), False),
+    "cache_contains_key": KeyValueOp(OpCode.CACHE_CONTAINS_KEY, ops.cache_contains_key, _BOOL,
+                                     ("key",), True),
+    "cache_contains_keys": KeyValueOp(OpCode.CACHE_CONTAINS_KEYS, ops.cache_contains_keys,
+                                      _BOOL, ("keys",), True),
+    "cache_get_and_put": KeyValueOp(OpCode.CACHE_GET_AND_PUT, ops.cache_get_and_put, _VALUE,
+                                    ("key", "value"), False),
+    "cache_get_and_put_if_absent": KeyValueOp(
+        OpCode.CACHE_GET_AND_PUT_IF_ABSENT, ops.cache_get_and_put_if_absent, _VALUE,
+        ("key", "value"), False),
+    "cache_put_if_absent": KeyValueOp(OpCode.CACHE_PUT_IF_ABSENT, ops.cache_put_if_absent,
+                                      _BOOL, ("key", "value"), False),
+    "cache_get_and_remove": KeyValueOp(OpCode.CACHE_GET_AND_REMOVE, ops.cache_get_and_remove,
+                                       _VALUE, ("key",), False),
+    "cache_get_and_replace": KeyValueOp(OpCode.CACHE_GET_AND_REPLACE,
+                                        ops.cache_get_and_replace, _VALUE, ("key", "value"),
+                                        False),
+    "cache_remove_key": KeyValueOp(OpCode.CACHE_REMOVE_KEY, ops.cache_remove_key, _BOOL,
+                                   ("key",), False),
+    "cache_remove_keys": KeyValueOp(OpCode.CACHE_REMOVE_KEYS, ops.cache_remove_keys, _NONE,
+                                    ("keys",), False),
+    "cache_remove_all": KeyValueOp(OpCode.CACHE_REMOVE_ALL, ops.cache_remove_all, _NONE, (),
+                                   False, takes_values=False),
+    "cache_remove_if_equals": KeyValueOp(OpCode.CACHE_REMOVE_IF_EQUALS,
+                                         ops.cache_remove_if_equals, _BOOL, ("key", "sample"),
+                                         False),
+    "cache_replace_if_equals": KeyValueOp(OpCode.CACHE_REPLACE_IF_EQUALS,
+                                          ops.cache_replace_if_equals, _BOOL,
+                                          ("key", "sample", "value"), False),
+    "cache_clear": KeyValueOp(OpCode.CACHE_CLEAR, ops.cache_clear, _NONE, (), False,
+                              takes_values=False),
+    "cache_clear_key": KeyValueOp(OpCode.CACHE_CLEAR_KEY, ops.cache_clear_key, _NONE, ("key",),
+                                  False),
+    "cache_clear_keys": KeyValueOp(OpCode.CACHE_CLEAR_KEYS, ops.cache_clear_keys, _NONE,
+                                   ("keys",), False),
+    "cache_get_size": KeyValueOp(OpCode.CACHE_GET_SIZE, ops.cache_get_size, ops.parse_i64,
+                                 ("peek_modes",), True, takes_values=False),
+}
+# fmt: on
+
+_LISTS = {"keys", "pairs", "peek_modes"}
+
+
+def _expiry(args: dict[str, Any]) -> tuple[int, int, int] | None:
+    expiry = args.get("expiry")
+    if expiry is None:
+        return None
+    if (not isinstance(expiry, list) or len(expiry) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in expiry)):
+        raise BadRequest("expiry must be [create_ms, update_ms, access_ms]")
+    return expiry[0], expiry[1], expiry[2]
+
+
+def _handler(spec: KeyValueOp) -> Callable[[Dispatcher, Worker, Request, ReplyFn], None]:
+    def handle(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+        args = request.args
+        cid = dispatcher.cache_id(args)
+        values = [arg(args, p, list if p in _LISTS else object) for p in spec.params]
+        tx = dispatcher.transaction(worker, args)
+        options: dict[str, Any] = {"expiry": _expiry(args)}
+        if tx is not None:
+            options["tx_id"] = tx.tx_id
+        body = spec.build(cid, *values, **options)
+        # Key ops go to the key's primary node (the key follows the cache prefix: i32 id,
+        # i8 flags, 3 x i64 expiry when set); inside a transaction, to the tx's connection.
+        key_pos = -1
+        if spec.params[:1] == ("key",) and tx is None:
+            key_pos = 5 + (24 if options["expiry"] else 0)
+        simple_call(dispatcher, request, reply, spec.code, body, spec.parse,
+                    idempotent=spec.idempotent, pinned=tx.conn if tx else None,
+                    route_cache=cid, key_pos=key_pos)
+
+    return handle
+
+
+HANDLERS = {name: _handler(spec) for name, spec in KEY_VALUE_OPS.items()}

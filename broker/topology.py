@@ -1,0 +1,136 @@
+"""Partition-aware routing and node discovery: the partition -> node map per cache, marked stale
+when a node reports a newer affinity topology and refreshed one request at a time; and the
+cluster's node list (op 5102), so the broker reaches every server from one configured address.
+
+Theory of operation.  Any response may carry the AFFINITY_TOPOLOGY_CHANGED flag with the
+node's current affinity version.  A version newer than the one our map was built for makes
+the map stale; the next keyed request starts one refresh (CACHE_PARTITIONS for every cache
+seen so far, and the node endpoints) and is itself sent to any node.  Until the fresh map
+arrives requests keep flowing to any node: a wrong guess only costs a hop, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import uuid
+from typing import TYPE_CHECKING
+
+from protocol import OpCode, ProtocolError, Response, affinity, cluster
+from protocol.binary.primitives import Buffer
+
+from . import log
+
+if TYPE_CHECKING:
+    from .nodeconn import NodeConnection
+    from .pool import NodePool
+
+_log = log.get("topology")
+
+_FEATURE_NODE_ENDPOINTS = 3
+
+
+class Topology:
+    """Owns the affinity map; the pool asks it which node a key belongs to."""
+
+    def __init__(self, pool: NodePool) -> None:
+        self._pool = pool
+        self.mapping: affinity.AffinityMapping | None = None
+        self.latest: tuple[int, int] | None = None  # newest affinity version any node reported
+        self._caches: set[int] = set()
+        self._refreshing = False
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        version = self.mapping.version if self.mapping else None
+        return (f"<Topology map={version} latest={self.latest} caches={len(self._caches)} "
+                f"refreshes={self.refreshes}>")
+
+    @property
+    def stale(self) -> bool:
+        return self.mapping is None or affinity.is_newer(self.latest, self.mapping.version)
+
+    def on_topology(self, conn: NodeConnection, version: tuple[int, int]) -> None:
+        if affinity.is_newer(version, self.latest):
+            self.latest = version
+
+    def node_for(self, cache_id: int, body: Buffer, key_pos: int) -> uuid.UUID | None:
+        """The primary node of the key encoded at ``body[key_pos]``, or None (any node)."""
+        if cache_id not in self._caches:
+            self._caches.add(cache_id)
+            self._schedule_refresh()
+            return None
+        if self.stale:
+            self._schedule_refresh()
+        mapping = self.mapping
+        if mapping is None:
+            return None
+        return mapping.node_for_encoded(cache_id, body, None, key_pos)
+
+    # -- refresh ------------------------------------------------------------------------------
+
+    def _schedule_refresh(self) -> None:
+        if not self._refreshing:
+            self._refreshing = True
+            asyncio.get_running_loop().create_task(self._refresh(), name="topology-refresh")
+
+    async def _refresh(self) -> None:
+        try:
+            conn = self._pool.pick()
+            await self._refresh_partitions(conn)
+            if _FEATURE_NODE_ENDPOINTS in conn.features:
+                await self._discover_nodes(conn)
+        except Exception as exc:  # routing falls back to any node; the next request retries
+            _log.warning("topology_refresh_failed", reason=str(exc))
+        finally:
+            self._refreshing = False
+
+    async def _refresh_partitions(self, conn: NodeConnection) -> None:
+        caches = sorted(self._caches)
+        response = await conn.request(OpCode.CACHE_PARTITIONS,
+                                      affinity.cache_partitions(caches, conn.features))
+        if not isinstance(response, Response):
+            raise ProtocolError(f"CACHE_PARTITIONS failed: {response}")
+        fresh = affinity.parse_cache_partitions(response.body, conn.features)
+        self.mapping = fresh if self.mapping is None else self.mapping.merge(fresh)
+        if affinity.is_newer(fresh.version, self.latest):
+            self.latest = fresh.version
+        self.refreshes += 1
+        _log.info("partition_map_refreshed", version=list(fresh.version), caches=len(caches))
+
+    async def _discover_nodes(self, conn: NodeConnection) -> None:
+        response = await conn.request(OpCode.CLUSTER_GROUP_GET_NODE_ENDPOINTS,
+                                      cluster.cluster_group_get_node_endpoints())
+        if not isinstance(response, Response):
+            return
+        endpoints = cluster.parse_cluster_group_get_node_endpoints(response.body)
+        for endpoint in endpoints.added:
+            address = pick_address(endpoint.addresses, self._pool.addresses)
+            if address is not None:
+                self._pool.add_node(address, endpoint.port)
+
+
+def pick_address(candidates: tuple[str, ...], configured: list[tuple[str, int]]) -> str | None:
+    """The address to reach a discovered node by: one on the same kind of network as the
+    configured nodes (loopback only when they are loopback), IPv4 first."""
+    loopback = all(_is_loopback(host) for host, _ in configured)
+    usable = [a for a in candidates if _is_ip(a) and _is_loopback(a) == loopback]
+    usable.sort(key=lambda a: (":" in a, a))
+    return usable[0] if usable else None
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,155 @@
+"""Transactions pinned to their connection, cursors owned by their worker, and the release of
+both when a worker dies (real broker, real node, raw IPC so no stub logic hides anything)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+import uuid
+
+import pytest
+import zmq
+
+from broker.devcluster.brokerproc import BrokerProcess
+from protocol import ipc
+
+pytestmark = pytest.mark.integration
+
+LIVENESS = 1.0
+PESSIMISTIC, REPEATABLE_READ = 1, 1
+
+
+@pytest.fixture(scope="module")
+def broker(ignite_node, tmp_path_factory):
+    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("sessions"),
+                         settings={"limits.worker_liveness": LIVENESS})
+    proc.start()
+    try:
+        yield proc
+    finally:
+        assert proc.stop() == 0
+        print(proc.log())
+
+
+class Raw:
+    """A bare IPC client: one DEALER socket, sequential calls."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVTIMEO, 20000)
+        self.sock.connect(endpoint)
+        self.ids = iter(range(1, 10**9))
+
+    def call(self, op: str, **args):
+        rid = next(self.ids)
+        self.sock.send(ipc.pack_request(rid, op, args))
+        reply = ipc.unpack_reply(self.sock.recv())
+        assert reply.request_id == rid
+        if reply.status != ipc.Status.OK:
+            raise RuntimeError(f"{ipc.Status(reply.status).name}: {reply.payload}")
+        return reply.payload
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(broker):
+    client = Raw(broker.endpoint)
+    yield client
+    client.close()
+
+
+def _tx_cache(raw: Raw) -> str:
+    name = f"tx-{uuid.uuid4().hex[:8]}"
+    raw.call("cache_get_or_create", config={0: name, 2: 0})  # atomicity TRANSACTIONAL
+    return name
+
+
+def test_transaction_commit_and_rollback(raw):
+    cache = _tx_cache(raw)
+    tx = raw.call("tx_start", concurrency=PESSIMISTIC, isolation=REPEATABLE_READ)
+    raw.call("cache_put", cache=cache, key="a", value=1, tx=tx)
+    raw.call("tx_end", tx=tx, commit=False)
+    assert raw.call("cache_get", cache=cache, key="a") is None
+    tx = raw.call("tx_start", concurrency=PESSIMISTIC, isolation=REPEATABLE_READ, label="mine")
+    raw.call("cache_put", cache=cache, key="a", value=2, tx=tx)
+    raw.call("tx_end", tx=tx, commit=True)
+    assert raw.call("cache_get", cache=cache, key="a") == 2
+
+
+def test_transaction_handles_belong_to_their_worker(raw, broker):
+    cache = _tx_cache(raw)
+    tx = raw.call("tx_start")
+    other = Raw(broker.endpoint)
+    try:
+        with pytest.raises(RuntimeError, match="BAD_REQUEST.*not open on this worker"):
+            other.call("cache_put", cache=cache, key="x", value=1, tx=tx)
+    finally:
+        other.close()
+    raw.call("tx_end", tx=tx, commit=False)
+
+
+def test_sql_cursor_paging_and_close(raw):
+    table = f"T{uuid.uuid4().hex[:8]}"
+    raw.call("sql", query=f"CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR)",
+             schema="PUBLIC")
+    for i in range(25):
+        raw.call("sql", query=f"INSERT INTO {table} VALUES (?, ?)", args=[i, f"v{i}"],
+                 schema="PUBLIC")
+    first = raw.call("sql", query=f"SELECT id, v FROM {table} ORDER BY id", schema="PUBLIC",
+                     page_size=10, include_field_names=True)
+    assert first["fields"] == ["ID", "V"] and first["more"] and len(first["rows"]) == 10
+    rows = list(first["rows"])
+    page = raw.call("cursor_next", cursor=first["cursor"])
+    rows += page["rows"]
+    page = raw.call("cursor_next", cursor=first["cursor"])
+    rows += page["rows"]
+    assert not page["more"]
+    assert rows == [[i, f"v{i}"] for i in range(25)]
+    with pytest.raises(RuntimeError, match="not open on this worker"):
+        raw.call("cursor_next", cursor=first["cursor"])  # exhausted cursors are gone
+    second = raw.call("sql", query=f"SELECT id FROM {table}", schema="PUBLIC", page_size=5)
+    assert raw.call("cursor_close", cursor=second["cursor"]) is None
+
+
+def test_scan_cursor(raw):
+    cache = f"scan-{uuid.uuid4().hex[:8]}"
+    raw.call("cache_get_or_create", name=cache)
+    raw.call("cache_put_all", cache=cache, pairs=[[i, i * i] for i in range(30)])
+    page = raw.call("scan", cache=cache, page_size=7)
+    cursor, rows = page["cursor"], list(page["rows"])
+    while page["more"]:
+        page = raw.call("cursor_next", cursor=cursor)
+        rows += page["rows"]
+    assert sorted(map(tuple, rows)) == [(i, i * i) for i in range(30)]
+
+
+def _hold_lock_then_hang(endpoint: str, cache: str, ready) -> None:
+    client = Raw(endpoint)
+    tx = client.call("tx_start", concurrency=PESSIMISTIC, isolation=REPEATABLE_READ)
+    client.call("cache_put", cache=cache, key="locked", value="by the dead worker", tx=tx)
+    ready.set()
+    time.sleep(3600)
+
+
+def test_killed_worker_releases_its_lock_within_the_liveness_bound(raw, broker):
+    cache = _tx_cache(raw)
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    victim = ctx.Process(target=_hold_lock_then_hang, args=(broker.endpoint, cache, ready))
+    victim.start()
+    assert ready.wait(60)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join()
+    killed_at = time.monotonic()
+    tx = raw.call("tx_start", concurrency=PESSIMISTIC, isolation=REPEATABLE_READ, timeout=15000)
+    raw.call("cache_put", cache=cache, key="locked", value="by the survivor", tx=tx)
+    waited = time.monotonic() - killed_at
+    raw.call("tx_end", tx=tx, commit=True)
+    assert raw.call("cache_get", cache=cache, key="locked") == "by the survivor"
+    assert waited < LIVENESS + 2.0, f"the lock was released only after {waited:.1f}s"
+    assert "worker_released" in broker.log()
