@@ -50,6 +50,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cluster.connect_timeout", float, 10.0, True, "seconds for TCP+TLS+handshake"),
     Setting("cluster.reconnect_max_backoff", float, 5.0, True,
             "longest pause between attempts to reach a lost node (seconds)"),
+    Setting("cluster.heartbeat_interval", float, 5.0, False,
+            "idle seconds before a heartbeat is sent to a node (a third of the server's idle "
+            "timeout when that is shorter)"),
+    Setting("cluster.heartbeat_timeout", float, 5.0, True,
+            "a node that does not answer a heartbeat within this many seconds is taken out "
+            "of routing and reconnected with backoff"),
     Setting("cluster.username", str, "", False, "Ignite user name (authentication)"),
     Setting("cluster.password", str, "", False, "Ignite password", secret=True),
     Setting("cluster.password_file", str, "", False, "file holding the Ignite password"),

@@ -6,23 +6,29 @@ from __future__ import annotations
 import asyncio
 import time
 
-from protocol import OpCode, queries, tx
+from protocol import OpCode, cluster, queries, tx
 
 from . import log
+from .errors import DeadlineExceeded
+from .nodeconn import NodeConnection
 from .pool import NodePool
 from .workers import Worker, Workers
 
 _log = log.get("janitor")
 
+_FEATURE_HEARTBEAT = 11
+
 
 class Janitor:
     def __init__(self, pool: NodePool, workers: Workers, *, liveness: float,
-                 idle_forget: float = 300.0, interval: float = 0.25) -> None:
+                 heartbeat_timeout: float = 5.0, idle_forget: float = 300.0,
+                 interval: float = 0.25) -> None:
         self._pool = pool
         self._workers = workers
         self.liveness = liveness
         self._idle_forget = idle_forget
         self._interval = interval
+        self.heartbeat_timeout = heartbeat_timeout
         self._task: asyncio.Task[None] | None = None
         self.released_transactions = 0
         self.released_cursors = 0
@@ -46,9 +52,25 @@ class Janitor:
     def sweep(self, now: float) -> None:
         for conn in list(self._pool.ready):
             conn.expire(now)
+            if not conn.heartbeat_in_flight and _needs_heartbeat(conn, now):
+                self._heartbeat(conn, now)
         for worker in self._workers.expired(now, self.liveness, self._idle_forget):
             if worker.holds_resources:
                 self.release(worker, "worker went silent")
+
+    def _heartbeat(self, conn: NodeConnection, now: float) -> None:
+        """Keep an idle connection open, and find a node that stopped answering: a
+        heartbeat unanswered within heartbeat_timeout takes the connection out of routing."""
+
+        def answered(outcome: object) -> None:
+            conn.heartbeat_in_flight = False
+            if isinstance(outcome, DeadlineExceeded):
+                conn.close(f"no heartbeat answer within {self.heartbeat_timeout}s")
+
+        op = OpCode.HEARTBEAT if _FEATURE_HEARTBEAT in conn.features else OpCode.CACHE_GET_NAMES
+        body = cluster.heartbeat() if op == OpCode.HEARTBEAT else b""
+        conn.heartbeat_in_flight = True
+        conn.send(op, body, answered, deadline=now + self.heartbeat_timeout)
 
     def release(self, worker: Worker, reason: str) -> None:
         """Roll back the worker's transactions and close its cursors on their connections."""
@@ -66,6 +88,14 @@ class Janitor:
                   transactions=len(worker.transactions), cursors=len(worker.cursors))
         worker.transactions.clear()
         worker.cursors.clear()
+
+
+def _needs_heartbeat(conn: NodeConnection, now: float) -> bool:
+    """Idle: keep the connection alive.  Busy but silent: check that the node still answers
+    (a stopped JVM keeps accepting our writes into its socket buffer)."""
+    if conn.in_flight:
+        return now - conn.last_received > conn.heartbeat_interval
+    return now - conn.last_sent > conn.heartbeat_interval
 
 
 def _ignore(outcome: object) -> None:

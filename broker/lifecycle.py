@@ -110,6 +110,7 @@ class Broker:
             "pid": os.getpid(),
             "nodes": [f"{h}:{p}" for h, p in self.cfg_addresses()],
             "nodes_ready": len(pool.ready) if pool else 0,
+            "worker_liveness_s": self.cfg.limits_worker_liveness,
         }
 
     def cfg_addresses(self) -> list[tuple[str, int]]:
@@ -124,6 +125,7 @@ class Broker:
             connect_timeout=cfg.cluster_connect_timeout,
             connections_per_node=cfg.cluster_connections_per_node,
             max_backoff=cfg.cluster_reconnect_max_backoff,
+            heartbeat_interval=cfg.cluster_heartbeat_interval,
         )
         await self.pool.start(wait=cfg.cluster_connect_timeout)
         context = zmq.Context()
@@ -132,7 +134,8 @@ class Broker:
                         max_in_flight_total=cfg.limits_max_in_flight_total,
                         default_timeout=cfg.limits_request_timeout)
         dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
-        self.janitor = Janitor(self.pool, self.workers, liveness=cfg.limits_worker_liveness)
+        self.janitor = Janitor(self.pool, self.workers, liveness=cfg.limits_worker_liveness,
+                               heartbeat_timeout=cfg.cluster_heartbeat_timeout)
         self.frontend = Frontend(
             context, cfg.broker_endpoints, dispatcher.dispatch,
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
@@ -209,6 +212,7 @@ class Broker:
             self.frontend.max_request_bytes = self.cfg.limits_max_request_bytes
         if self.janitor is not None:
             self.janitor.liveness = self.cfg.limits_worker_liveness
+            self.janitor.heartbeat_timeout = self.cfg.cluster_heartbeat_timeout
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
         sd_notify("READY=1")
 

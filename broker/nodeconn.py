@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,10 @@ class NodeConnection(asyncio.Protocol):
         self._on_topology = on_topology
         self.closed_reason: str | None = None
         self.node_id = None
+        self.last_sent = 0.0  # monotonic time of the last write
+        self.last_received = time.monotonic()  # ... and of the last bytes from the node
+        self.heartbeat_in_flight = False
+        self.heartbeat_interval = float("inf")  # set by the pool after the handshake
 
     def __repr__(self) -> str:
         state = "closed" if self.closed_reason else ("open" if self._transport else "new")
@@ -101,13 +106,13 @@ class NodeConnection(asyncio.Protocol):
                 )
                 return await self._handshake
         except TimeoutError as exc:
-            self.close("connect timeout")
+            self._close_unopened("connect timeout")
             raise ConnectError(f"{self.host}:{self.port}: no handshake within {timeout}s") from exc
         except ssl.SSLError as exc:
-            self.close("tls error")
+            self._close_unopened("tls error")
             raise ConnectError(f"{self.host}:{self.port}: TLS failed: {exc.reason or exc}") from exc
         except OSError as exc:
-            self.close("connect failed")
+            self._close_unopened("connect failed")
             raise ConnectError(f"{self.host}:{self.port}: {exc.strerror or exc}") from exc
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -144,11 +149,13 @@ class NodeConnection(asyncio.Protocol):
         # requests cost one syscall.
         if self._transport is not None and self._outbuf:
             self._transport.write(b"".join(self._outbuf))
+            self.last_sent = time.monotonic()
         self._outbuf.clear()
 
     # -- receiving ----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
         proto = self._proto
         try:
             proto.receive_data(data)
@@ -209,6 +216,13 @@ class NodeConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f"connection lost: {exc}" if exc else "connection closed"
         self._fail_all(reason)
+
+    def _close_unopened(self, reason: str) -> None:
+        """Close after a failed open; nobody awaits the handshake any more."""
+        self.close(reason)
+        handshake = self._handshake
+        if handshake is not None and handshake.done() and not handshake.cancelled():
+            handshake.exception()  # retrieved: no "exception was never retrieved" noise
 
     def close(self, reason: str) -> None:
         """Close with a reason; every pending request fails with ConnectionLost."""

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import ssl
 
-from protocol import ConnectionConfig
+from protocol import ConnectionConfig, OpCode, Response, cluster
 
 from . import log
 from .errors import ClusterUnavailable, ConnectError
@@ -15,6 +15,8 @@ from .nodeconn import NodeConnection
 from .topology import Topology
 
 _log = log.get("pool")
+
+_FEATURE_HEARTBEAT = 11
 
 
 class NodePool:
@@ -29,6 +31,7 @@ class NodePool:
         connect_timeout: float,
         connections_per_node: int = 1,
         max_backoff: float = 5.0,
+        heartbeat_interval: float = 5.0,
     ) -> None:
         self.addresses = addresses
         self._protocol_config = protocol_config
@@ -36,6 +39,7 @@ class NodePool:
         self._connect_timeout = connect_timeout
         self._per_node = connections_per_node
         self._max_backoff = max_backoff
+        self.heartbeat_interval = heartbeat_interval
         self.ready: list[NodeConnection] = []
         self.by_node: dict[object, list[NodeConnection]] = {}  # node UUID -> ready connections
         self.topology = Topology(self)
@@ -115,6 +119,7 @@ class NodePool:
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             backoff = 0.1
+            await self._agree_heartbeat(conn)
             lost = asyncio.Event()
             self._lost_events[conn] = lost
             self.ready.append(conn)
@@ -123,6 +128,21 @@ class NodePool:
             _log.info("node_connected", node=f"{host}:{port}", slot=slot,
                       node_id=str(accepted.node_id), version=".".join(map(str, accepted.version)))
             await lost.wait()
+
+    async def _agree_heartbeat(self, conn: NodeConnection) -> None:
+        """Heartbeat at our interval, or at a third of the server's idle timeout if shorter
+        (never below 0.5 s), like the Java client."""
+        interval = self.heartbeat_interval
+        if _FEATURE_HEARTBEAT in conn.features:
+            try:
+                answer = await conn.request(OpCode.GET_IDLE_TIMEOUT, cluster.get_idle_timeout())
+            except ConnectError:
+                return
+            if isinstance(answer, Response):
+                idle_ms = cluster.parse_get_idle_timeout(answer.body)
+                if idle_ms > 0:
+                    interval = max(0.5, min(interval, idle_ms / 3000))
+        conn.heartbeat_interval = interval
 
     def _lost(self, conn: NodeConnection, reason: str) -> None:
         if conn in self.ready:

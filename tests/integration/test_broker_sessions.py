@@ -86,7 +86,7 @@ def test_transaction_handles_belong_to_their_worker(raw, broker):
     tx = raw.call("tx_start")
     other = Raw(broker.endpoint)
     try:
-        with pytest.raises(RuntimeError, match="BAD_REQUEST.*not open on this worker"):
+        with pytest.raises(RuntimeError, match=r"BAD_REQUEST.*not open on this worker"):
             other.call("cache_put", cache=cache, key="x", value=1, tx=tx)
     finally:
         other.close()
