@@ -56,6 +56,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cluster.heartbeat_timeout", float, 5.0, True,
             "a node that does not answer a heartbeat within this many seconds is taken out "
             "of routing and reconnected with backoff"),
+    Setting("cluster.node_warmup", float, 2.0, True,
+            "seconds a node that was unreachable is kept out of routing after it answers again "
+            "(it may still be joining the cluster)"),
     Setting("cluster.username", str, "", False, "Ignite user name (authentication)"),
     Setting("cluster.password", str, "", False, "Ignite password", secret=True),
     Setting("cluster.password_file", str, "", False, "file holding the Ignite password"),
@@ -69,6 +72,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls.ciphers", str, "", False, "OpenSSL cipher list for TLS 1.2 (empty: defaults)"),
     Setting("limits.request_timeout", float, 30.0, True,
             "deadline for requests that carry none (seconds)"),
+    Setting("limits.queue_wait", float, 5.0, False,
+            "seconds a request waits for a node while none is reachable, before it fails "
+            "with 'cluster unavailable'"),
     Setting("limits.worker_liveness", float, 5.0, True,
             "seconds of silence after which a worker's transactions are rolled back and its "
             "cursors closed"),

@@ -5,6 +5,7 @@ retries of idempotent requests, and the handler tables of broker/ops_*.py."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ class Limits:
     max_in_flight_per_worker: int = 1024
     max_in_flight_total: int = 65536
     default_timeout: float = 30.0
+    queue_wait: float = 5.0  # how long a request waits for a node while none is reachable
 
 
 @dataclass(slots=True)
@@ -54,6 +56,10 @@ class Call:
     route_cache: int | None = None  # with key_pos: route to the primary node of the key
     key_pos: int = -1  # where the key starts in body (-1: not a keyed request)
     attempts: int = 0
+
+
+#: Ops the broker answers itself, even with no node reachable.
+_LOCAL_OPS = frozenset({"hello", "ping"})
 
 
 def arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...] = object,
@@ -100,6 +106,9 @@ class Dispatcher:
         self.in_flight = 0
         self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN}
         self._cache_ids: dict[str, int] = {}
+        # Requests that arrived while no node was reachable: (expires, worker, request, reply).
+        self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
+        pool.on_ready.append(self.resume_parked)
 
     # -- entry --------------------------------------------------------------------------------
 
@@ -118,6 +127,17 @@ class Dispatcher:
         self.in_flight += 1
         try:
             self._admit(worker)
+        except BrokerError as exc:
+            reply(exc.status, error_of(exc))
+            return
+        if not self.pool.ready and request.op not in _LOCAL_OPS:
+            expires = min(now + self.limits.queue_wait, self.deadline(request))
+            self._parked.append((expires, worker, request, reply))
+            return
+        self._run(worker, request, reply)
+
+    def _run(self, worker: Worker, request: Request, reply: ReplyFn) -> None:
+        try:
             handler = self._handlers.get(request.op)
             if handler is None:
                 raise UnknownOp(f"unknown op {request.op!r}")
@@ -126,6 +146,24 @@ class Dispatcher:
             reply(exc.status, error_of(exc))
         except LocalProtocolError as exc:
             reply(Status.BAD_REQUEST, error_payload("bad_request", f"cannot encode: {exc}"))
+
+    def resume_parked(self) -> None:
+        """A node became reachable: run the requests that waited for one, oldest first."""
+        while self._parked and self.pool.ready:
+            _, worker, request, reply = self._parked.popleft()
+            self._run(worker, request, reply)
+
+    def expire_parked(self, now: float) -> None:
+        while self._parked and self._parked[0][0] <= now:
+            _, _, _, reply = self._parked.popleft()
+            error = ClusterUnavailable(
+                f"no Ignite node became reachable within {self.limits.queue_wait:g}s "
+                f"(last error: {self.pool.last_error or 'none'})", maybe_applied=False)
+            reply(error.status, error_of(error))
+
+    @property
+    def parked(self) -> int:
+        return len(self._parked)
 
     def _admit(self, worker: Worker) -> None:
         if worker.in_flight > self.limits.max_in_flight_per_worker:

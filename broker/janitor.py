@@ -9,6 +9,7 @@ import time
 from protocol import OpCode, cluster, queries, tx
 
 from . import log
+from .dispatch import Dispatcher
 from .errors import DeadlineExceeded
 from .nodeconn import NodeConnection
 from .pool import NodePool
@@ -20,11 +21,13 @@ _FEATURE_HEARTBEAT = 11
 
 
 class Janitor:
-    def __init__(self, pool: NodePool, workers: Workers, *, liveness: float,
+    def __init__(self, pool: NodePool, workers: Workers, dispatcher: Dispatcher, *,
+                 liveness: float,
                  heartbeat_timeout: float = 5.0, idle_forget: float = 300.0,
                  interval: float = 0.25) -> None:
         self._pool = pool
         self._workers = workers
+        self._dispatcher = dispatcher
         self.liveness = liveness
         self._idle_forget = idle_forget
         self._interval = interval
@@ -50,6 +53,7 @@ class Janitor:
                 _log.exception("sweep_failed")
 
     def sweep(self, now: float) -> None:
+        self._dispatcher.expire_parked(now)
         for conn in list(self._pool.ready):
             conn.expire(now)
             if not conn.heartbeat_in_flight and _needs_heartbeat(conn, now):

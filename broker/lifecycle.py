@@ -126,15 +126,18 @@ class Broker:
             connections_per_node=cfg.cluster_connections_per_node,
             max_backoff=cfg.cluster_reconnect_max_backoff,
             heartbeat_interval=cfg.cluster_heartbeat_interval,
+            node_warmup=cfg.cluster_node_warmup,
         )
         await self.pool.start(wait=cfg.cluster_connect_timeout)
         context = zmq.Context()
         self.workers = Workers()
         limits = Limits(max_in_flight_per_worker=cfg.limits_max_in_flight_per_worker,
                         max_in_flight_total=cfg.limits_max_in_flight_total,
-                        default_timeout=cfg.limits_request_timeout)
+                        default_timeout=cfg.limits_request_timeout,
+                        queue_wait=cfg.limits_queue_wait)
         dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
-        self.janitor = Janitor(self.pool, self.workers, liveness=cfg.limits_worker_liveness,
+        self.janitor = Janitor(self.pool, self.workers, dispatcher,
+                               liveness=cfg.limits_worker_liveness,
                                heartbeat_timeout=cfg.cluster_heartbeat_timeout)
         self.frontend = Frontend(
             context, cfg.broker_endpoints, dispatcher.dispatch,
@@ -213,6 +216,8 @@ class Broker:
         if self.janitor is not None:
             self.janitor.liveness = self.cfg.limits_worker_liveness
             self.janitor.heartbeat_timeout = self.cfg.cluster_heartbeat_timeout
+        if self.pool is not None:
+            self.pool.node_warmup = self.cfg.cluster_node_warmup
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
         sd_notify("READY=1")
 

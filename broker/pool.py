@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
+from collections.abc import Callable
 
 from protocol import ConnectionConfig, OpCode, Response, cluster
 
@@ -32,6 +33,7 @@ class NodePool:
         connections_per_node: int = 1,
         max_backoff: float = 5.0,
         heartbeat_interval: float = 5.0,
+        node_warmup: float = 2.0,
     ) -> None:
         self.addresses = addresses
         self._protocol_config = protocol_config
@@ -40,9 +42,11 @@ class NodePool:
         self._per_node = connections_per_node
         self._max_backoff = max_backoff
         self.heartbeat_interval = heartbeat_interval
+        self.node_warmup = node_warmup
         self.ready: list[NodeConnection] = []
         self.by_node: dict[object, list[NodeConnection]] = {}  # node UUID -> ready connections
         self.topology = Topology(self)
+        self.on_ready: list[Callable[[], None]] = []  # called when a connection becomes ready
         self._lost_events: dict[NodeConnection, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._round_robin = itertools.count()
@@ -106,6 +110,7 @@ class NodePool:
 
     async def _keep(self, host: str, port: int, slot: int) -> None:
         backoff = 0.1
+        was_down = False
         while True:
             conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost,
                                   on_topology=self.topology.on_topology)
@@ -117,17 +122,32 @@ class NodePool:
                              retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
+                was_down = True
                 continue
             backoff = 0.1
+            if was_down and not await self._warm_up(conn):
+                continue
+            was_down = False
             await self._agree_heartbeat(conn)
             lost = asyncio.Event()
             self._lost_events[conn] = lost
             self.ready.append(conn)
             self.by_node.setdefault(conn.node_id, []).append(conn)
             self._first_ready.set()
+            for callback in self.on_ready:
+                callback()
             _log.info("node_connected", node=f"{host}:{port}", slot=slot,
                       node_id=str(accepted.node_id), version=".".join(map(str, accepted.version)))
             await lost.wait()
+
+    async def _warm_up(self, conn: NodeConnection) -> bool:
+        """A node that was down answers handshakes before it has finished joining the cluster;
+        Ignite 2.17 halts a node that is asked to start a cache in that window.  Hold a
+        returning node out of routing for node_warmup seconds; False if it died meanwhile."""
+        if self.node_warmup > 0:
+            _log.info("node_warming_up", node=f"{conn.host}:{conn.port}", seconds=self.node_warmup)
+            await asyncio.sleep(self.node_warmup)
+        return conn.is_open
 
     async def _agree_heartbeat(self, conn: NodeConnection) -> None:
         """Heartbeat at our interval, or at a third of the server's idle timeout if shorter

@@ -59,7 +59,8 @@ def test_wrong_ca_gives_a_clear_error(ignite_ssl, tmp_path):
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other_ca), "-subj", "/CN=other"],
         check=True, capture_output=True)
-    settings = {**_tls(ignite_ssl.ssl_files, ca=other_ca), "cluster.connect_timeout": 2.0}
+    settings = {**_tls(ignite_ssl.ssl_files, ca=other_ca), "cluster.connect_timeout": 2.0,
+                "limits.queue_wait": 1.0}
     with BrokerProcess(ignite_ssl.addresses, workdir=tmp_path, settings=settings) as broker:
         broker.start(wait_nodes=0)
         message = _unavailable_message(broker.endpoint)
@@ -68,11 +69,12 @@ def test_wrong_ca_gives_a_clear_error(ignite_ssl, tmp_path):
 
 
 def test_plain_broker_against_tls_node_fails_clearly(ignite_ssl, tmp_path):
-    settings = {"cluster.connect_timeout": 2.0}
+    settings = {"cluster.connect_timeout": 2.0,
+                "limits.queue_wait": 1.0}
     with BrokerProcess(ignite_ssl.addresses, workdir=tmp_path, settings=settings) as broker:
         broker.start(wait_nodes=0)
         message = _unavailable_message(broker.endpoint)
-    assert "no Ignite node is reachable" in message
+    assert "no Ignite node became reachable" in message
 
 
 def test_authentication(ignite_auth, tmp_path):
@@ -87,7 +89,8 @@ def test_wrong_password_gives_a_clear_error_and_is_never_logged(ignite_auth, tmp
     password_file = tmp_path / "password"
     password_file.write_text(secret + "\n")
     settings = {"cluster.username": "ignite", "cluster.password_file": str(password_file),
-                "cluster.connect_timeout": 2.0}
+                "cluster.connect_timeout": 2.0,
+                "limits.queue_wait": 1.0}
     with BrokerProcess(ignite_auth.addresses, workdir=tmp_path, settings=settings) as broker:
         broker.start(wait_nodes=0)
         message = _unavailable_message(broker.endpoint)
