@@ -37,6 +37,19 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_admin(args: argparse.Namespace) -> int:
+    from .admin import query
+    from .config import admin_endpoint
+
+    endpoint = args.admin_endpoint or admin_endpoint(load(args.config, _overrides(args)))
+    if not endpoint:
+        print("ignite-broker: no admin endpoint (give --admin-endpoint)", file=sys.stderr)
+        return 2
+    answer = query(endpoint, " ".join(args.words))
+    print(json.dumps(answer.get("result", answer), indent=2, sort_keys=True))
+    return 0 if answer.get("ok") else 1
+
+
 def _cmd_settings(args: argparse.Namespace) -> int:
     for s in SETTINGS:
         reload = "reloadable" if s.reloadable else "restart"
@@ -71,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(secrets masked)")
     _add_config_args(check)
     check.set_defaults(func=_cmd_check_config)
+
+    admin = sub.add_parser("admin", help="ask a running broker: show nodes|clients|stats|"
+                                         "topology|config|version")
+    _add_config_args(admin)
+    admin.add_argument("--admin-endpoint", help="the broker's admin socket")
+    admin.add_argument("words", nargs="+", metavar="WORD", help="e.g. show stats")
+    admin.set_defaults(func=_cmd_admin)
 
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=_cmd_settings)

@@ -40,6 +40,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("broker.endpoints", list, None, False,
             "ZeroMQ endpoints to bind (ipc:// and optionally tcp://); default: ipc socket "
             "under the runtime directory", item_type=str),
+    Setting("broker.admin_endpoint", str, "", False,
+            "admin socket (show nodes|clients|stats|topology|config|version); default: "
+            "admin.sock next to the first ipc endpoint, mode 0600"),
     Setting("broker.socket_mode", int, 0o660, False,
             "file mode of ipc:// socket files (the directory is created with 0750)"),
     Setting("broker.lock_file", str, "", False,
@@ -190,6 +193,16 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("log.format must be console or json")
     if values["cluster.password"] and values["cluster.password_file"]:
         raise ConfigError("set cluster.password or cluster.password_file, not both")
+
+
+def admin_endpoint(cfg: Config) -> str | None:
+    """The admin socket: configured, or admin.sock beside the first ipc endpoint."""
+    if cfg.broker_admin_endpoint:
+        return cfg.broker_admin_endpoint
+    for endpoint in cfg.broker_endpoints:
+        if endpoint.startswith("ipc://"):
+            return endpoint.rsplit("/", 1)[0] + "/admin.sock"
+    return None
 
 
 def parse_address(address: str) -> tuple[str, int]:

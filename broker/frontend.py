@@ -53,6 +53,7 @@ class Frontend:
         self.accepting = True
         self.replies_dropped = 0
         self.requests_rejected = 0
+        self.requests = 0
 
     def bind(self) -> None:
         for endpoint in self._endpoints:
@@ -100,6 +101,7 @@ class Frontend:
         self._schedule_read()
 
     def _handle(self, frames: list[bytes]) -> None:
+        self.requests += 1
         identity = frames[0]
         try:
             request = self._parse(frames)

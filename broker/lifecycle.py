@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import ssl
+import time
 from typing import IO, Any
 
 import zmq
@@ -29,7 +30,8 @@ from protocol import ConnectionConfig
 from protocol.ipc import IPC_VERSION
 
 from . import __version__, log
-from .config import SETTINGS, Config, load, parse_address
+from .admin import AdminServer
+from .config import SETTINGS, Config, admin_endpoint, load, parse_address
 from .dispatch import Dispatcher, Limits
 from .errors import BrokerError, ConfigError
 from .frontend import Frontend
@@ -100,6 +102,10 @@ class Broker:
         self.pool: NodePool | None = None
         self.frontend: Frontend | None = None
         self.janitor: Janitor | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.workers: Workers | None = None
+        self.admin: AdminServer | None = None
+        self.started_at = time.monotonic()
 
     def info(self) -> dict[str, Any]:
         """What a worker learns from 'hello': never a secret."""
@@ -135,7 +141,7 @@ class Broker:
                         max_in_flight_total=cfg.limits_max_in_flight_total,
                         default_timeout=cfg.limits_request_timeout,
                         queue_wait=cfg.limits_queue_wait)
-        dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
+        dispatcher = self.dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
         self.janitor = Janitor(self.pool, self.workers, dispatcher,
                                liveness=cfg.limits_worker_liveness,
                                heartbeat_timeout=cfg.cluster_heartbeat_timeout)
@@ -147,6 +153,10 @@ class Broker:
             self.frontend.bind()
             self.frontend.start()
             self.janitor.start()
+            admin = admin_endpoint(cfg)
+            if admin:
+                self.admin = AdminServer(context, admin, self)
+                self.admin.start()
             self._install_signals()
             sd_notify("READY=1\nSTATUS=serving")
             _log.info("ready", pid=os.getpid(), nodes_ready=len(self.pool.ready))
@@ -154,6 +164,8 @@ class Broker:
             await self._drain()
         finally:
             await self.janitor.stop()
+            if self.admin is not None:
+                self.admin.close()
             self.frontend.close()
             await self.pool.close()
             context.term()

@@ -50,6 +50,7 @@ class BrokerProcess:
     ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ignite-broker-test-"))
         self.endpoint = f"ipc://{self.workdir}/run/broker.sock"
+        self.admin_endpoint = f"ipc://{self.workdir}/run/admin.sock"
         self.config_path = self.workdir / "broker.toml"
         self.log_path = self.workdir / "broker.log"
         self.settings = {
@@ -88,6 +89,15 @@ class BrokerProcess:
         finally:
             transport.close()
         raise RuntimeError(f"broker not ready within {timeout}s:\n{self.log()}")
+
+    def admin(self, command: str) -> object:
+        """The result of an admin command (``show stats``...) on the running broker."""
+        from broker.admin import query
+
+        answer = query(self.admin_endpoint, command)
+        if not answer.get("ok"):
+            raise RuntimeError(answer.get("error"))
+        return answer["result"]
 
     def log(self) -> str:
         try:

@@ -153,3 +153,18 @@ def test_killed_worker_releases_its_lock_within_the_liveness_bound(raw, broker):
     assert raw.call("cache_get", cache=cache, key="locked") == "by the survivor"
     assert waited < LIVENESS + 2.0, f"the lock was released only after {waited:.1f}s"
     assert "worker_released" in broker.log()
+
+
+def test_admin_socket_shows_state_without_secrets(raw, broker):
+    raw.call("ping")
+    assert broker.admin("show version")["pid"] == broker.proc.pid
+    nodes = broker.admin("show nodes")
+    assert [n["state"] for n in nodes] == ["ready"]
+    stats = broker.admin("show stats")
+    assert stats["requests"] >= 1 and stats["in_flight"] == 0
+    assert any(c["in_flight"] == 0 for c in broker.admin("show clients"))
+    config = broker.admin("show config")
+    assert config["limits.worker_liveness"] == LIVENESS
+    assert config["cluster.password"] == ""
+    with pytest.raises(RuntimeError, match="unknown command"):
+        broker.admin("drop table")

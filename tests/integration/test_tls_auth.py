@@ -82,6 +82,8 @@ def test_authentication(ignite_auth, tmp_path):
     with BrokerProcess(ignite_auth.addresses, workdir=tmp_path, settings=settings) as broker:
         broker.start()
         _roundtrip(broker.endpoint)
+        shown = broker.admin("show config")
+        assert shown["cluster.password"] == "***" and shown["cluster.username"] == "ignite"
 
 
 def test_wrong_password_gives_a_clear_error_and_is_never_logged(ignite_auth, tmp_path):
