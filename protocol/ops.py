@@ -1,36 +1,115 @@
-"""Request-body builders and response-body parsers, one pair per operation.
+"""Request-body builders and response-body parsers for the cache key/value and cache-management ops.
 
 Builders return the body only; frame it with ``ClientConnection.send_request(op, body)``.
-Parsers take ``Response.body`` and raise RemoteProtocolError on malformed bodies. Builders
-do not know the negotiated version: the caller must not ask for transactions below
-1.5.0 or expiry policies below 1.6.0.
+Parsers take ``Response.body`` (bytes or memoryview) and raise RemoteProtocolError on
+malformed bodies, including **trailing bytes**: every parser here consumes its body exactly.
+Builders raise LocalProtocolError for arguments that cannot be encoded.
+
+Builders do not know the negotiated version: the caller must not ask for transactions
+below 1.5.0 or expiry policies below 1.6.0. Key/value builders share one signature shape,
+``cache_<op>(cache_id, <args>, *, key_hint=None, value_hint=None, flags=0, tx_id=None,
+expiry=None, ctx=None)``; ``cache_get``/``cache_put`` keep their older positional hints.
+``ctx`` is handed to the value codec (the binary-type registry for complex objects) and may
+be None while only built-in types are involved.
+
+``BodyReader`` (reading) and ``pack`` / ``write_*`` (writing) are shared with the other op
+modules: queries, cluster, tx, cacheconfig.
 """
 
 from __future__ import annotations
 
-import functools
 import struct
-from collections.abc import Callable
-from typing import TypeVar
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .binary import TypeCode, decode_value, read_value, write_value
+from .binary import TypeCode, read_value, write_value
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .binary.registry import CodecContext
+
+    Ctx: TypeAlias = CodecContext | None  # the value codec's context (binary-type registry)
 
 __all__ = [
     "FLAG_KEEP_BINARY",
     "FLAG_TRANSACTIONAL",
     "FLAG_WITH_EXPIRY_POLICY",
+    "BodyReader",
+    "Expiry",
+    "PeekMode",
+    "cache_clear",
+    "cache_clear_key",
+    "cache_clear_keys",
+    "cache_contains_key",
+    "cache_contains_keys",
+    "cache_create_with_configuration",
+    "cache_create_with_name",
+    "cache_destroy",
     "cache_get",
+    "cache_get_all",
+    "cache_get_and_put",
+    "cache_get_and_put_if_absent",
+    "cache_get_and_remove",
+    "cache_get_and_replace",
+    "cache_get_configuration",
     "cache_get_names",
+    "cache_get_or_create_with_configuration",
     "cache_get_or_create_with_name",
+    "cache_get_size",
+    "cache_local_peek",
     "cache_put",
+    "cache_put_all",
+    "cache_put_if_absent",
+    "cache_remove_all",
+    "cache_remove_if_equals",
+    "cache_remove_key",
+    "cache_remove_keys",
+    "cache_replace",
+    "cache_replace_if_equals",
+    "pack",
+    "parse_bool",
+    "parse_cache_clear",
+    "parse_cache_clear_key",
+    "parse_cache_clear_keys",
+    "parse_cache_contains_key",
+    "parse_cache_contains_keys",
+    "parse_cache_create_with_configuration",
+    "parse_cache_create_with_name",
+    "parse_cache_destroy",
     "parse_cache_get",
+    "parse_cache_get_all",
+    "parse_cache_get_and_put",
+    "parse_cache_get_and_put_if_absent",
+    "parse_cache_get_and_remove",
+    "parse_cache_get_and_replace",
+    "parse_cache_get_configuration",
     "parse_cache_get_names",
+    "parse_cache_get_or_create_with_configuration",
     "parse_cache_get_or_create_with_name",
+    "parse_cache_get_size",
+    "parse_cache_local_peek",
     "parse_cache_put",
+    "parse_cache_put_all",
+    "parse_cache_put_if_absent",
+    "parse_cache_remove_all",
+    "parse_cache_remove_if_equals",
+    "parse_cache_remove_key",
+    "parse_cache_remove_keys",
+    "parse_cache_replace",
+    "parse_cache_replace_if_equals",
     "parse_empty",
+    "parse_i64",
+    "parse_value",
+    "read_obj",
     "write_cache_prefix",
+    "write_obj",
+    "write_objects",
+    "write_raw_uuid",
+    "write_string",
 ]
 
 # Cache-op prefix flags.
@@ -40,26 +119,134 @@ FLAG_WITH_EXPIRY_POLICY = 0x04  # >= 1.6.0, three TTLs follow
 
 _PREFIX = struct.Struct("<ib")  # cache id, flags
 _EXPIRY = struct.Struct("<qqq")  # create, update, access TTL in ms (-2 unchanged, -1 eternal)
+_I8 = struct.Struct("<b")
+_I16 = struct.Struct("<h")
 _I32 = struct.Struct("<i")
+_I64 = struct.Struct("<q")
+_UUID = struct.Struct("<QQ")  # most, least significant bits (Java longs, read unsigned)
 
 Expiry = tuple[int, int, int]
+"""(create, update, access) TTLs in ms: -2 unchanged, -1 eternal, 0 expire at once."""
+
 T = TypeVar("T")
 
 
-def _parser(fn: Callable[[Buffer], T]) -> Callable[[Buffer], T]:
-    """Turn struct errors from a body parser into RemoteProtocolError (one boundary)."""
+class PeekMode:
+    """CachePeekMode ordinals for CACHE_GET_SIZE / CACHE_LOCAL_PEEK (pyignite's PeekModes)."""
 
-    @functools.wraps(fn)
-    def parse(body: Buffer) -> T:
+    ALL = 0
+    NEAR = 1
+    PRIMARY = 2
+    BACKUP = 3
+    ONHEAP = 4
+    OFFHEAP = 5
+
+
+# -- value codec seams -----------------------------------------------------------------------
+
+
+def read_obj(buf: Buffer, pos: int, ctx: Ctx = None) -> tuple[object, int]:
+    """``read_value`` with the codec context (the binary-type registry), if any."""
+    return read_value(buf, pos, ctx=ctx)
+
+
+def write_obj(
+    buf: bytearray, value: object, hint: int | None = None, ctx: Ctx = None
+) -> None:
+    """``write_value`` with the codec context, if any."""
+    write_value(buf, value, hint, ctx=ctx)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+class BodyReader:
+    """A cursor over a response body. Every read checks bounds and raises RemoteProtocolError."""
+
+    __slots__ = ("body", "ctx", "pos")
+
+    def __init__(self, body: Buffer, pos: int = 0, ctx: Ctx = None) -> None:
+        self.body = body
+        self.pos = pos
+        self.ctx = ctx
+
+    @property
+    def remaining(self) -> int:
+        return len(self.body) - self.pos
+
+    def _unpack(self, st: struct.Struct) -> tuple[Any, ...]:
         try:
-            return fn(body)
-        except struct.error as exc:
-            raise RemoteProtocolError(f"{fn.__name__}: truncated body: {exc}") from exc
+            fields = st.unpack_from(self.body, self.pos)
+        except struct.error:
+            raise RemoteProtocolError(
+                f"truncated body: {st.size} bytes needed at offset {self.pos}, "
+                f"{max(self.remaining, 0)} left"
+            ) from None
+        self.pos += st.size
+        return fields
 
-    return parse
+    def i8(self) -> int:
+        return int(self._unpack(_I8)[0])
+
+    def i16(self) -> int:
+        return int(self._unpack(_I16)[0])
+
+    def i32(self) -> int:
+        return int(self._unpack(_I32)[0])
+
+    def i64(self) -> int:
+        return int(self._unpack(_I64)[0])
+
+    def flag(self) -> bool:
+        """A one-byte bool; like Java, any non-zero byte is true."""
+        return self.i8() != 0
+
+    def raw_uuid(self) -> uuid.UUID:
+        """Two i64 (msb, lsb) without a type code."""
+        msb, lsb = self._unpack(_UUID)
+        return uuid.UUID(int=(msb << 64) | lsb)
+
+    def value(self) -> object:
+        """One typed value (``obj``)."""
+        value, self.pos = read_obj(self.body, self.pos, self.ctx)
+        return value
+
+    def string(self) -> str | None:
+        """A typed String or NULL."""
+        value = self.value()
+        if value is not None and not isinstance(value, str):
+            raise RemoteProtocolError(f"expected a string, got {type(value).__name__}")
+        return value
+
+    def required_string(self, what: str) -> str:
+        value = self.string()
+        if value is None:
+            raise RemoteProtocolError(f"NULL {what}")
+        return value
+
+    def uuid_obj(self) -> uuid.UUID | None:
+        """A typed UUID (code 10) or NULL, read here so it does not depend on the codec."""
+        code = self.i8()
+        if code == TypeCode.NULL:
+            return None
+        if code != TypeCode.UUID:
+            raise RemoteProtocolError(f"expected a UUID, got type code {code}")
+        return self.raw_uuid()
+
+    def count(self, min_item_size: int = 1) -> int:
+        """An i32 element count, refusing counts the remaining bytes cannot hold."""
+        n = self.i32()
+        if n < 0 or n * min_item_size > self.remaining:
+            raise RemoteProtocolError(f"element count {n} does not fit the body")
+        return n
+
+    def finish(self, what: str = "the body") -> None:
+        """Refuse trailing bytes."""
+        if self.pos != len(self.body):
+            raise RemoteProtocolError(f"{len(self.body) - self.pos} trailing bytes after {what}")
 
 
-# -- shared pieces ---------------------------------------------------------------------
+# -- writing ---------------------------------------------------------------------------------
 
 
 def write_cache_prefix(
@@ -93,41 +280,96 @@ def write_cache_prefix(
     buf += prefix
 
 
+def pack(st: struct.Struct, *values: object) -> bytes:
+    """``st.pack(*values)``, with encoding failures as LocalProtocolError."""
+    try:
+        return st.pack(*values)
+    except (struct.error, TypeError) as exc:
+        raise LocalProtocolError(f"cannot encode {values!r}: {exc}") from exc
+
+
+def write_objects(
+    buf: bytearray, values: Iterable[object], hint: int | None = None, ctx: Ctx = None
+) -> None:
+    """Append ``i32 n | n x obj`` (a bare counted list, no collection type code)."""
+    items = _as_list(values, "values")
+    buf += pack(_I32, len(items))
+    for item in items:
+        write_obj(buf, item, hint, ctx)
+
+
+def write_string(buf: bytearray, value: str | None, what: str = "string") -> None:
+    """Append a typed String (or NULL for None)."""
+    if value is not None and not isinstance(value, str):
+        raise LocalProtocolError(f"{what} must be a str, got {type(value).__name__}")
+    write_value(buf, value, TypeCode.STRING)
+
+
+def write_raw_uuid(buf: bytearray, value: uuid.UUID) -> None:
+    """Append ``i64 msb | i64 lsb`` without a type code."""
+    if not isinstance(value, uuid.UUID):
+        raise LocalProtocolError(f"expected a uuid.UUID, got {type(value).__name__}")
+    buf += _UUID.pack(value.int >> 64, value.int & 0xFFFFFFFFFFFFFFFF)
+
+
+def _as_list(values: Iterable[T], what: str) -> list[T]:
+    if isinstance(values, str | bytes | bytearray | memoryview):
+        kind = type(values).__name__
+        raise LocalProtocolError(f"{what} must be an iterable of items, not {kind}")
+    try:
+        return list(values)
+    except TypeError as exc:
+        raise LocalProtocolError(f"{what} must be iterable: {exc}") from exc
+
+
+def _keyed(cache_id: int, flags: int, tx_id: int | None, expiry: Expiry | None) -> bytearray:
+    buf = bytearray()
+    write_cache_prefix(buf, cache_id, flags, tx_id, expiry)
+    return buf
+
+
+def _peek_modes(buf: bytearray, modes: Iterable[int]) -> None:
+    items = _as_list(modes, "peek_modes")
+    for mode in items:
+        if not isinstance(mode, int) or not 0 <= mode <= PeekMode.OFFHEAP:
+            raise LocalProtocolError(f"invalid peek mode {mode!r}")
+    buf += pack(_I32, len(items)) + bytes(items)
+
+
+# -- shared parsers --------------------------------------------------------------------------
+
+
 def parse_empty(body: Buffer) -> None:
     """Parse the body of an operation that returns nothing."""
     if len(body):
         raise RemoteProtocolError(f"expected an empty body, got {len(body)} bytes")
 
 
-def _read_str(body: Buffer, pos: int) -> tuple[str | None, int]:
-    value, pos = read_value(body, pos)
-    if value is not None and not isinstance(value, str):
-        raise RemoteProtocolError(f"expected a string, got {type(value).__name__}")
-    return value, pos
+def parse_bool(body: Buffer) -> bool:
+    """``bool`` -> the flag (any non-zero byte is true, as in Java)."""
+    reader = BodyReader(body)
+    result = reader.flag()
+    reader.finish("the bool")
+    return result
 
 
-def _read_count(body: Buffer, pos: int, min_item_size: int = 1) -> tuple[int, int]:
-    """Read an i32 element count, refusing counts the remaining bytes cannot hold."""
-    (n,) = _I32.unpack_from(body, pos)
-    pos += 4
-    if n < 0 or n * min_item_size > len(body) - pos:
-        raise RemoteProtocolError(f"element count {n} does not fit the body")
-    return n, pos
+def parse_i64(body: Buffer) -> int:
+    """``i64`` -> the number."""
+    reader = BodyReader(body)
+    result = reader.i64()
+    reader.finish("the long")
+    return result
 
 
-# -- caches: create, list ---------------------------------------------------------------
+def parse_value(body: Buffer, ctx: Ctx = None) -> object:
+    """``obj`` -> the value (None for NULL, e.g. an absent key)."""
+    reader = BodyReader(body, ctx=ctx)
+    value = reader.value()
+    reader.finish("the value")
+    return value
 
 
-def cache_get_or_create_with_name(name: str) -> bytes:
-    """Body of CACHE_GET_OR_CREATE_WITH_NAME (1052): ``str name``."""
-    if not isinstance(name, str):
-        raise LocalProtocolError(f"cache name must be a str, got {type(name).__name__}")
-    buf = bytearray()
-    write_value(buf, name, TypeCode.STRING)
-    return bytes(buf)
-
-
-parse_cache_get_or_create_with_name = parse_empty
+# -- caches: create, list, configuration, destroy ----------------------------------------------
 
 
 def cache_get_names() -> bytes:
@@ -135,22 +377,83 @@ def cache_get_names() -> bytes:
     return b""
 
 
-@_parser
 def parse_cache_get_names(body: Buffer) -> list[str]:
     """``i32 n | n x str`` -> the cache names."""
-    n, pos = _read_count(body, 0)
-    names = []
-    for _ in range(n):
-        name, pos = _read_str(body, pos)
-        if name is None:
-            raise RemoteProtocolError("NULL cache name")
-        names.append(name)
-    if pos != len(body):
-        raise RemoteProtocolError(f"{len(body) - pos} trailing bytes after the cache names")
+    reader = BodyReader(body)
+    n = reader.count()
+    names = [reader.required_string("cache name") for _ in range(n)]
+    reader.finish("the cache names")
     return names
 
 
-# -- key/value ----------------------------------------------------------------------------
+def cache_create_with_name(name: str) -> bytes:
+    """Body of CACHE_CREATE_WITH_NAME (1051): ``str name``; status 1001 if it exists."""
+    return _cache_name_body(name)
+
+
+def cache_get_or_create_with_name(name: str) -> bytes:
+    """Body of CACHE_GET_OR_CREATE_WITH_NAME (1052): ``str name``."""
+    return _cache_name_body(name)
+
+
+def _cache_name_body(name: str) -> bytes:
+    if not isinstance(name, str):
+        raise LocalProtocolError(f"cache name must be a str, got {type(name).__name__}")
+    buf = bytearray()
+    write_value(buf, name, TypeCode.STRING)
+    return bytes(buf)
+
+
+parse_cache_create_with_name = parse_empty
+parse_cache_get_or_create_with_name = parse_empty
+
+
+def cache_create_with_configuration(
+    config: Mapping[int, Any], *, version: tuple[int, int, int], ctx: Ctx = None
+) -> bytes:
+    """Body of CACHE_CREATE_WITH_CONFIGURATION (1053); see ``cacheconfig.build_cache_config``.
+
+    Status 1001 if the cache exists.
+    """
+    from .cacheconfig import build_cache_config  # cacheconfig imports this module
+
+    return build_cache_config(config, version=version, ctx=ctx)
+
+
+def cache_get_or_create_with_configuration(
+    config: Mapping[int, Any], *, version: tuple[int, int, int], ctx: Ctx = None
+) -> bytes:
+    """Body of CACHE_GET_OR_CREATE_WITH_CONFIGURATION (1054): same layout as 1053."""
+    return cache_create_with_configuration(config, version=version, ctx=ctx)
+
+
+parse_cache_create_with_configuration = parse_empty
+parse_cache_get_or_create_with_configuration = parse_empty
+
+
+def cache_get_configuration(cache_id: int, *, flags: int = 0) -> bytes:
+    """Body of CACHE_GET_CONFIGURATION (1055): ``i32 cache_id | i8 flags`` (no tx, no expiry)."""
+    return pack(_PREFIX, cache_id, flags)
+
+
+def parse_cache_get_configuration(
+    body: Buffer, *, version: tuple[int, int, int], ctx: Ctx = None
+) -> dict[int, Any]:
+    """The 1055 configuration struct -> a dict keyed by property code (cacheconfig.Prop)."""
+    from .cacheconfig import parse_cache_config
+
+    return parse_cache_config(body, version=version, ctx=ctx)
+
+
+def cache_destroy(cache_id: int) -> bytes:
+    """Body of CACHE_DESTROY (1056): ``i32 cache_id`` (no flags)."""
+    return pack(_I32, cache_id)
+
+
+parse_cache_destroy = parse_empty
+
+
+# -- key/value: single key -------------------------------------------------------------------
 
 
 def cache_get(
@@ -161,18 +464,12 @@ def cache_get(
     tx_id: int | None = None,
     *,
     expiry: Expiry | None = None,
+    ctx: Ctx = None,
 ) -> bytes:
     """Body of CACHE_GET (1000): ``prefix | key``."""
-    buf = bytearray()
-    write_cache_prefix(buf, cache_id, flags, tx_id, expiry)
-    write_value(buf, key, key_hint)
+    buf = _keyed(cache_id, flags, tx_id, expiry)
+    write_obj(buf, key, key_hint, ctx)
     return bytes(buf)
-
-
-@_parser
-def parse_cache_get(body: Buffer) -> object:
-    """``obj`` -> the value (None when the key is absent)."""
-    return decode_value(body)
 
 
 def cache_put(
@@ -185,13 +482,290 @@ def cache_put(
     tx_id: int | None = None,
     *,
     expiry: Expiry | None = None,
+    ctx: Ctx = None,
 ) -> bytes:
     """Body of CACHE_PUT (1001): ``prefix | key | value``."""
-    buf = bytearray()
-    write_cache_prefix(buf, cache_id, flags, tx_id, expiry)
-    write_value(buf, key, key_hint)
-    write_value(buf, value, value_hint)
+    buf = _keyed(cache_id, flags, tx_id, expiry)
+    write_obj(buf, key, key_hint, ctx)
+    write_obj(buf, value, value_hint, ctx)
     return bytes(buf)
 
 
+def _key_body(
+    cache_id: int, key: object, key_hint: int | None, flags: int, tx_id: int | None,
+    expiry: Expiry | None, ctx: Ctx,
+) -> bytearray:
+    buf = _keyed(cache_id, flags, tx_id, expiry)
+    write_obj(buf, key, key_hint, ctx)
+    return buf
+
+
+def _key_value_body(
+    cache_id: int, key: object, value: object, key_hint: int | None, value_hint: int | None,
+    flags: int, tx_id: int | None, expiry: Expiry | None, ctx: Ctx,
+) -> bytes:
+    buf = _key_body(cache_id, key, key_hint, flags, tx_id, expiry, ctx)
+    write_obj(buf, value, value_hint, ctx)
+    return bytes(buf)
+
+
+def cache_put_if_absent(
+    cache_id: int, key: object, value: object, *, key_hint: int | None = None,
+    value_hint: int | None = None, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_PUT_IF_ABSENT (1002): ``prefix | key | value`` -> bool."""
+    return _key_value_body(cache_id, key, value, key_hint, value_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_get_and_put(
+    cache_id: int, key: object, value: object, *, key_hint: int | None = None,
+    value_hint: int | None = None, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_GET_AND_PUT (1005): ``prefix | key | value`` -> old value."""
+    return _key_value_body(cache_id, key, value, key_hint, value_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_get_and_replace(
+    cache_id: int, key: object, value: object, *, key_hint: int | None = None,
+    value_hint: int | None = None, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_GET_AND_REPLACE (1006): ``prefix | key | value`` -> old value."""
+    return _key_value_body(cache_id, key, value, key_hint, value_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_get_and_put_if_absent(
+    cache_id: int, key: object, value: object, *, key_hint: int | None = None,
+    value_hint: int | None = None, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_GET_AND_PUT_IF_ABSENT (1008): ``prefix | key | value`` -> current value."""
+    return _key_value_body(cache_id, key, value, key_hint, value_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_replace(
+    cache_id: int, key: object, value: object, *, key_hint: int | None = None,
+    value_hint: int | None = None, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_REPLACE (1009): ``prefix | key | value`` -> bool."""
+    return _key_value_body(cache_id, key, value, key_hint, value_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_replace_if_equals(
+    cache_id: int, key: object, expected: object, value: object, *,
+    key_hint: int | None = None, value_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_REPLACE_IF_EQUALS (1010): ``prefix | key | expected | new`` -> bool.
+
+    ``value_hint`` applies to both the expected and the new value.
+    """
+    buf = _key_body(cache_id, key, key_hint, flags, tx_id, expiry, ctx)
+    write_obj(buf, expected, value_hint, ctx)
+    write_obj(buf, value, value_hint, ctx)
+    return bytes(buf)
+
+
+def cache_get_and_remove(
+    cache_id: int, key: object, *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_GET_AND_REMOVE (1007): ``prefix | key`` -> old value."""
+    return bytes(_key_body(cache_id, key, key_hint, flags, tx_id, expiry, ctx))
+
+
+def cache_contains_key(
+    cache_id: int, key: object, *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_CONTAINS_KEY (1011): ``prefix | key`` -> bool."""
+    return bytes(_key_body(cache_id, key, key_hint, flags, tx_id, expiry, ctx))
+
+
+def cache_clear_key(
+    cache_id: int, key: object, *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_CLEAR_KEY (1014): ``prefix | key`` -> nothing."""
+    return bytes(_key_body(cache_id, key, key_hint, flags, tx_id, expiry, ctx))
+
+
+def cache_remove_key(
+    cache_id: int, key: object, *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_REMOVE_KEY (1016): ``prefix | key`` -> bool."""
+    return bytes(_key_body(cache_id, key, key_hint, flags, tx_id, expiry, ctx))
+
+
+def cache_remove_if_equals(
+    cache_id: int, key: object, expected: object, *, key_hint: int | None = None,
+    value_hint: int | None = None, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_REMOVE_IF_EQUALS (1017): ``prefix | key | expected`` -> bool."""
+    return _key_value_body(
+        cache_id, key, expected, key_hint, value_hint, flags, tx_id, expiry, ctx
+    )
+
+
+def cache_local_peek(
+    cache_id: int, key: object, peek_modes: Iterable[int] = (), *,
+    key_hint: int | None = None, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_LOCAL_PEEK (1021): ``prefix | key | i32 n | n x i8 mode`` -> value.
+
+    Ignite 2.17 reads only the key and always peeks with ALL; the modes are sent anyway,
+    as pyignite does, and the server ignores them.
+    """
+    buf = _key_body(cache_id, key, key_hint, flags, tx_id, expiry, ctx)
+    _peek_modes(buf, peek_modes)
+    return bytes(buf)
+
+
+# -- key/value: several keys, whole cache ------------------------------------------------------
+
+
+def _keys_body(
+    cache_id: int, keys: Iterable[object], key_hint: int | None, flags: int,
+    tx_id: int | None, expiry: Expiry | None, ctx: Ctx,
+) -> bytes:
+    buf = _keyed(cache_id, flags, tx_id, expiry)
+    write_objects(buf, keys, key_hint, ctx)
+    return bytes(buf)
+
+
+def cache_get_all(
+    cache_id: int, keys: Iterable[object], *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_GET_ALL (1003): ``prefix | i32 n | n x key`` -> found (key, value) pairs."""
+    return _keys_body(cache_id, keys, key_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_contains_keys(
+    cache_id: int, keys: Iterable[object], *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_CONTAINS_KEYS (1012): ``prefix | i32 n | n x key`` -> bool (all present)."""
+    return _keys_body(cache_id, keys, key_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_clear_keys(
+    cache_id: int, keys: Iterable[object], *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_CLEAR_KEYS (1015): ``prefix | i32 n | n x key`` -> nothing."""
+    return _keys_body(cache_id, keys, key_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_remove_keys(
+    cache_id: int, keys: Iterable[object], *, key_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_REMOVE_KEYS (1018): ``prefix | i32 n | n x key`` -> nothing."""
+    return _keys_body(cache_id, keys, key_hint, flags, tx_id, expiry, ctx)
+
+
+def cache_put_all(
+    cache_id: int, pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
+    key_hint: int | None = None, value_hint: int | None = None, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None, ctx: Ctx = None,
+) -> bytes:
+    """Body of CACHE_PUT_ALL (1004): ``prefix | i32 n | n x (key, value)`` -> nothing.
+
+    ``pairs`` is a mapping or an iterable of (key, value) pairs (keys that are not
+    hashable in Python, such as lists, need the pair form).
+    """
+    items = _pairs(pairs)
+    buf = _keyed(cache_id, flags, tx_id, expiry)
+    buf += pack(_I32, len(items))
+    for key, value in items:
+        write_obj(buf, key, key_hint, ctx)
+        write_obj(buf, value, value_hint, ctx)
+    return bytes(buf)
+
+
+def _pairs(pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    if isinstance(pairs, Mapping):
+        return list(pairs.items())
+    items = _as_list(pairs, "pairs")
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise LocalProtocolError(f"expected a (key, value) pair, got {item!r}")
+    return [(k, v) for k, v in items]
+
+
+def cache_clear(
+    cache_id: int, *, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None,
+) -> bytes:
+    """Body of CACHE_CLEAR (1013): ``prefix`` -> nothing."""
+    return bytes(_keyed(cache_id, flags, tx_id, expiry))
+
+
+def cache_remove_all(
+    cache_id: int, *, flags: int = 0, tx_id: int | None = None,
+    expiry: Expiry | None = None,
+) -> bytes:
+    """Body of CACHE_REMOVE_ALL (1019): ``prefix`` -> nothing."""
+    return bytes(_keyed(cache_id, flags, tx_id, expiry))
+
+
+def cache_get_size(
+    cache_id: int, peek_modes: Iterable[int] = (), *, flags: int = 0,
+    tx_id: int | None = None, expiry: Expiry | None = None,
+) -> bytes:
+    """Body of CACHE_GET_SIZE (1020): ``prefix | i32 n | n x i8 peek mode`` -> i64.
+
+    No modes means the server default (ALL).
+    """
+    buf = _keyed(cache_id, flags, tx_id, expiry)
+    _peek_modes(buf, peek_modes)
+    return bytes(buf)
+
+
+# -- key/value parsers -------------------------------------------------------------------------
+
+
+def parse_cache_get(body: Buffer, ctx: Ctx = None) -> object:
+    """``obj`` -> the value (None when the key is absent)."""
+    return parse_value(body, ctx)
+
+
+def parse_cache_get_all(body: Buffer, ctx: Ctx = None) -> list[tuple[object, object]]:
+    """``i32 n | n x (key, value)`` -> the pairs found, in the server's order."""
+    reader = BodyReader(body, ctx=ctx)
+    n = reader.count(min_item_size=2)
+    pairs = [(reader.value(), reader.value()) for _ in range(n)]
+    reader.finish("the entries")
+    return pairs
+
+
 parse_cache_put = parse_empty
+parse_cache_put_all = parse_empty
+parse_cache_clear = parse_empty
+parse_cache_clear_key = parse_empty
+parse_cache_clear_keys = parse_empty
+parse_cache_remove_keys = parse_empty
+parse_cache_remove_all = parse_empty
+
+parse_cache_put_if_absent = parse_bool
+parse_cache_replace = parse_bool
+parse_cache_replace_if_equals = parse_bool
+parse_cache_contains_key = parse_bool
+parse_cache_contains_keys = parse_bool
+parse_cache_remove_key = parse_bool
+parse_cache_remove_if_equals = parse_bool
+
+parse_cache_get_and_put = parse_value
+parse_cache_get_and_replace = parse_value
+parse_cache_get_and_remove = parse_value
+parse_cache_get_and_put_if_absent = parse_value
+parse_cache_local_peek = parse_value
+
+parse_cache_get_size = parse_i64
