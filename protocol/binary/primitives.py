@@ -1,26 +1,49 @@
-"""The value codec: the type-code registries and the codecs for null, primitives, String and byte[].
+"""The value codec: the type-code registries, the decoder/encoder walkers, and the codecs for
+null, primitives, String and byte[].
 
-Readers are looked up in a 256-slot table indexed by the (unsigned) type-code byte;
-writers in a dict keyed by type code; automatic Python -> Ignite mapping in an ordered
-list of (python type, type code). Later codecs (UUID, dates, decimal, arrays,
-collections, complex objects) plug in through ``register_*`` at import time, the way
-asyncpg's codec registry does, without touching ``read_value``/``write_value``.
+Readers are looked up in 256-slot tables indexed by the (unsigned) type-code byte; writers
+in dicts keyed by type code; automatic Python -> Ignite mapping in an ordered list of
+(python type, type code or chooser). The other codecs (standard types, arrays, containers,
+complex objects) plug in through ``register_*`` at import time, the way asyncpg's codec
+registry does, without touching ``read_value``/``write_value``.
+
+Two kinds of codec, so the common case stays one function call:
+
+- a *leaf* codec handles a value that holds no other typed value (numbers, strings, UUIDs,
+  primitive arrays, String[] ...): ``reader(buf, pos)`` / ``writer(buf, value)``;
+- a *nested* codec handles values that contain arbitrary values (Object[], Collection,
+  Map, complex objects, handles, wrapped objects). It gets the walker of the current call
+  (``Decoder`` / ``Encoder``), which carries the ``CodecContext`` (binary-type registry,
+  footer choice), the nesting depth guard and the handle bookkeeping.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .typecodes import TypeCode
+from .values import Typed
+
+if TYPE_CHECKING:
+    from .registry import CodecContext, Registry
 
 __all__ = [
+    "DEFAULT_MAX_DEPTH",
     "Buffer",
+    "Decoder",
+    "Encoder",
+    "NestedReader",
+    "NestedWriter",
     "Reader",
     "Writer",
     "decode_value",
     "encode_value",
+    "infer_type_code",
+    "leaf_reader",
+    "leaf_writer",
     "read_value",
     "register_python_type",
     "register_reader",
@@ -30,20 +53,28 @@ __all__ = [
 
 Buffer = bytes | bytearray | memoryview
 
-# A reader gets the buffer and the offset just *after* the type code, and returns the
-# value and the offset after its payload. It may let struct.error / UnicodeDecodeError
-# escape (read_value translates them) and must check variable lengths itself, because
-# slicing past the end of a buffer does not raise.
+# A leaf reader gets the buffer and the offset just *after* the type code, and returns the
+# value and the offset after its payload. It may let struct.error / UnicodeDecodeError /
+# IndexError escape (read_value translates them) and must check variable lengths itself,
+# because slicing past the end of a buffer does not raise.
 Reader = Callable[[Buffer, int], tuple[object, int]]
-# A writer appends type code + payload. It must compute everything before appending, so a
-# failure (struct.error, OverflowError, UnicodeEncodeError -> LocalProtocolError) leaves
-# the buffer untouched.
+NestedReader = Callable[[Buffer, int, "Decoder"], tuple[object, int]]
+# A writer appends type code + payload. write_value removes whatever a failed write
+# appended, and turns struct.error / OverflowError / TypeError / ValueError /
+# UnicodeEncodeError into LocalProtocolError.
 Writer = Callable[[bytearray, object], None]
+NestedWriter = Callable[[bytearray, object, "Encoder"], None]
+# Picks the type code of a value whose Python type alone does not decide (lists, enums).
+Chooser = Callable[[object], int]
+
+DEFAULT_MAX_DEPTH = 64  # nesting levels of containers/objects; guards the Python stack
 
 _READERS: list[Reader | None] = [None] * 256
+_NESTED_READERS: list[NestedReader | None] = [None] * 256
 _WRITERS: dict[int, Writer] = {}
-_AUTO_ORDER: list[tuple[type, int]] = []
-_AUTO_EXACT: dict[type, int] = {}
+_NESTED_WRITERS: dict[int, NestedWriter] = {}
+_AUTO_ORDER: list[tuple[type, int | Chooser]] = []
+_AUTO_EXACT: dict[type, int | Chooser] = {}
 
 _I8 = struct.Struct("<b")
 _I16 = struct.Struct("<h")
@@ -57,98 +88,289 @@ _BOOL = struct.Struct("<bb")
 _LENGTH = struct.Struct("<bi")
 
 _NULL = TypeCode.NULL.value
-_WRITE_ERRORS = (struct.error, OverflowError, UnicodeEncodeError)
+_READ_ERRORS = (struct.error, UnicodeDecodeError, IndexError)
+_WRITE_ERRORS = (struct.error, OverflowError, UnicodeEncodeError, TypeError, ValueError)
 
 
-def register_reader(code: int, reader: Reader) -> None:
-    """Install the decoder for one type code (replacing any previous one)."""
-    _READERS[code & 0xFF] = reader
+def register_reader(code: int, reader: Reader | NestedReader, *, nested: bool = False) -> None:
+    """Install the decoder for one type code (replacing any previous one).
+
+    ``nested=True`` for a reader that takes the Decoder as a third argument.
+    """
+    slot = code & 0xFF
+    _READERS[slot] = None if nested else reader  # type: ignore[assignment]
+    _NESTED_READERS[slot] = reader if nested else None  # type: ignore[assignment]
 
 
-def register_writer(code: int, writer: Writer) -> None:
-    """Install the encoder used when a value is written with this type code."""
-    _WRITERS[int(code)] = writer
+def register_writer(code: int, writer: Writer | NestedWriter, *, nested: bool = False) -> None:
+    """Install the encoder used when a value is written with this type code.
+
+    ``nested=True`` for a writer that takes the Encoder as a third argument.
+    """
+    code = int(code)
+    _WRITERS.pop(code, None)
+    _NESTED_WRITERS.pop(code, None)
+    if nested:
+        _NESTED_WRITERS[code] = writer  # type: ignore[assignment]
+    else:
+        _WRITERS[code] = writer  # type: ignore[assignment]
 
 
-def register_python_type(pytype: type, code: int) -> None:
-    """Map a Python type to a type code for automatic encoding; earlier entries win."""
-    _AUTO_ORDER.append((pytype, int(code)))
-    _AUTO_EXACT.setdefault(pytype, int(code))
+def register_python_type(pytype: type, code: int | Chooser) -> None:
+    """Map a Python type to a type code for automatic encoding; earlier entries win.
+
+    ``code`` may be a function of the value returning the type code (e.g. for lists,
+    whose array type depends on the elements).
+    """
+    entry = code if callable(code) else int(code)
+    _AUTO_ORDER.append((pytype, entry))
+    _AUTO_EXACT.setdefault(pytype, entry)
 
 
 # -- public entry points ---------------------------------------------------------------
 
 
-def read_value(buf: Buffer, pos: int) -> tuple[object, int]:
+def read_value(buf: Buffer, pos: int, *, ctx: CodecContext | None = None) -> tuple[object, int]:
     """Decode the typed value at ``buf[pos]``; return it and the offset just after it.
 
-    Raises RemoteProtocolError on truncated or invalid data or an unknown type code.
+    ``ctx`` supplies the binary-type registry that complex objects need (without it a
+    complex object raises UnknownSchema). Raises RemoteProtocolError on truncated or
+    invalid data or an unknown type code, UnknownSchema (a RemoteProtocolError) when
+    metadata must be fetched first.
     """
     try:
         code = buf[pos]
     except IndexError:
         raise RemoteProtocolError(f"truncated value: no type code at offset {pos}") from None
-    reader = _READERS[code]
-    if reader is None:
-        signed = code - 256 if code > 127 else code
-        raise RemoteProtocolError(f"unsupported type code {signed} at offset {pos}")
     try:
-        return reader(buf, pos + 1)
-    except (struct.error, UnicodeDecodeError) as exc:
+        reader = _READERS[code]
+        if reader is not None:
+            return reader(buf, pos + 1)
+        nested = _NESTED_READERS[code]
+        if nested is None:
+            raise _unsupported(code, pos)
+        return nested(buf, pos + 1, Decoder(ctx, pos))
+    except _READ_ERRORS as exc:
         raise RemoteProtocolError(f"invalid value of type {code} at offset {pos}: {exc}") from exc
 
 
-def decode_value(data: Buffer) -> object:
+def decode_value(data: Buffer, *, ctx: CodecContext | None = None) -> object:
     """Decode exactly one typed value that must fill ``data`` completely."""
-    value, end = read_value(data, 0)
+    value, end = read_value(data, 0, ctx=ctx)
     if end != len(data):
         raise RemoteProtocolError(f"{len(data) - end} trailing bytes after the value")
     return value
 
 
-def write_value(buf: bytearray, value: object, hint: int | None = None) -> None:
+def write_value(
+    buf: bytearray, value: object, hint: int | None = None, *, ctx: CodecContext | None = None
+) -> None:
     """Append ``value`` as a typed value; ``hint`` (a TypeCode) picks the Ignite type.
 
-    None is always written as NULL. Without a hint the Python type decides (bool before
-    int: int -> LONG, float -> DOUBLE, str -> STRING, bytes -> BYTE_ARRAY). Raises
-    LocalProtocolError for values that do not fit the chosen type.
+    None is always written as NULL; a ``Typed`` value carries its own type code. Without
+    either, the Python type decides (see ``infer_type_code``). ``ctx`` is needed for
+    complex objects (registry, footer form, schemas to register). Raises
+    LocalProtocolError for values that do not fit the chosen type; on any error the
+    buffer is left as it was.
     """
-    if value is None:
-        buf.append(_NULL)
-        return
-    code = _infer_code(value) if hint is None else hint
-    writer = _WRITERS.get(code)
-    if writer is None:
-        raise LocalProtocolError(f"no encoder for type code {code!r}")
+    start = len(buf)
+    code = hint
     try:
-        writer(buf, value)
+        if value is None:
+            buf.append(_NULL)
+            return
+        if type(value) is Typed:
+            hint, value = value.type_code, value.value
+            if value is None:
+                buf.append(_NULL)
+                return
+        code = infer_type_code(value) if hint is None else hint
+        writer = _WRITERS.get(code)
+        if writer is not None:
+            writer(buf, value)
+            return
+        nested = _NESTED_WRITERS.get(code)
+        if nested is None:
+            raise LocalProtocolError(f"no encoder for type code {code!r}")
+        nested(buf, value, Encoder(ctx))
     except _WRITE_ERRORS as exc:
+        del buf[start:]
         name = _code_name(code)
-        raise LocalProtocolError(f"cannot encode {value!r} as {name}: {exc}") from exc
+        raise LocalProtocolError(f"cannot encode {_short(value)} as {name}: {exc}") from exc
+    except RecursionError as exc:  # a structure too deep for the Python stack
+        del buf[start:]
+        raise LocalProtocolError(f"cannot encode {_short(value)}: nested too deeply") from exc
+    except BaseException:
+        del buf[start:]
+        raise
 
 
-def encode_value(value: object, hint: int | None = None) -> bytes:
+def encode_value(
+    value: object, hint: int | None = None, *, ctx: CodecContext | None = None
+) -> bytes:
     """Return ``value`` encoded as one typed value (see write_value)."""
     buf = bytearray()
-    write_value(buf, value, hint)
+    write_value(buf, value, hint, ctx=ctx)
     return bytes(buf)
 
 
-def _infer_code(value: object) -> int:
+def infer_type_code(value: object) -> int:
+    """The type code the automatic mapping picks for ``value`` (LocalProtocolError if none).
+
+    bool -> BOOL, int -> LONG, float -> DOUBLE, str -> STRING, bytes -> BYTE_ARRAY, plus
+    whatever the other codec modules register (UUID, Decimal, dates, lists, value classes).
+    """
     code = _AUTO_EXACT.get(type(value))
-    if code is not None:
-        return code
-    for pytype, candidate in _AUTO_ORDER:  # subclasses (IntEnum, str subclasses...)
-        if isinstance(value, pytype):
-            return candidate
-    raise LocalProtocolError(f"no automatic Ignite type for {type(value).__name__}")
+    if code is None:
+        for pytype, candidate in _AUTO_ORDER:  # subclasses (IntEnum, str subclasses...)
+            if isinstance(value, pytype):
+                code = candidate
+                break
+        else:
+            raise LocalProtocolError(f"no automatic Ignite type for {type(value).__name__}")
+    return code if code.__class__ is int else code(value)  # type: ignore[operator,union-attr,return-value]
 
 
-def _code_name(code: int) -> str:
+def leaf_reader(code: int) -> Reader:
+    """The registered leaf reader of a type code (for codecs built from other codecs)."""
+    reader = _READERS[code & 0xFF]
+    if reader is None:
+        raise LookupError(f"no leaf reader for type code {code}")
+    return reader
+
+
+def leaf_writer(code: int) -> Writer:
+    """The registered leaf writer of a type code (for codecs built from other codecs)."""
+    return _WRITERS[int(code)]
+
+
+def _code_name(code: object) -> str:
     try:
-        return TypeCode(code).name
-    except ValueError:
+        return TypeCode(code).name  # type: ignore[arg-type]
+    except (ValueError, TypeError):
         return str(code)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _unsupported(code: int, pos: int) -> RemoteProtocolError:
+    signed = code - 256 if code > 127 else code
+    return RemoteProtocolError(f"unsupported type code {signed} at offset {pos}")
+
+
+# -- the walkers ---------------------------------------------------------------------------
+
+
+class Decoder:
+    """The state of one ``read_value`` call, handed to nested readers.
+
+    Carries the CodecContext, the depth guard, and the handle bookkeeping: where the
+    outermost value starts (``base``: handles may not point before it), the values
+    already resolved through handles (by position) and the ones being resolved (a
+    handle back into one of them is a cycle).
+    """
+
+    __slots__ = ("_resolved", "_resolving", "base", "ctx", "depth", "max_depth", "registry")
+
+    def __init__(self, ctx: CodecContext | None, base: int) -> None:
+        self.ctx = ctx
+        self.registry: Registry | None = None if ctx is None else ctx.registry
+        self.max_depth = DEFAULT_MAX_DEPTH if ctx is None else ctx.max_depth
+        self.depth = 0
+        self.base = base
+        self._resolved: dict[int, object] | None = None
+        self._resolving: set[int] | None = None
+
+    def read(self, buf: Buffer, pos: int) -> tuple[object, int]:
+        """Decode the typed value at ``buf[pos]`` inside the current value."""
+        code = buf[pos]
+        reader = _READERS[code]
+        if reader is not None:
+            return reader(buf, pos + 1)
+        nested = _NESTED_READERS[code]
+        if nested is None:
+            raise _unsupported(code, pos)
+        return nested(buf, pos + 1, self)
+
+    def enter(self) -> None:
+        """Call on entering a container; pair with ``self.depth -= 1`` on the way out."""
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise RemoteProtocolError(f"values nested deeper than {self.max_depth} levels")
+
+    def resolve_handle(self, buf: Buffer, handle_pos: int, offset: int) -> object:
+        """The value a HANDLE at ``handle_pos`` refers to (``offset`` bytes back)."""
+        target = handle_pos - offset
+        if offset <= 0 or target < self.base:
+            raise RemoteProtocolError(
+                f"handle at offset {handle_pos} points to {target}, outside the value "
+                f"starting at {self.base}"
+            )
+        resolved = self._resolved
+        if resolved is None:
+            resolved = self._resolved = {}
+            self._resolving = set()
+        elif target in resolved:
+            return resolved[target]
+        resolving = self._resolving
+        assert resolving is not None
+        if target in resolving:
+            raise RemoteProtocolError(f"cyclic reference to offset {target}: not representable")
+        resolving.add(target)
+        self.enter()  # a chain of handles to handles nests like containers do
+        value, _ = self.read(buf, target)
+        self.depth -= 1
+        resolving.discard(target)
+        resolved[target] = value
+        return value
+
+    def enter_buffer(self) -> tuple[int, dict[int, object] | None, set[int] | None]:
+        """Start decoding a separate buffer (a wrapped object array); returns what to restore."""
+        saved = (self.base, self._resolved, self._resolving)
+        self.base, self._resolved, self._resolving = 0, None, None
+        return saved
+
+    def leave_buffer(self, saved: tuple[int, dict[int, object] | None, set[int] | None]) -> None:
+        self.base, self._resolved, self._resolving = saved
+
+
+class Encoder:
+    """The state of one ``write_value`` call, handed to nested writers: the CodecContext and
+    the depth guard (a container that contains itself would otherwise recurse forever)."""
+
+    __slots__ = ("ctx", "depth", "max_depth")
+
+    def __init__(self, ctx: CodecContext | None) -> None:
+        self.ctx = ctx
+        self.max_depth = DEFAULT_MAX_DEPTH if ctx is None else ctx.max_depth
+        self.depth = 0
+
+    def write(self, buf: bytearray, value: object, hint: int | None = None) -> None:
+        """Append ``value`` (an element or field of the value being written)."""
+        if value is None:
+            buf.append(_NULL)
+            return
+        if type(value) is Typed:
+            hint, value = value.type_code, value.value
+            if value is None:
+                buf.append(_NULL)
+                return
+        code = infer_type_code(value) if hint is None else hint
+        writer = _WRITERS.get(code)
+        if writer is not None:
+            writer(buf, value)
+            return
+        nested = _NESTED_WRITERS.get(code)
+        if nested is None:
+            raise LocalProtocolError(f"no encoder for type code {code!r}")
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise LocalProtocolError(f"values nested deeper than {self.max_depth} levels")
+        nested(buf, value, self)
+        self.depth -= 1
 
 
 # -- readers ---------------------------------------------------------------------------
@@ -191,23 +413,25 @@ def _read_bool(buf: Buffer, pos: int) -> tuple[object, int]:
     return _I8.unpack_from(buf, pos)[0] != 0, pos + 1
 
 
-def _read_length(buf: Buffer, pos: int) -> tuple[int, int]:
-    """Read an i32 byte count at pos; return (start, end) of the payload it announces."""
+def read_length(buf: Buffer, pos: int, item_size: int = 1) -> tuple[int, int]:
+    """Read an i32 count at pos; return (count, payload start), refusing counts of
+    ``item_size``-byte items that the rest of the buffer cannot hold."""
     (n,) = _I32.unpack_from(buf, pos)
     start = pos + 4
-    end = start + n
-    if n < 0 or end > len(buf):
+    if n < 0 or n * item_size > len(buf) - start:
         raise RemoteProtocolError(f"length {n} at offset {pos} runs past the buffer")
-    return start, end
+    return n, start
 
 
 def _read_string(buf: Buffer, pos: int) -> tuple[object, int]:
-    start, end = _read_length(buf, pos)
+    n, start = read_length(buf, pos)
+    end = start + n
     return str(buf[start:end], "utf-8"), end
 
 
 def _read_byte_array(buf: Buffer, pos: int) -> tuple[object, int]:
-    start, end = _read_length(buf, pos)
+    n, start = read_length(buf, pos)
+    end = start + n
     return bytes(buf[start:end]), end
 
 
@@ -228,12 +452,19 @@ def _write_null(buf: bytearray, value: object) -> None:
     raise LocalProtocolError(f"the NULL type code only encodes None, not {value!r}")
 
 
-def _write_char(buf: bytearray, value: object) -> None:
+def char_unit(value: object) -> int:
+    """A CHAR value (a one-character str or an int) as its UTF-16 code unit."""
     if isinstance(value, str):
         if len(value) != 1:
             raise LocalProtocolError(f"a CHAR must be a single character, got {value!r}")
-        value = ord(value)  # beyond U+FFFF the u16 pack below fails -> LocalProtocolError
-    buf += _CHAR.pack(TypeCode.CHAR, value)
+        return ord(value)  # beyond U+FFFF the u16 pack fails -> LocalProtocolError
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LocalProtocolError(f"a CHAR must be a str or an int, got {type(value).__name__}")
+    return value
+
+
+def _write_char(buf: bytearray, value: object) -> None:
+    buf += _CHAR.pack(TypeCode.CHAR, char_unit(value))
 
 
 def _write_bool(buf: bytearray, value: object) -> None:
@@ -250,13 +481,26 @@ def _write_string(buf: bytearray, value: object) -> None:
     buf += data
 
 
-def _write_byte_array(buf: bytearray, value: object) -> None:
+def byte_array_payload(value: object) -> bytes | bytearray:
+    """byte[] contents from bytes-like values or a sequence of ints in -128..255."""
+    if isinstance(value, (bytes, bytearray)):
+        return value
     if isinstance(value, memoryview):
-        value = value.tobytes()
-    if not isinstance(value, (bytes, bytearray)):
-        raise LocalProtocolError(f"a BYTE_ARRAY must be bytes, got {type(value).__name__}")
-    buf += _LENGTH.pack(TypeCode.BYTE_ARRAY, len(value))
-    buf += value
+        return value.tobytes()
+    if isinstance(value, (list, tuple)):
+        out = bytearray(len(value))
+        for i, x in enumerate(value):
+            if isinstance(x, bool) or not isinstance(x, int) or not -128 <= x <= 255:
+                raise LocalProtocolError(f"byte[] element {x!r} is not an int in -128..255")
+            out[i] = x & 0xFF
+        return out
+    raise LocalProtocolError(f"a BYTE_ARRAY must be bytes, got {type(value).__name__}")
+
+
+def _write_byte_array(buf: bytearray, value: object) -> None:
+    data = byte_array_payload(value)
+    buf += _LENGTH.pack(TypeCode.BYTE_ARRAY, len(data))
+    buf += data
 
 
 # -- the registry, in one ordered place --------------------------------------------------
@@ -287,3 +531,12 @@ register_python_type(str, TypeCode.STRING)
 register_python_type(bytes, TypeCode.BYTE_ARRAY)
 register_python_type(bytearray, TypeCode.BYTE_ARRAY)
 register_python_type(memoryview, TypeCode.BYTE_ARRAY)
+
+# The other codecs register themselves on import; loading them here means every user of
+# read_value/write_value gets the complete codec (each imports what it builds on).
+from . import arrays as _arrays  # noqa: E402
+from . import complex as _complex  # noqa: E402
+from . import containers as _containers  # noqa: E402
+from . import standard as _standard  # noqa: E402
+
+del _standard, _arrays, _containers, _complex

@@ -71,7 +71,9 @@ class BinaryObject:
     """A complex object (103) with its fields by name, in schema order.
 
     ``type_name`` is known when the type is registered (or read from metadata);
-    ``hash_code`` is the header hash as read, or None to have the writer compute it.
+    ``hash_code`` is the header hash as read. The writer ignores it and always computes the
+    hash from the bytes it writes (the server trusts the header, so only that value is safe).
+    ``raw`` is the raw-data section (Binarylizable raw writers), None when absent.
     """
 
     type_id: int
@@ -79,6 +81,7 @@ class BinaryObject:
     type_name: str | None = None
     schema_id: int | None = None
     hash_code: int | None = None
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
