@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import ErrorResponse, LocalProtocolError, OpCode, ProtocolError, Response, cache_id
+from protocol.binary.registry import BinaryType, CodecContext
+from protocol.errors import UnknownSchema
 from protocol.ipc import Request, Status, error_payload
 
 from . import log
@@ -25,6 +27,7 @@ from .errors import (
 )
 from .nodeconn import ConnectionLost, NodeConnection, Outcome
 from .pool import NodePool
+from .registry import BinaryTypes
 from .workers import Transaction, Worker, Workers
 
 ReplyFn = Callable[[int, Any], None]  # (status, payload); the request id is already bound
@@ -55,7 +58,9 @@ class Call:
     pinned: NodeConnection | None = None  # tx or cursor connection: no failover
     route_cache: int | None = None  # with key_pos: route to the primary node of the key
     key_pos: int = -1  # where the key starts in body (-1: not a keyed request)
+    pending_types: list[BinaryType] | None = None  # to register before the body may be sent
     attempts: int = 0
+    schema_fetches: int = 0
 
 
 #: Ops the broker answers itself, even with no node reachable.
@@ -106,6 +111,7 @@ class Dispatcher:
         self.in_flight = 0
         self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN}
         self._cache_ids: dict[str, int] = {}
+        self.types = BinaryTypes(pool)
         # Requests that arrived while no node was reachable: (expires, worker, request, reply).
         self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
         pool.on_ready.append(self.resume_parked)
@@ -137,6 +143,7 @@ class Dispatcher:
         self._run(worker, request, reply)
 
     def _run(self, worker: Worker, request: Request, reply: ReplyFn) -> None:
+        self.types.codec.pending.clear()  # whatever a failed encode left behind
         try:
             handler = self._handlers.get(request.op)
             if handler is None:
@@ -198,6 +205,11 @@ class Dispatcher:
                 maybe_applied=False)
         return tx
 
+    @property
+    def codec(self) -> CodecContext:
+        """The codec context for encoding request values and decoding answers."""
+        return self.types.codec
+
     def deadline(self, request: Request) -> float:
         """The request's deadline on the monotonic clock."""
         if request.deadline_ms:
@@ -207,6 +219,11 @@ class Dispatcher:
     def call(self, call: Call) -> None:
         """Send ``call`` to its pinned connection or a routed one; retry on another node when
         it is idempotent and the connection failed, until its deadline."""
+        if call.pending_types:
+            pending, call.pending_types = call.pending_types, None
+            self.types.register(
+                pending, lambda error: call.on_error(error) if error else self.call(call))
+            return
         try:
             if call.pinned is not None:
                 conn = call.pinned
@@ -231,6 +248,8 @@ class Dispatcher:
         if isinstance(outcome, Response):
             try:
                 call.on_result(outcome)
+            except UnknownSchema as exc:
+                self._fetch_then_retry(call, outcome, exc)
             except ProtocolError as exc:
                 _log.error("undecodable_response", op=call.op.name, error=str(exc))
                 call.on_error(BrokerError(f"cannot decode the node's answer: {exc}"))
@@ -253,6 +272,16 @@ class Dispatcher:
                                          maybe_applied=maybe_applied))
 
 
+    def _fetch_then_retry(self, call: Call, outcome: Response, exc: UnknownSchema) -> None:
+        """The answer holds an object whose schema we lack: fetch it once, decode again."""
+        call.schema_fetches += 1
+        if call.schema_fetches > 8:
+            call.on_error(BrokerError(f"cannot decode the node's answer: {exc}"))
+            return
+        self.types.fetch(exc.type_id, lambda error: call.on_error(error) if error
+                         else self._on_outcome(call, outcome))
+
+
 def simple_call(
     dispatcher: Dispatcher,
     request: Request,
@@ -265,6 +294,7 @@ def simple_call(
     pinned: NodeConnection | None = None,
     route_cache: int | None = None,
     key_pos: int = -1,
+    pending_types: list[BinaryType] | None = None,
 ) -> None:
     """The common case: one request, its parsed body is the reply."""
 
@@ -275,4 +305,5 @@ def simple_call(
         reply(exc.status, error_of(exc))
 
     dispatcher.call(Call(op, body, idempotent, dispatcher.deadline(request), on_result, on_error,
-                         pinned=pinned, route_cache=route_cache, key_pos=key_pos))
+                         pinned=pinned, route_cache=route_cache, key_pos=key_pos,
+                         pending_types=pending_types))

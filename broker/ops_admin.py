@@ -7,11 +7,14 @@ import dataclasses
 import enum
 from typing import Any
 
-from protocol import OpCode, cluster, ops
+from protocol import OpCode, cluster, hashing, ops
+from protocol.binary import metadata
+from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status
 
-from .dispatch import Dispatcher, ReplyFn, arg, simple_call
-from .errors import BadRequest
+from .dispatch import Dispatcher, ReplyFn, arg, error_of, simple_call
+from .errors import BadRequest, BrokerError
+from .registry import UnknownType
 from .workers import Worker
 
 _PROP_NAME = 0
@@ -61,7 +64,9 @@ def _create(dispatcher: Dispatcher, request: Request, reply: ReplyFn, *, or_get:
         op = (OpCode.CACHE_GET_OR_CREATE_WITH_CONFIGURATION if or_get
               else OpCode.CACHE_CREATE_WITH_CONFIGURATION)
         version = dispatcher.pool.pick().version
-        body = ops.cache_create_with_configuration(settings, version=tuple(version))
+        build = (ops.cache_get_or_create_with_configuration if or_get
+                 else ops.cache_create_with_configuration)
+        body = build(settings, version=tuple(version), ctx=dispatcher.codec)
     else:
         raise BadRequest("a cache is created from a name or a config map with a name (code 0)")
     simple_call(dispatcher, request, reply, op, body, ops.parse_empty, idempotent=or_get)
@@ -140,7 +145,82 @@ def _cluster_wal(dispatcher: Dispatcher, worker: Worker, request: Request,
                     idempotent=True)
 
 
+# -- binary types and routing -----------------------------------------------------------------
+
+
+def _binary_type_map(bt: BinaryType | None) -> dict[str, Any] | None:
+    if bt is None:
+        return None
+    return {"type_id": bt.type_id, "type_name": bt.type_name,
+            "affinity_key_field": bt.affinity_key_field, "is_enum": bt.is_enum,
+            "fields": [list(f) for f in bt.fields],
+            "enum_values": [list(v) for v in bt.enum_values],
+            "schemas": {sid: list(ids) for sid, ids in bt.schemas.items()}}
+
+
+def _binary_type_get(dispatcher: Dispatcher, worker: Worker, request: Request,
+                     reply: ReplyFn) -> None:
+    """The type by name or id, from the broker's registry or, once, from the cluster."""
+    wanted = arg(request.args, "type", (str, int))
+    tid = hashing.type_id(wanted) if isinstance(wanted, str) else wanted
+    registry = dispatcher.types.registry
+    if registry.get(tid) is not None:
+        reply(Status.OK, _binary_type_map(registry.get(tid)))
+        return
+
+    def fetched(error: BrokerError | None) -> None:
+        if error is not None and not isinstance(error, UnknownType):
+            reply(error.status, error_of(error))
+        else:
+            reply(Status.OK, _binary_type_map(registry.get(tid)))
+
+    dispatcher.types.fetch(tid, fetched)
+
+
+def _binary_type_put(dispatcher: Dispatcher, worker: Worker, request: Request,
+                     reply: ReplyFn) -> None:
+    """Register a type (pyignite's put_binary_type): fields [[name, type code]] or, for an
+    enum, literals [[name, ordinal]]."""
+    args = request.args
+    name = arg(args, "type_name", str)
+    schema = arg(args, "schema", list, [])
+    if not all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str)
+               and isinstance(f[1], int) for f in schema):
+        raise BadRequest("schema must be a list of [name, int] pairs")
+    if arg(args, "is_enum", bool, False):
+        bt = metadata.enum_type(name, {literal: ordinal for literal, ordinal in schema})
+    else:
+        bt = metadata.object_type(
+            name, [(f, code) for f, code in schema],
+            affinity_key_field=arg(args, "affinity_key_field", (str, type(None)), None))
+
+    def registered(error: BrokerError | None) -> None:
+        if error is not None:
+            reply(error.status, error_of(error))
+        else:
+            reply(Status.OK, _binary_type_map(dispatcher.types.registry.get(bt.type_id)))
+
+    dispatcher.types.register([bt], registered)
+
+
+def _node_for(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+    """Which node the broker would send a request to (pyignite's get_best_node)."""
+    pool = dispatcher.pool
+    if request.args.get("cache") is not None and "key" in request.args:
+        cid = dispatcher.cache_id(request.args)
+        body = ops.cache_get(cid, request.args["key"], ctx=dispatcher.codec)
+        dispatcher.codec.take_pending()
+        conn = pool.route(cid, body, 5)
+    else:
+        conn = pool.pick()
+    reply(Status.OK, {"host": conn.host, "port": conn.port, "node_id": conn.node_id,
+                      "protocol_version": list(conn.version)})
+
+
 HANDLERS = {
+    "binary_type_get": _binary_type_get,
+    "binary_type_put": _binary_type_put,
+    "node_for": _node_for,
     "hello": _hello,
     "ping": _ping,
     "cache_names": _cache_names,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from protocol import OpCode, ops
@@ -22,16 +23,18 @@ class KeyValueOp:
     params: tuple[str, ...]  # IPC arguments passed after the cache id, in order
     idempotent: bool
     takes_values: bool = True  # the builder encodes values (and takes ctx)
+    returns_values: bool = False  # the parser decodes values (and takes ctx)
 
 
 _VALUE, _BOOL, _NONE = ops.parse_value, ops.parse_bool, ops.parse_empty
 
 # fmt: off
 KEY_VALUE_OPS: dict[str, KeyValueOp] = {
-    "cache_get": KeyValueOp(OpCode.CACHE_GET, ops.cache_get, _VALUE, ("key",), True),
+    "cache_get": KeyValueOp(OpCode.CACHE_GET, ops.cache_get, _VALUE, ("key",), True,
+                            returns_values=True),
     "cache_put": KeyValueOp(OpCode.CACHE_PUT, ops.cache_put, _NONE, ("key", "value"), False),
     "cache_get_all": KeyValueOp(OpCode.CACHE_GET_ALL, ops.cache_get_all,
-                                ops.parse_cache_get_all, ("keys",), True),
+                                ops.parse_cache_get_all, ("keys",), True, returns_values=True),
     "cache_put_all": KeyValueOp(OpCode.CACHE_PUT_ALL, ops.cache_put_all, _NONE, ("pairs",),
                                 False),
     "cache_replace": KeyValueOp(OpCode.CACHE_REPLACE, ops.cache_replace, _BOOL,
@@ -41,17 +44,17 @@ KEY_VALUE_OPS: dict[str, KeyValueOp] = {
     "cache_contains_keys": KeyValueOp(OpCode.CACHE_CONTAINS_KEYS, ops.cache_contains_keys,
                                       _BOOL, ("keys",), True),
     "cache_get_and_put": KeyValueOp(OpCode.CACHE_GET_AND_PUT, ops.cache_get_and_put, _VALUE,
-                                    ("key", "value"), False),
+                                    ("key", "value"), False, returns_values=True),
     "cache_get_and_put_if_absent": KeyValueOp(
         OpCode.CACHE_GET_AND_PUT_IF_ABSENT, ops.cache_get_and_put_if_absent, _VALUE,
-        ("key", "value"), False),
+        ("key", "value"), False, returns_values=True),
     "cache_put_if_absent": KeyValueOp(OpCode.CACHE_PUT_IF_ABSENT, ops.cache_put_if_absent,
                                       _BOOL, ("key", "value"), False),
     "cache_get_and_remove": KeyValueOp(OpCode.CACHE_GET_AND_REMOVE, ops.cache_get_and_remove,
-                                       _VALUE, ("key",), False),
+                                       _VALUE, ("key",), False, returns_values=True),
     "cache_get_and_replace": KeyValueOp(OpCode.CACHE_GET_AND_REPLACE,
                                         ops.cache_get_and_replace, _VALUE, ("key", "value"),
-                                        False),
+                                        False, returns_values=True),
     "cache_remove_key": KeyValueOp(OpCode.CACHE_REMOVE_KEY, ops.cache_remove_key, _BOOL,
                                    ("key",), False),
     "cache_remove_keys": KeyValueOp(OpCode.CACHE_REMOVE_KEYS, ops.cache_remove_keys, _NONE,
@@ -97,15 +100,22 @@ def _handler(spec: KeyValueOp) -> Callable[[Dispatcher, Worker, Request, ReplyFn
         options: dict[str, Any] = {"expiry": _expiry(args)}
         if tx is not None:
             options["tx_id"] = tx.tx_id
+        codec = dispatcher.codec
+        if spec.takes_values:
+            options["ctx"] = codec
         body = spec.build(cid, *values, **options)
+        pending = codec.take_pending()
+        parse = spec.parse
+        if spec.returns_values:
+            parse = partial(spec.parse, ctx=codec)
         # Key ops go to the key's primary node (the key follows the cache prefix: i32 id,
         # i8 flags, 3 x i64 expiry when set); inside a transaction, to the tx's connection.
         key_pos = -1
         if spec.params[:1] == ("key",) and tx is None:
             key_pos = 5 + (24 if options["expiry"] else 0)
-        simple_call(dispatcher, request, reply, spec.code, body, spec.parse,
+        simple_call(dispatcher, request, reply, spec.code, body, parse,
                     idempotent=spec.idempotent, pinned=tx.conn if tx else None,
-                    route_cache=cid, key_pos=key_pos)
+                    route_cache=cid, key_pos=key_pos, pending_types=pending)
 
     return handle
 

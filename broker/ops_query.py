@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocol import OpCode, Response, queries, tx
+from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status
 
 from .dispatch import Call, Dispatcher, ReplyFn, arg, error_of
@@ -16,7 +17,8 @@ from .workers import Cursor, Transaction, Worker
 
 
 def _pinned_call(dispatcher: Dispatcher, request: Request, reply: ReplyFn, conn: NodeConnection,
-                 op: OpCode, body: bytes, on_result: Callable[[Response], Any]) -> None:
+                 op: OpCode, body: bytes, on_result: Callable[[Response], Any],
+                 pending_types: list[BinaryType] | None = None) -> None:
     """One request on ``conn``; ``on_result`` returns the reply payload."""
 
     def ok(response: Response) -> None:
@@ -25,7 +27,8 @@ def _pinned_call(dispatcher: Dispatcher, request: Request, reply: ReplyFn, conn:
     def failed(exc: BrokerError) -> None:
         reply(exc.status, error_of(exc))
 
-    dispatcher.call(Call(op, body, False, dispatcher.deadline(request), ok, failed, pinned=conn))
+    dispatcher.call(Call(op, body, False, dispatcher.deadline(request), ok, failed, pinned=conn,
+                         pending_types=pending_types))
 
 
 def _query_connection(dispatcher: Dispatcher, worker: Worker,
@@ -98,23 +101,25 @@ def _sql(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyF
         enforce_join_order=arg(args, "enforce_join_order", bool, False),
         collocated=arg(args, "collocated", bool, False), lazy=arg(args, "lazy", bool, False),
         timeout=arg(args, "timeout", int, 0), include_field_names=names,
-        tx_id=tx_id, features=conn.features,
+        tx_id=tx_id, features=conn.features, ctx=dispatcher.codec,
     )
+    pending = dispatcher.codec.take_pending()
 
     def first_page(response: Response) -> dict[str, Any]:
-        page = queries.parse_sql_fields(response.body, names)
+        page = queries.parse_sql_fields(response.body, names, ctx=dispatcher.codec)
         handle = _register(dispatcher, worker, conn, page.cursor_id, page.more, "sql",
                            page.column_count)
         fields = list(page.field_names) if names else None
         return {"cursor": handle, "fields": fields, "rows": page.rows, "more": page.more}
 
-    _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SQL_FIELDS, body, first_page)
+    _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SQL_FIELDS, body, first_page,
+                 pending)
 
 
 def _entries_first_page(dispatcher: Dispatcher, worker: Worker, conn: NodeConnection,
                         kind: str) -> Callable[[Response], dict[str, Any]]:
     def first_page(response: Response) -> dict[str, Any]:
-        page = queries.parse_scan(response.body)
+        page = queries.parse_scan(response.body, ctx=dispatcher.codec)
         handle = _register(dispatcher, worker, conn, page.cursor_id, page.more, kind)
         return {"cursor": handle, "rows": [list(p) for p in page.pairs], "more": page.more}
 
@@ -141,9 +146,11 @@ def _select_row(dispatcher: Dispatcher, worker: Worker, request: Request, reply:
         distributed_joins=arg(args, "distributed_joins", bool, False),
         local=arg(args, "local", bool, False),
         replicated_only=arg(args, "replicated_only", bool, False),
-        page_size=arg(args, "page_size", int, 1024), timeout=arg(args, "timeout", int, 0))
+        page_size=arg(args, "page_size", int, 1024), timeout=arg(args, "timeout", int, 0),
+        ctx=dispatcher.codec)
     _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SQL, body,
-                 _entries_first_page(dispatcher, worker, conn, "sql_row"))
+                 _entries_first_page(dispatcher, worker, conn, "sql_row"),
+                 dispatcher.codec.take_pending())
 
 
 # -- cursors ----------------------------------------------------------------------------------
@@ -163,10 +170,11 @@ def _cursor(worker: Worker, args: dict[str, Any]) -> Cursor:
     return cursor
 
 
-def _parse_page(cursor: Cursor, body: Any) -> tuple[list[list[Any]], bool]:
+def _parse_page(dispatcher: Dispatcher, cursor: Cursor,
+                body: Any) -> tuple[list[list[Any]], bool]:
     if cursor.kind == "sql":
-        return queries.parse_sql_fields_page(body, cursor.column_count)
-    pairs, more = queries.parse_scan_page(body)
+        return queries.parse_sql_fields_page(body, cursor.column_count, ctx=dispatcher.codec)
+    pairs, more = queries.parse_scan_page(body, ctx=dispatcher.codec)
     return [list(p) for p in pairs], more
 
 
@@ -176,7 +184,7 @@ def _cursor_next(dispatcher: Dispatcher, worker: Worker, request: Request,
     op, build = _PAGE_OPS[cursor.kind]
 
     def page(response: Response) -> dict[str, Any]:
-        rows, more = _parse_page(cursor, response.body)
+        rows, more = _parse_page(dispatcher, cursor, response.body)
         if not more:
             worker.cursors.pop(cursor.handle, None)
         return {"rows": rows, "more": more}
