@@ -112,6 +112,7 @@ class Dispatcher:
         self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN}
         self._cache_ids: dict[str, int] = {}
         self.types = BinaryTypes(pool)
+        pool.topology.codec = self.types.codec
         # Requests that arrived while no node was reachable: (expires, worker, request, reply).
         self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
         pool.on_ready.append(self.resume_parked)

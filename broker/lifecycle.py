@@ -42,7 +42,8 @@ from .workers import Workers
 _log = log.get("lifecycle")
 
 _DRAIN_SECONDS = 10.0
-_FEATURES = frozenset({2, 3, 11})  # cluster states, node endpoints, heartbeat
+# cluster states, node endpoints, heartbeat, all affinity mappings
+_FEATURES = frozenset({2, 3, 11, 13})
 
 
 def sd_notify(message: str) -> None:

@@ -16,7 +16,7 @@ import ipaddress
 import uuid
 from typing import TYPE_CHECKING
 
-from protocol import OpCode, ProtocolError, Response, affinity, cluster
+from protocol import CodecContext, OpCode, ProtocolError, Response, affinity, cluster
 from protocol.binary.primitives import Buffer
 
 from . import log
@@ -40,6 +40,7 @@ class Topology:
         self._caches: set[int] = set()
         self._refreshing = False
         self.refreshes = 0
+        self.codec: CodecContext | None = None  # set by the dispatcher: complex keys' schemas
 
     def __repr__(self) -> str:
         version = self.mapping.version if self.mapping else None
@@ -65,7 +66,7 @@ class Topology:
         mapping = self.mapping
         if mapping is None:
             return None
-        return mapping.node_for_encoded(cache_id, body, None, key_pos)
+        return mapping.node_for_encoded(cache_id, body, self.codec, key_pos)
 
     # -- refresh ------------------------------------------------------------------------------
 

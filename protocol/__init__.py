@@ -4,7 +4,7 @@ This package holds no networking code. ``ClientConnection`` turns received bytes
 events and requests into bytes; the caller owns the socket, the clock and the threads.
 """
 
-from . import binary, ops
+from . import affinity, binary, ops
 from ._connection import DEFAULT_FEATURES, NEED_DATA, ClientConnection, ConnectionConfig
 from ._events import (
     ConnectionClosed,
@@ -18,7 +18,14 @@ from ._events import (
 from ._framing import DEFAULT_MAX_FRAME
 from ._state import ConnectionState
 from ._version import KNOWN_VERSIONS, ProtocolVersion
-from .errors import FrameTooLarge, LocalProtocolError, ProtocolError, RemoteProtocolError
+from .binary.registry import BinaryType, CodecContext, Registry
+from .errors import (
+    FrameTooLarge,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    UnknownSchema,
+)
 from .hashing import cache_id, java_string_hash
 from .opcodes import OpCode
 from .status import StatusCode
@@ -28,7 +35,9 @@ __all__ = [
     "DEFAULT_MAX_FRAME",
     "KNOWN_VERSIONS",
     "NEED_DATA",
+    "BinaryType",
     "ClientConnection",
+    "CodecContext",
     "ConnectionClosed",
     "ConnectionConfig",
     "ConnectionState",
@@ -42,9 +51,12 @@ __all__ = [
     "OpCode",
     "ProtocolError",
     "ProtocolVersion",
+    "Registry",
     "RemoteProtocolError",
     "Response",
     "StatusCode",
+    "UnknownSchema",
+    "affinity",
     "binary",
     "cache_id",
     "java_string_hash",
