@@ -1,9 +1,32 @@
 """libclient: a drop-in, fork-safe, thread-safe pyignite-compatible stub for ignite-broker.
 
-``from libclient import Client`` replaces ``from pyignite import Client``.
+``from libclient import Client`` replaces ``from pyignite import Client`` (``AioClient`` and
+``GenericObjectMeta`` too).  Importing it is cheap: pyzmq, asyncio and the IPC schema load on
+first use.
 """
 
+from __future__ import annotations
+
+from .binary import GenericObjectMeta
 from .cache import Cache
 from .client import Client
 
-__all__ = ["Cache", "Client"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["AioCache", "AioClient", "Cache", "Client", "GenericObjectMeta"]
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio flavour imports asyncio and zmq.asyncio (~60 ms): only when asked for.
+    if name == "AioClient":
+        from .aio_client import AioClient
+
+        return AioClient
+    if name == "AioCache":
+        from .aio_cache import AioCache
+
+        return AioCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

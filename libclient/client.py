@@ -1,97 +1,90 @@
-"""``Client``: pyignite's client API, served by the local broker instead of direct node
-connections.  Connection-level settings (addresses, TLS, credentials) belong to the broker."""
+"""``Client``: pyignite's synchronous client, served by the local broker instead of direct node
+connections.  Thread-safe and fork-safe (see transport.py); its methods are the shared specs
+of client_base.py, driven here by a blocking transport."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
-from typing import Any
-
-from protocol.ipc import default_endpoint
+import time
 
 from .cache import Cache
-from .exceptions import CacheError, ParameterError, ReconnectError
-from .transport import Transport
+from .calls import Call, bind_sync, run_sync
+from .client_base import ClientSpecs, NodeDescription, connect_nodes
+from .exceptions import ReconnectError
 
-#: pyignite keyword arguments that configure node connections.  The broker owns those
-#: connections, so the stub refuses them rather than silently ignoring them, and it never
-#: carries secrets.
-_BROKER_OWNED_KWARGS = frozenset({
-    "use_ssl", "ssl_version", "ssl_ciphers", "ssl_cert_reqs", "ssl_keyfile", "ssl_keyfile_password",
-    "ssl_certfile", "ssl_ca_certfile", "username", "password",
-})
-_DEFAULT_PORT = 10800
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import Any
 
+    from .transport import Hold, Transport
 
-def _settings_name(settings: Any) -> str:
-    if isinstance(settings, str):
-        return settings
-    if isinstance(settings, dict) and isinstance(settings.get(0), str) and len(settings) == 1:
-        return settings[0]  # {PROP_NAME: name}
-    raise ParameterError("cache settings must be a cache name (other properties: not yet)")
+__all__ = ["Client"]
 
 
-def _addresses(args: tuple[Any, ...]) -> list[str]:
-    """pyignite's connect() forms: (), (host, port), ([(host, port), ...])."""
-    if not args:
-        return []
-    if len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], int):
-        return [f"{args[0]}:{args[1]}"]
-    if len(args) == 1 and isinstance(args[0], Iterable) and not isinstance(args[0], str):
-        nodes = list(args[0])
-        if all(isinstance(n, tuple | list) and len(n) == 2 for n in nodes):
-            return [f"{h}:{p}" for h, p in nodes]
-    raise ReconnectError("connect() takes no arguments, (host, port), or a list of (host, port)")
+class _ConnectionContextManager:
+    """What ``connect()`` returns, as in pyignite: the client is already connected; leaving
+    the ``with`` block closes it."""
 
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
-class Client:
-    """A pyignite-compatible client that talks to the ignite-broker daemon."""
-
-    def __init__(
-        self,
-        compact_footer: bool | None = None,
-        partition_aware: bool = True,
-        event_listeners: Any = None,
-        *,
-        broker: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        refused = sorted(_BROKER_OWNED_KWARGS & kwargs.keys())
-        if refused:
-            raise ParameterError(
-                f"{', '.join(refused)}: connection security is configured in the broker "
-                "(broker.toml), not in workers; remove these arguments")
-        unknown = sorted(kwargs.keys() - {"timeout", "handshake_timeout"})
-        if unknown:
-            raise ParameterError(f"Unexpected parameter for connection initialization: {unknown}")
-        self._compact_footer = compact_footer
-        self._partition_aware = partition_aware
-        self._endpoint = broker or default_endpoint(os.environ, os.getuid())
-        self._timeout = float(kwargs.get("timeout") or 30.0)
-        self._handshake_timeout = float(kwargs.get("handshake_timeout") or 10.0)
-        self._transport: Transport | None = None
-        self.broker_info: dict[str, Any] | None = None
-
-    def __repr__(self) -> str:
-        return f"<libclient.Client broker={self._endpoint}>"
-
-    @property
-    def broker(self) -> str:
-        return self._endpoint
-
-    def connect(self, *args: Any) -> Client:
-        """Reach the broker and check it serves the nodes named (if any)."""
-        nodes = _addresses(args)
-        if self._transport is None:
-            self._transport = Transport(self._endpoint, timeout=self._timeout)
-        self.broker_info = self._transport.call(
-            "hello", {"nodes": nodes}, timeout=self._handshake_timeout)
+    def __enter__(self) -> _ConnectionContextManager:
         return self
 
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+
+class Client(ClientSpecs):
+    """A pyignite-compatible client that talks to the ignite-broker daemon.
+
+    ``Client(compact_footer=None, partition_aware=True, event_listeners=None, *, broker=None,
+    **kwargs)``: ``broker`` is the endpoint (default ``$IGNITE_BROKER`` or the default socket);
+    ``timeout`` (seconds per request, default 30) and ``handshake_timeout`` (connect, default
+    10) are pyignite's; TLS and credential arguments are refused (the broker owns them).
+    """
+
+    _cache_class = Cache
+    _sql_cursor_class = "libclient.cursors:SqlFieldsCursor"
+    _tx_class = "libclient.transaction:Transaction"
+    _cluster_class = "libclient.cluster:Cluster"
+
+    def __init__(self, compact_footer: bool | None = None, partition_aware: bool = True,
+                 event_listeners: Any = None, *, broker: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(compact_footer, partition_aware, event_listeners, broker=broker,
+                         **kwargs)
+        self._transport: Transport | None = None
+
+    def connect(self, *args: Any) -> _ConnectionContextManager:
+        """Reach the broker (``hello``) and check it serves the nodes named, if any.
+
+        Raises BrokerUnavailable (a ReconnectError) after ``handshake_timeout`` when no broker
+        answers, NodeMismatchError (a ParameterError) for a node the broker does not serve.
+        """
+        from .transport import Transport
+
+        nodes = connect_nodes(args)
+        if self._transport is None:
+            self._transport = Transport(
+                self._endpoint, timeout=self._timeout, heartbeat_interval=self._heartbeat,
+                on_lost=self._publish_lost, on_restored=self._publish_restored)
+        self._publish_handshake_start()
+        deadline = time.monotonic() + self._handshake_timeout
+        try:
+            run_sync(self._hello(nodes), lambda call: self._execute(call, deadline))
+        except Exception as exc:
+            self._publish_handshake_fail(exc)
+            raise
+        self._transport.heartbeat_interval = self._heartbeat
+        self._publish_handshake_success()
+        return _ConnectionContextManager(self)
+
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+            self._publish_closed()
 
     def __enter__(self) -> Client:
         return self
@@ -99,22 +92,37 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, op: str, args: dict[str, Any], *, idempotent: bool = True) -> Any:
+    @property
+    def random_node(self) -> NodeDescription:
+        """The node the broker would use for a request without a key."""
+        return self._run(self._node())
+
+    # -- the blocking driver ----------------------------------------------------------------
+
+    def _require(self) -> Transport:
         transport = self._transport
         if transport is None:
-            raise ReconnectError("the client is not connected; call connect() first")
-        return transport.call(op, args, idempotent=idempotent)
+            raise ReconnectError("the client is not connected: call connect() first")
+        return transport
 
-    def get_cache(self, settings: Any) -> Cache:
-        return Cache(self, _settings_name(settings))
+    def _hold(self) -> Hold:
+        return self._require().hold()
 
-    def get_or_create_cache(self, settings: Any) -> Cache:
-        name = _settings_name(settings)
-        self._call("cache_get_or_create", {"name": name})
-        return Cache(self, name)
+    def _run(self, spec: Generator[Call, Any, Any]) -> Any:
+        return run_sync(spec, self._execute)
 
-    def get_cache_names(self) -> list[str]:
-        names = self._call("cache_names", {})
-        if not isinstance(names, list):
-            raise CacheError("the broker returned a malformed cache list")
-        return names
+    def _execute(self, call: Call, deadline: float | None = None) -> Any:
+        transport = self._require()
+        query = self._query_start(call)
+        if query is None:
+            return transport.request(call, deadline)
+        try:
+            result = transport.request(call, deadline)
+        except Exception as exc:
+            self._query_end(query, exc)
+            raise
+        self._query_end(query, None)
+        return result
+
+
+bind_sync(Client)

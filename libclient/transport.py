@@ -1,167 +1,398 @@
-"""Request/reply with the broker: one DEALER socket per process and thread, pid-checked so a
-forked child never touches its parent's socket, with deadlines and Lazy-Pirate retries."""
+"""Blocking request/reply with the broker for the sync Client.
+
+One DEALER socket (a *channel*) per process and thread, created on first use.  Every object
+holding a socket records its pid and checks it on entry (redis-py's fork rule): a child never
+touches its parent's sockets and opens its own.  A channel is only ever used under its lock,
+so a cursor or transaction opened on it can be driven from any thread, and the heartbeat can
+ping it while it is idle.
+
+Sockets use ``IMMEDIATE=1``: a request is only queued once a connection to the broker is
+complete, so "the broker is not there" means "nothing was sent", and a connection that breaks
+while a reply is awaited (``POLLOUT`` disappears) means the broker went away with the request.
+Idempotent requests are then re-sent when it is back, within their deadline; anything else
+fails with ``BrokerUnavailable`` saying whether a write may have been applied (zguide Lazy
+Pirate, with disconnect detection instead of blind retries).
+"""
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import os
 import threading
 import time
-from typing import Any
+import weakref
 
-import zmq
-
-from protocol.ipc import IpcError, Status, pack_request, unpack_reply
-
-from .exceptions import (
-    BrokerError,
-    BrokerOverloaded,
-    BrokerProtocolError,
-    BrokerTimeout,
-    BrokerUnavailable,
-    CacheError,
-    ClusterUnavailable,
-    NotSupportedError,
-    ParameterError,
+from .calls import Call
+from .envelope import (
+    deadline_ms,
+    next_request_id,
+    pack_request,
+    result_of,
+    routing_id,
+    unpack_reply,
 )
+from .exceptions import BrokerTimeout, BrokerUnavailable, CacheError, ReconnectError
 
-#: Status -> exception class raised in the worker (redis-py's EXCEPTION_CLASSES idea).
-_EXCEPTION_CLASSES: dict[int, type[Exception]] = {
-    Status.BAD_REQUEST: ParameterError,
-    Status.UNKNOWN_OP: NotSupportedError,
-    Status.UNSUPPORTED_VERSION: BrokerProtocolError,
-    Status.SERVER_ERROR: CacheError,
-    Status.OVERLOADED: BrokerOverloaded,
-    Status.CLUSTER_UNAVAILABLE: ClusterUnavailable,
-    Status.DEADLINE_EXCEEDED: BrokerTimeout,
-    Status.INTERNAL: BrokerError,
-    Status.TOO_LARGE: ParameterError,
-}
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
-_request_ids = itertools.count(1)
+#: After its deadline, how long a request still waits for the broker's own DEADLINE_EXCEEDED.
+GRACE = 0.5
+#: How often a waiting request checks that the broker connection is still there.
+_LIVENESS_SLICE = 0.1
+
+_zmq: Any = None
+_fork_lock = threading.Lock()
+# Re-entrant: cursor finalizers release holds from whatever thread the GC runs in, possibly
+# one that is inside this lock already.
+_holds_lock = threading.RLock()
+
+
+def zmq_module() -> Any:
+    """pyzmq, imported on first use (it costs ~20 ms)."""
+    global _zmq
+    if _zmq is None:
+        import zmq
+
+        _zmq = zmq
+    return _zmq
+
+
+def _after_fork_in_child() -> None:
+    # Locks copied while another thread held them would stay locked forever in the child.
+    global _fork_lock, _holds_lock
+    _fork_lock = threading.Lock()
+    _holds_lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Outcome:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+LOST = _Outcome("lost")
+TIMEOUT = _Outcome("timeout")
+
+
+def endpoint_hint(endpoint: str) -> str:
+    """Why an ipc endpoint may be unreachable, when the filesystem can tell."""
+    if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
+        return ""
+    path = endpoint[len("ipc://"):]
+    if not os.path.exists(path):
+        return f" (no socket file at {path}: is ignite-broker running?)"
+    if not os.access(path, os.W_OK):
+        return (f" (no permission on {path}: is this user in the broker's group?)")
+    return ""
+
+
+def not_sent_error(endpoint: str, call: Call, budget: float) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"no broker reachable at {endpoint} within {budget:.1f}s{endpoint_hint(endpoint)}; "
+        f"{call.op} was not sent", maybe_applied=False)
+
+
+def lost_error(endpoint: str, call: Call, resends: int) -> BrokerUnavailable:
+    if call.idempotent:
+        return BrokerUnavailable(
+            f"the broker at {endpoint} went away during {call.op} (re-sent {resends} times); "
+            "it is a read, nothing was changed", maybe_applied=None)
+    return BrokerUnavailable(
+        f"the broker at {endpoint} went away after {call.op} was sent: "
+        "the write may have been applied", maybe_applied=True)
+
+
+def timeout_error(endpoint: str, call: Call, budget: float) -> BrokerTimeout:
+    tail = "" if call.idempotent else ": the write may have been applied"
+    return BrokerTimeout(f"no reply from the broker at {endpoint} to {call.op} within "
+                         f"{budget:.1f}s{tail}", maybe_applied=None if call.idempotent else True)
+
+
+class Channel:
+    """One DEALER socket and what is pinned to it (cursors, transactions)."""
+
+    __slots__ = ("__weakref__", "_finalizer", "closed", "holds", "last_activity", "lock",
+                 "pending", "pid", "sock")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        # A thread's channel goes when its thread does (thread-local): its socket closes then.
+        # A finalizer (not __del__) so it runs before pyzmq's own "unclosed socket" __del__.
+        self._finalizer = weakref.finalize(self, _close_socket, sock, self.pid)
+        self.last_activity = time.monotonic()
+        self.holds = 0
+        self.pending: list[bytes] = []  # fire-and-forget frames (closes of abandoned cursors)
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<Channel pid={self.pid} holds={self.holds} closed={self.closed}>"
+
+    def flush(self) -> None:
+        """Send deferred frames; call with the lock held.  Their replies are dropped by id."""
+        zmq = zmq_module()
+        while self.pending:
+            frame = self.pending.pop()
+            try:
+                self.sock.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+    def ping_if_idle(self, interval: float) -> None:
+        """Heartbeat: ping if nothing was sent for ``interval`` and nobody is using the socket."""
+        now = time.monotonic()
+        if now - self.last_activity < interval or not self.lock.acquire(blocking=False):
+            return
+        try:
+            if self.closed or self.pid != os.getpid():
+                return
+            zmq = zmq_module()
+            while True:  # replies nobody waits for (earlier pings): keep the inbox empty
+                try:
+                    self.sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+            self.flush()
+            frame = pack_request(next_request_id(), "ping", {}, deadline_ms(interval))
+            with contextlib.suppress(zmq.Again):  # full: the broker is not reading anyway
+                self.sock.send(frame, zmq.NOBLOCK)
+            self.last_activity = now
+        finally:
+            self.lock.release()
+
+    def close(self) -> None:
+        self.closed = True
+        self._finalizer()
+
+
+def _close_socket(sock: Any, pid: int) -> None:
+    if pid == os.getpid():  # a forked child never touches its parent's sockets
+        sock.close(linger=0)
+
+
+class Hold:
+    """Pins a channel while a cursor or transaction lives on it, and keeps it pinged."""
+
+    __slots__ = ("__weakref__", "channel", "interval", "released")
+
+    def __init__(self, channel: Channel, interval: float) -> None:
+        self.channel = channel
+        self.interval = interval
+        self.released = False
+        with _holds_lock:
+            channel.holds += 1
+            first = channel.holds == 1
+        if first:
+            from .heartbeat import heartbeat
+
+            heartbeat().watch(channel, interval)
+
+    def defer(self, op: str, args: dict[str, Any]) -> None:
+        """Queue a fire-and-forget request, sent with the channel's next traffic."""
+        frame = pack_request(next_request_id(), op, args, deadline_ms(30.0))
+        self.channel.pending.append(frame)
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        with _holds_lock:
+            self.channel.holds -= 1
+            last = self.channel.holds == 0
+        if last:
+            from .heartbeat import heartbeat
+
+            heartbeat().unwatch(self.channel)
 
 
 class Transport:
-    """Thread-safe and fork-safe: every (pid, thread) pair gets its own socket."""
+    """Thread-safe and fork-safe request/reply: every (pid, thread) gets its own channel."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 30.0, retries: int = 2) -> None:
+    def __init__(self, endpoint: str, *, timeout: float = 30.0, retries: int = 5,
+                 heartbeat_interval: float = 5.0,
+                 on_lost: Callable[[str], None] | None = None,
+                 on_restored: Callable[[], None] | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
+        self.heartbeat_interval = heartbeat_interval
+        # Weak: the client owns the transport; a strong reference back would make a cycle
+        # that the garbage collector breaks in an order that leaks socket warnings.
+        self._on_lost = _weak(on_lost)
+        self._on_restored = _weak(on_restored)
         self._pid = os.getpid()
         self._local = threading.local()
-        self._sockets: list[zmq.Socket] = []
-        self._lock = threading.Lock()
+        self._channels: weakref.WeakSet[Channel] = weakref.WeakSet()
         self._closed = False
+        self._up: bool | None = None
 
     def __repr__(self) -> str:
-        return f"<Transport {self.endpoint} pid={self._pid} sockets={len(self._sockets)}>"
+        state = "closed" if self._closed else {None: "new", True: "up", False: "lost"}[self._up]
+        return (f"<Transport {self.endpoint} pid={self._pid} channels={len(self._channels)} "
+                f"{state}>")
 
-    # -- sockets ------------------------------------------------------------------------------
+    # -- channels ---------------------------------------------------------------------------
 
     def _checkpid(self) -> None:
         if self._pid != os.getpid():
-            with self._lock:
+            with _fork_lock:
                 if self._pid != os.getpid():
                     # The inherited sockets belong to the parent: drop them without closing
-                    # (libzmq has no I/O threads in the child) and start afresh.
+                    # (the child has no libzmq I/O threads) and start afresh.
                     self._local = threading.local()
-                    self._sockets = []
+                    self._channels = weakref.WeakSet()
                     self._pid = os.getpid()
+                    self._up = None
 
-    def _socket(self) -> zmq.Socket:
+    def channel(self) -> Channel:
+        """This thread's channel in this process, opened on first use."""
         self._checkpid()
-        sock = getattr(self._local, "sock", None)
-        if sock is None:
+        chan = getattr(self._local, "chan", None)
+        if chan is None or chan.closed:
             if self._closed:
-                raise BrokerUnavailable("the client is closed")
+                raise ReconnectError("the client is closed: call connect() again")
+            zmq = zmq_module()
             sock = zmq.Context.instance().socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.ROUTING_ID, routing_id())
             sock.connect(self.endpoint)
-            self._local.sock = sock
-            with self._lock:
-                self._sockets.append(sock)
-        return sock
+            chan = Channel(sock)
+            self._local.chan = chan
+            self._channels.add(chan)
+        return chan
 
-    def _discard_socket(self) -> None:
-        sock = getattr(self._local, "sock", None)
-        self._local.sock = None
-        if sock is not None:
-            with self._lock:
-                if sock in self._sockets:
-                    self._sockets.remove(sock)
-            sock.close(linger=0)
+    def hold(self) -> Hold:
+        return Hold(self.channel(), self.heartbeat_interval)
 
     def close(self) -> None:
         self._checkpid()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-            self._closed = True
-        for sock in sockets:
-            sock.close(linger=0)
+        self._closed = True
+        for chan in list(self._channels):
+            # Wait (briefly) for a request in flight on another thread to finish with it.
+            if chan.lock.acquire(timeout=1.0):
+                try:
+                    chan.close()
+                finally:
+                    chan.lock.release()
+        self._channels = weakref.WeakSet()
         self._local = threading.local()
 
-    # -- request/reply ------------------------------------------------------------------------
+    # -- request/reply ----------------------------------------------------------------------
 
-    def call(
-        self,
-        op: str,
-        args: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        idempotent: bool = True,
-    ) -> Any:
-        """Send one request and return the broker's result, or raise the mapped exception.
-
-        Idempotent requests are re-sent on a fresh socket when the broker does not answer in
-        time (a restarting broker); others fail with BrokerUnavailable(maybe_applied=True).
-        """
+    def call(self, op: str, args: dict[str, Any] | None = None, *, timeout: float | None = None,
+             idempotent: bool = True) -> Any:
+        """One request by op name (a convenience for tools and tests)."""
         budget = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + budget
-        deadline_ms = int((time.time() + budget) * 1000)
-        attempts = 1 + (self.retries if idempotent else 0)
-        request_id = next(_request_ids)
-        try:
-            frame = pack_request(request_id, op, args or {}, deadline_ms)
-        except IpcError as exc:
-            raise ParameterError(f"cannot send this value to the broker: {exc}") from exc
-        for attempt in range(attempts):
-            slice_end = deadline if attempt == attempts - 1 else min(
-                deadline, time.monotonic() + budget / attempts)
-            reply = self._exchange(frame, request_id, slice_end)
-            if reply is not None:
-                return _result(reply.status, reply.payload)
-            self._discard_socket()
-        raise BrokerUnavailable(
-            f"no reply from the broker at {self.endpoint} within {budget:g}s",
-            maybe_applied=None if idempotent else True,
-        )
+        return self.request(Call(op, args, idempotent=idempotent),
+                            time.monotonic() + budget)
 
-    def _exchange(self, frame: bytes, request_id: int, deadline: float) -> Any:
-        sock = self._socket()
-        try:
-            sock.send(frame, zmq.NOBLOCK)
-        except zmq.Again:
-            return None
+    def request(self, call: Call, deadline: float | None = None) -> Any:
+        """Send ``call`` and return its result, or raise the mapped exception."""
+        if call.hold is not None:
+            chan = call.hold.channel
+            if chan.pid != os.getpid():
+                raise call.error(f"{call.op}: this cursor or transaction belongs to process "
+                                 f"{chan.pid}; it does not survive fork()")
+            if chan.closed:
+                raise call.error(f"{call.op}: the client that opened this cursor or "
+                                 "transaction is closed")
+        else:
+            chan = self.channel()
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + self.timeout
+        request_id = next_request_id()
+        frame = pack_request(request_id, call.op, call.args, deadline_ms(deadline - now))
+        with chan.lock:
+            if chan.closed:
+                raise ReconnectError("the client is closed: call connect() again")
+            chan.flush()
+            return self._exchange(chan, frame, request_id, call, now, deadline)
+
+    def _exchange(self, chan: Channel, frame: bytes, request_id: int, call: Call, start: float,
+                  deadline: float) -> Any:
+        zmq = zmq_module()
+        sock = chan.sock
+        sent = False
+        resends = 0
+        while True:
+            if not sent:
+                if not self._wait_writable(sock, deadline):
+                    raise not_sent_error(self.endpoint, call, deadline - start)
+                try:
+                    sock.send(frame, zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
+                sent = True
+                chan.last_activity = time.monotonic()
+            outcome = self._wait_reply(chan, request_id, deadline + GRACE)
+            if outcome is LOST:
+                self._set_up(False, f"the broker went away during {call.op}")
+                if call.idempotent and resends < self.retries:
+                    resends += 1
+                    sent = False
+                    continue
+                raise lost_error(self.endpoint, call, resends)
+            if outcome is TIMEOUT:
+                raise timeout_error(self.endpoint, call, deadline - start)
+            self._set_up(True)
+            return result_of(outcome, call)
+
+    @staticmethod
+    def _wait_writable(sock: Any, deadline: float) -> bool:
+        zmq = zmq_module()
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(remaining * 1000, zmq.POLLIN):
-                return None
-            try:
-                reply = unpack_reply(sock.recv())
-            except IpcError as exc:
-                raise BrokerProtocolError(f"malformed reply from the broker: {exc}") from exc
-            if reply.request_id == request_id:
-                return reply
-            # A late reply to an earlier, abandoned request: drop it.
+            if sock.poll(int(max(0.0, min(remaining, 0.25)) * 1000), zmq.POLLOUT):
+                return True
+            if remaining <= 0:
+                return False
+
+    @staticmethod
+    def _wait_reply(chan: Channel, request_id: int, end: float) -> Any:
+        zmq = zmq_module()
+        sock = chan.sock
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return TIMEOUT
+            if sock.poll(int(min(remaining, _LIVENESS_SLICE) * 1000) + 1, zmq.POLLIN):
+                while True:
+                    try:
+                        frame = sock.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    reply = unpack_reply(frame)
+                    if reply.request_id == request_id:
+                        return reply
+                    # else: a reply nobody waits for any more (a ping, an abandoned request)
+            elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+                return LOST
+
+    def _set_up(self, up: bool, reason: str = "") -> None:
+        was, self._up = self._up, up
+        if was is None or was == up:
+            return
+        callback = (self._on_restored if up else self._on_lost)()
+        if callback is not None:
+            callback() if up else callback(reason)
 
 
-def _result(status: int, payload: Any) -> Any:
-    if status == Status.OK:
-        return payload
-    cls = _EXCEPTION_CLASSES.get(status, BrokerError)
-    message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
-    if issubclass(cls, BrokerError):
-        maybe_applied = payload.get("maybe_applied") if isinstance(payload, dict) else None
-        raise cls(message, maybe_applied=maybe_applied)
-    raise cls(message)
+def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None] | None]:
+    if method is None:
+        return lambda: None
+    if hasattr(method, "__self__"):
+        return weakref.WeakMethod(method)  # type: ignore[arg-type]
+    return lambda: method
+
+
+__all__ = ["GRACE", "LOST", "TIMEOUT", "CacheError", "Channel", "Hold", "Transport"]

@@ -105,3 +105,15 @@ def test_complex_objects_cross_read(clients):
     assert scenarios.norm(lc_cache.get(2)) == scenarios.norm(py_cache.get(2))
     assert lc_cache.get(2) == lc_cls(id=2, label="from pyignite", score=1.5)
     py_cache.destroy()
+
+
+def test_enum_types_libclient(clients):
+    """put_binary_type(is_enum=True) fails inside pyignite 0.6.1 (struct.error), so this one
+    is libclient's alone: the enum's literals come back as pyignite would show them."""
+    _, ours = clients
+    name = f"Color_{uuid.uuid4().hex[:6]}"
+    result = ours.put_binary_type(name, is_enum=True, schema={"RED": 0, "GREEN": 1})
+    assert result == {"type_id": ours.get_binary_type(name)["type_id"], "schema_id": None}
+    info = ours.get_binary_type(name)
+    assert info["type_exists"] and info["is_enum"] and info["type_name"] == name
+    assert info["enums"] == [{"literal": "RED", "type_id": 0}, {"literal": "GREEN", "type_id": 1}]

@@ -1,0 +1,43 @@
+"""pyignite's primitive array hints (``pyignite.datatypes.primitive_arrays``)."""
+
+from ._hints import (
+    BoolArray,
+    BoolArrayObject,
+    ByteArray,
+    ByteArrayObject,
+    CharArray,
+    CharArrayObject,
+    DoubleArray,
+    DoubleArrayObject,
+    FloatArray,
+    FloatArrayObject,
+    IntArray,
+    IntArrayObject,
+    LongArray,
+    LongArrayObject,
+    PrimitiveArray,
+    PrimitiveArrayObject,
+    ShortArray,
+    ShortArrayObject,
+)
+
+__all__ = [
+    "BoolArray",
+    "BoolArrayObject",
+    "ByteArray",
+    "ByteArrayObject",
+    "CharArray",
+    "CharArrayObject",
+    "DoubleArray",
+    "DoubleArrayObject",
+    "FloatArray",
+    "FloatArrayObject",
+    "IntArray",
+    "IntArrayObject",
+    "LongArray",
+    "LongArrayObject",
+    "PrimitiveArray",
+    "PrimitiveArrayObject",
+    "ShortArray",
+    "ShortArrayObject",
+]
