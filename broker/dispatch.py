@@ -184,7 +184,12 @@ class Dispatcher:
     # -- helpers for handlers -----------------------------------------------------------------
 
     def cache_id(self, args: dict[str, Any]) -> int:
-        name = arg(args, "cache", str)
+        """The cache id from a cache name (or an int id, as pyignite allows)."""
+        name = arg(args, "cache", (str, int))
+        if isinstance(name, int):
+            if not -(2**31) <= name < 2**31:
+                raise BadRequest("a cache id is a signed 32-bit int")
+            return name
         cid = self._cache_ids.get(name)
         if cid is None:
             if len(self._cache_ids) > 100_000:

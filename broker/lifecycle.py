@@ -111,7 +111,10 @@ class Broker:
     def info(self) -> dict[str, Any]:
         """What a worker learns from 'hello': never a secret."""
         pool = self.pool
+        conn = pool.ready[0] if pool and pool.ready else None
         return {
+            "protocol_version": list(conn.version) if conn else None,
+            "features": sorted(conn.features) if conn else None,
             "broker_version": __version__,
             "ipc_version": IPC_VERSION,
             "pid": os.getpid(),
