@@ -2,63 +2,64 @@
 
 This package holds no networking code. ``ClientConnection`` turns received bytes into
 events and requests into bytes; the caller owns the socket, the clock and the threads.
+
+The names below are loaded on first use (PEP 562), so a light importer such as the worker
+stub, which needs only ``protocol.ipc``, does not pay for the whole codec.
 """
 
-from . import affinity, binary, ops
-from ._connection import DEFAULT_FEATURES, NEED_DATA, ClientConnection, ConnectionConfig
-from ._events import (
-    ConnectionClosed,
-    ErrorResponse,
-    Event,
-    HandshakeAccepted,
-    HandshakeRejected,
-    Notification,
-    Response,
-)
-from ._framing import DEFAULT_MAX_FRAME
-from ._state import ConnectionState
-from ._version import KNOWN_VERSIONS, ProtocolVersion
-from .binary.registry import BinaryType, CodecContext, Registry
-from .errors import (
-    FrameTooLarge,
-    LocalProtocolError,
-    ProtocolError,
-    RemoteProtocolError,
-    UnknownSchema,
-)
-from .hashing import cache_id, java_string_hash
-from .opcodes import OpCode
-from .status import StatusCode
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_FEATURES",
-    "DEFAULT_MAX_FRAME",
-    "KNOWN_VERSIONS",
-    "NEED_DATA",
-    "BinaryType",
-    "ClientConnection",
-    "CodecContext",
-    "ConnectionClosed",
-    "ConnectionConfig",
-    "ConnectionState",
-    "ErrorResponse",
-    "Event",
-    "FrameTooLarge",
-    "HandshakeAccepted",
-    "HandshakeRejected",
-    "LocalProtocolError",
-    "Notification",
-    "OpCode",
-    "ProtocolError",
-    "ProtocolVersion",
-    "Registry",
-    "RemoteProtocolError",
-    "Response",
-    "StatusCode",
-    "UnknownSchema",
-    "affinity",
-    "binary",
-    "cache_id",
-    "java_string_hash",
-    "ops",
-]
+import importlib
+from typing import Any
+
+# public name -> the submodule that defines it (None: the name is a submodule itself)
+_EXPORTS: dict[str, str | None] = {
+    "affinity": None,
+    "binary": None,
+    "ops": None,
+    "DEFAULT_FEATURES": "._connection",
+    "NEED_DATA": "._connection",
+    "ClientConnection": "._connection",
+    "ConnectionConfig": "._connection",
+    "ConnectionClosed": "._events",
+    "ErrorResponse": "._events",
+    "Event": "._events",
+    "HandshakeAccepted": "._events",
+    "HandshakeRejected": "._events",
+    "Notification": "._events",
+    "Response": "._events",
+    "DEFAULT_MAX_FRAME": "._framing",
+    "ConnectionState": "._state",
+    "KNOWN_VERSIONS": "._version",
+    "ProtocolVersion": "._version",
+    "BinaryType": ".binary.registry",
+    "CodecContext": ".binary.registry",
+    "Registry": ".binary.registry",
+    "FrameTooLarge": ".errors",
+    "LocalProtocolError": ".errors",
+    "ProtocolError": ".errors",
+    "RemoteProtocolError": ".errors",
+    "UnknownSchema": ".errors",
+    "cache_id": ".hashing",
+    "java_string_hash": ".hashing",
+    "OpCode": ".opcodes",
+    "StatusCode": ".status",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    source = _EXPORTS.get(name, "")
+    if source == "":
+        raise AttributeError(f"module 'protocol' has no attribute {name!r}")
+    if source is None:
+        value: Any = importlib.import_module(f".{name}", __name__)
+    else:
+        value = getattr(importlib.import_module(source, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

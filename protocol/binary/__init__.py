@@ -1,23 +1,34 @@
-"""Ignite's binary data format: type codes and the typed-value codec."""
+"""Ignite's binary data format: type codes and the typed-value codec.
 
-from .primitives import (
-    decode_value,
-    encode_value,
-    read_value,
-    register_python_type,
-    register_reader,
-    register_writer,
-    write_value,
-)
-from .typecodes import TypeCode
+Loaded on first use (PEP 562): importing ``protocol.binary.values`` alone stays light.
+"""
 
-__all__ = [
-    "TypeCode",
-    "decode_value",
-    "encode_value",
-    "read_value",
-    "register_python_type",
-    "register_reader",
-    "register_writer",
-    "write_value",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TypeCode": ".typecodes",
+    "decode_value": ".primitives",
+    "encode_value": ".primitives",
+    "read_value": ".primitives",
+    "register_python_type": ".primitives",
+    "register_reader": ".primitives",
+    "register_writer": ".primitives",
+    "write_value": ".primitives",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'protocol.binary' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
