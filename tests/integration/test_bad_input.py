@@ -43,7 +43,7 @@ def _ask(sock, *frames: bytes) -> ipc.Reply:
 @pytest.mark.parametrize("frames, status, text", [
     ((b"\xc1\x00garbage",), ipc.Status.BAD_REQUEST, "malformed msgpack"),
     ((msgpack.packb({"not": "a list"}),), ipc.Status.BAD_REQUEST, "5-element"),
-    ((ipc.pack_request(1, "cache_get", {"cache": 5, "key": 1}),), ipc.Status.BAD_REQUEST,
+    ((ipc.pack_request(1, "cache_get", {"cache": 5.5, "key": 1}),), ipc.Status.BAD_REQUEST,
      "wrong type"),
     ((ipc.pack_request(1, "cache_get", {"cache": "c"}),), ipc.Status.BAD_REQUEST, "missing"),
     ((ipc.pack_request(1, "drop_everything", {}),), ipc.Status.UNKNOWN_OP, "unknown op"),

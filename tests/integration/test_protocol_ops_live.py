@@ -428,10 +428,17 @@ def test_continuous_query_sees_pyignite_writes(wire: Wire, py: PyClient) -> None
     cache = py.get_or_create_cache(name)
     qid = wire.ok(O.QUERY_CONTINUOUS, queries.continuous_query(cache_id(name)),
                   queries.parse_continuous_query)
+    # The server deploys the listener asynchronously after answering: wait until it sees a
+    # write before the writes under test.
+    deadline = time.monotonic() + 10
+    while not wire.wait_events(qid, 1, timeout=0.5) and time.monotonic() < deadline:
+        cache.put("warm-up", 0)
     cache.put("k", 1)
     cache.put("k", 2)
     cache.remove_key("k")
-    events = wire.wait_events(qid, 3)
+    events: list[queries.CacheEntryEvent] = []
+    while len(events) < 3 and time.monotonic() < deadline + 10:
+        events += [e for e in wire.wait_events(qid, 1, timeout=0.5) if e.key != "warm-up"]
     E = queries.EventType
     assert [(e.key, e.old_value, e.value, e.event_type) for e in events] == [
         ("k", None, 1, E.CREATED), ("k", 1, 2, E.UPDATED), ("k", 2, None, E.REMOVED)]
