@@ -63,6 +63,7 @@ def _show_stats(broker: Broker) -> Any:
         "requests": broker.frontend.requests, "rejected": broker.frontend.requests_rejected,
         "replies_dropped": broker.frontend.replies_dropped,
         "in_flight": broker.dispatcher.in_flight, "parked": broker.dispatcher.parked,
+        "coalesced_reads": broker.dispatcher.coalesced,
         "workers": len(broker.workers or ()),
         "released_transactions": broker.janitor.released_transactions,
         "released_cursors": broker.janitor.released_cursors,

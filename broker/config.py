@@ -78,6 +78,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limits.queue_wait", float, 5.0, False,
             "seconds a request waits for a node while none is reachable, before it fails "
             "with 'cluster unavailable'"),
+    Setting("limits.coalesce_reads", bool, False, False,
+            "identical concurrent reads (get, get_all, contains_key(s), outside transactions) "
+            "from different workers share one cluster request; a joined read may miss a write "
+            "acknowledged after the shared request was sent"),
     Setting("limits.worker_liveness", float, 5.0, True,
             "seconds of silence after which a worker's transactions are rolled back and its "
             "cursors closed"),

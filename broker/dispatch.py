@@ -42,6 +42,7 @@ class Limits:
     max_in_flight_total: int = 65536
     default_timeout: float = 30.0
     queue_wait: float = 5.0  # how long a request waits for a node while none is reachable
+    coalesce_reads: bool = False  # identical concurrent reads share one cluster request
 
 
 @dataclass(slots=True)
@@ -62,6 +63,10 @@ class Call:
     attempts: int = 0
     schema_fetches: int = 0
 
+
+#: Reads that coalesce_reads may share between workers.
+_COALESCABLE = frozenset({OpCode.CACHE_GET, OpCode.CACHE_GET_ALL, OpCode.CACHE_CONTAINS_KEY,
+                          OpCode.CACHE_CONTAINS_KEYS})
 
 #: Ops the broker answers itself, even with no node reachable.
 _LOCAL_OPS = frozenset({"hello", "ping"})
@@ -112,6 +117,9 @@ class Dispatcher:
         self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN}
         self._cache_ids: dict[str, int] = {}
         self.types = BinaryTypes(pool)
+        # (op, body) of a read in flight -> the replies waiting for it (coalesce_reads)
+        self._reads_in_flight: dict[tuple[OpCode, bytes], list[ReplyFn]] = {}
+        self.coalesced = 0
         pool.topology.codec = self.types.codec
         # Requests that arrived while no node was reachable: (expires, worker, request, reply).
         self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
@@ -278,6 +286,27 @@ class Dispatcher:
                                          maybe_applied=maybe_applied))
 
 
+    def join_identical_read(self, op: OpCode, body: bytes, reply: ReplyFn) -> ReplyFn | None:
+        """With coalesce_reads: wait for an identical read already in flight (None), or
+        become the one that is sent (the returned reply answers every waiter).
+
+        A joined read may miss a write acknowledged after the first identical read was sent;
+        that is why it is off by default."""
+        key = (op, body)
+        waiters = self._reads_in_flight.get(key)
+        if waiters is not None:
+            waiters.append(reply)
+            self.coalesced += 1
+            return None
+        waiters = self._reads_in_flight[key] = [reply]
+
+        def answer_all(status: int, payload: Any) -> None:
+            del self._reads_in_flight[key]
+            for waiting in waiters:
+                waiting(status, payload)
+
+        return answer_all
+
     def _fetch_then_retry(self, call: Call, outcome: Response, exc: UnknownSchema) -> None:
         """The answer holds an object whose schema we lack: fetch it once, decode again."""
         call.schema_fetches += 1
@@ -303,6 +332,11 @@ def simple_call(
     pending_types: list[BinaryType] | None = None,
 ) -> None:
     """The common case: one request, its parsed body is the reply."""
+    if (dispatcher.limits.coalesce_reads and idempotent and pinned is None
+            and not pending_types and op in _COALESCABLE):
+        reply = dispatcher.join_identical_read(op, body, reply)
+        if reply is None:
+            return
 
     def on_result(response: Response) -> None:
         reply(Status.OK, parse(response.body))

@@ -144,7 +144,8 @@ class Broker:
         limits = Limits(max_in_flight_per_worker=cfg.limits_max_in_flight_per_worker,
                         max_in_flight_total=cfg.limits_max_in_flight_total,
                         default_timeout=cfg.limits_request_timeout,
-                        queue_wait=cfg.limits_queue_wait)
+                        queue_wait=cfg.limits_queue_wait,
+                        coalesce_reads=cfg.limits_coalesce_reads)
         dispatcher = self.dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
         self.janitor = Janitor(self.pool, self.workers, dispatcher,
                                liveness=cfg.limits_worker_liveness,
