@@ -3,6 +3,7 @@ checked with a real ``hello`` through libclient, the broker's log shown on failu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +124,23 @@ class BrokerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running_broker(
+    nodes: list[tuple[str, int]],
+    workdir: str | Path,
+    settings: dict[str, Any] | None = None,
+    wait_nodes: int = 1,
+) -> Iterator[BrokerProcess]:
+    """A started broker for a test module; stopped with SIGTERM afterwards, which must exit
+    cleanly (the log is printed for the test report)."""
+    proc = BrokerProcess(nodes, workdir=workdir, settings=settings)
+    proc.start(wait_nodes)
+    try:
+        yield proc
+    finally:
+        code = proc.stop()
+        print(proc.log())
+        if code != 0:
+            raise AssertionError(f"the broker exited with {code} on SIGTERM")

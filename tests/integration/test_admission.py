@@ -10,7 +10,7 @@ import uuid
 import pytest
 import zmq
 
-from broker.devcluster.brokerproc import BrokerProcess
+from broker.devcluster.brokerproc import running_broker
 from protocol import ipc
 from tests.integration.rawipc import Raw
 
@@ -19,15 +19,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def broker(ignite_node, tmp_path_factory):
-    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("admission"),
-                         settings={"limits.max_in_flight_per_worker": 4,
-                                   "limits.coalesce_reads": True})
-    proc.start()
-    try:
+    settings = {"limits.max_in_flight_per_worker": 4, "limits.coalesce_reads": True}
+    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("admission"),
+                        settings) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0
-        print(proc.log())
 
 
 def _dealer(endpoint: str, routing_id: bytes | None = None) -> zmq.Socket:

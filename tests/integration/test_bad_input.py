@@ -6,7 +6,7 @@ import msgpack
 import pytest
 import zmq
 
-from broker.devcluster.brokerproc import BrokerProcess
+from broker.devcluster.brokerproc import running_broker
 from libclient import Client
 from protocol import ipc
 
@@ -15,14 +15,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def broker(ignite_node, tmp_path_factory):
-    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("bad"),
-                         settings={"limits.max_request_bytes": 65536})
-    proc.start()
-    try:
+    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("bad"),
+                        {"limits.max_request_bytes": 65536}) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0
-        print(proc.log())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pyignite import Client as PyigniteClient
 from pyignite import GenericObjectMeta
 from pyignite.datatypes import IntObject, String
 
-from broker.devcluster.brokerproc import BrokerProcess
+from broker.devcluster.brokerproc import running_broker
 from protocol.binary.values import BinaryObject
 from protocol.hashing import type_id
 from tests.integration.rawipc import Raw
@@ -21,13 +21,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def broker(ignite_node, tmp_path_factory):
-    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("objects"))
-    proc.start()
-    try:
+    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("objects")) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0
-        print(proc.log())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from broker.devcluster.brokerproc import BrokerProcess
+from broker.devcluster.brokerproc import running_broker
 from tests.integration.rawipc import Raw
 
 pytestmark = pytest.mark.integration
@@ -22,14 +22,9 @@ PESSIMISTIC, REPEATABLE_READ = 1, 1
 
 @pytest.fixture(scope="module")
 def broker(ignite_node, tmp_path_factory):
-    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("sessions"),
-                         settings={"limits.worker_liveness": LIVENESS})
-    proc.start()
-    try:
+    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("sessions"),
+                        {"limits.worker_liveness": LIVENESS}) as proc:
         yield proc
-    finally:
-        assert proc.stop() == 0
-        print(proc.log())
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from broker.devcluster.brokerproc import BrokerProcess
+from broker.devcluster.brokerproc import running_broker
 from tests.libclient import scenarios
 from tests.libclient.scenarios import Lib
 
@@ -22,14 +22,8 @@ LIBCLIENT = Lib.load("libclient")
 
 @pytest.fixture(scope="module")
 def broker(ignite_node, tmp_path_factory):
-    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("lc-diff"))
-    proc.start()
-    try:
+    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("lc-diff")) as proc:
         yield proc
-    finally:
-        code = proc.stop()
-        print(proc.log())
-        assert code == 0
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pyignite import Client as PyigniteClient
 from pyignite.datatypes import IntObject as PyIntObject
 from pyignite.exceptions import CacheError as PyCacheError
 
-from broker.devcluster.brokerproc import BrokerProcess
+from broker.devcluster.brokerproc import running_broker
 from libclient import Client
 from libclient.datatypes import IntObject
 from libclient.exceptions import CacheError, ParameterError
@@ -24,14 +24,8 @@ KEYS_PER_WORKER = 200
 
 @pytest.fixture(scope="module")
 def broker(ignite_node, tmp_path_factory):
-    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path_factory.mktemp("broker"))
-    proc.start()
-    try:
+    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("broker")) as proc:
         yield proc
-    finally:
-        code = proc.stop()
-        print(proc.log())
-        assert code == 0, "the broker must exit cleanly on SIGTERM"
 
 
 @pytest.fixture
