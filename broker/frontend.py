@@ -18,6 +18,7 @@ from protocol.ipc import unpack_request as _unpack_request
 
 from . import log
 from .errors import ConfigError
+from .nodeconn import WriteBatch
 
 _log = log.get("frontend")
 
@@ -36,11 +37,13 @@ class Frontend:
         *,
         max_request_bytes: int,
         socket_mode: int,
+        batch: WriteBatch | None = None,
     ) -> None:
         self._endpoints = endpoints
         self._dispatch = dispatch
         self.max_request_bytes = max_request_bytes
         self._socket_mode = socket_mode
+        self._batch = batch or WriteBatch()
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -92,13 +95,17 @@ class Frontend:
     def _on_readable(self) -> None:
         self._read_scheduled = False
         sock = self._sock
-        for _ in range(_READ_BATCH):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._handle(frames)
-        self._schedule_read()
+        self._batch.begin()
+        try:
+            for _ in range(_READ_BATCH):
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                self._handle(frames)
+            self._schedule_read()
+        finally:
+            self._batch.end()  # one write per node connection for the whole batch
 
     def _handle(self, frames: list[bytes]) -> None:
         self.requests += 1
@@ -158,7 +165,9 @@ class Frontend:
         except zmq.ZMQError as exc:  # EHOSTUNREACH: worker gone; EAGAIN: worker not reading
             self.replies_dropped += 1
             _log.debug("reply_dropped", worker=identity.hex(), reason=exc.strerror)
-        self._schedule_read()
+        # A send may consume the fd's edge for requests that arrived meanwhile.
+        if not self._read_scheduled and self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._schedule_read()
 
 
 class _TooLarge(IpcError):

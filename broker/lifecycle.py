@@ -153,6 +153,7 @@ class Broker:
         self.frontend = Frontend(
             context, cfg.broker_endpoints, dispatcher.dispatch,
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
+            batch=self.pool.batch,
         )
         try:
             self.frontend.bind()

@@ -38,6 +38,27 @@ class ConnectionLost(ConnectError):
     """The connection closed while the request was in flight: a write may have been applied."""
 
 
+class WriteBatch:
+    """Collects the node connections written to while the front end handles one batch of
+    worker requests, so each gets one write (one syscall) at the end of the batch instead of
+    one loop iteration of its own per request."""
+
+    __slots__ = ("active", "dirty")
+
+    def __init__(self) -> None:
+        self.active = False
+        self.dirty: list[NodeConnection] = []
+
+    def begin(self) -> None:
+        self.active = True
+
+    def end(self) -> None:
+        self.active = False
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn.flush()
+
+
 class NodeConnection(asyncio.Protocol):
     """A pipelined thin-client connection; many requests in flight, answers matched by id."""
 
@@ -49,6 +70,7 @@ class NodeConnection(asyncio.Protocol):
         *,
         on_lost: Callable[[NodeConnection, str], None] | None = None,
         on_topology: Callable[[NodeConnection, tuple[int, int]], None] | None = None,
+        batch: WriteBatch | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -59,6 +81,7 @@ class NodeConnection(asyncio.Protocol):
         self._outbuf: list[bytes] = []
         self._on_lost = on_lost
         self._on_topology = on_topology
+        self._batch = batch
         self.closed_reason: str | None = None
         self.node_id = None
         self.last_sent = 0.0  # monotonic time of the last write
@@ -131,7 +154,11 @@ class NodeConnection(asyncio.Protocol):
         request_id, data = self._proto.send_request(op, body)
         self._pending[request_id] = (callback, deadline)
         if not self._outbuf:
-            asyncio.get_running_loop().call_soon(self._flush)
+            batch = self._batch
+            if batch is not None and batch.active:
+                batch.dirty.append(self)
+            else:
+                asyncio.get_running_loop().call_soon(self.flush)
         self._outbuf.append(data)
         return request_id
 
@@ -144,9 +171,9 @@ class NodeConnection(asyncio.Protocol):
             raise outcome
         return outcome
 
-    def _flush(self) -> None:
-        # Batch every request queued during one loop iteration into one write: many workers'
-        # requests cost one syscall.
+    def flush(self) -> None:
+        """Write everything queued since the last flush in one go: many workers' requests
+        cost one syscall."""
         if self._transport is not None and self._outbuf:
             self._transport.write(b"".join(self._outbuf))
             self.last_sent = time.monotonic()

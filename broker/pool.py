@@ -12,7 +12,7 @@ from protocol import ConnectionConfig, OpCode, Response, cluster
 
 from . import log
 from .errors import ClusterUnavailable, ConnectError
-from .nodeconn import NodeConnection
+from .nodeconn import NodeConnection, WriteBatch
 from .topology import Topology
 
 _log = log.get("pool")
@@ -46,6 +46,7 @@ class NodePool:
         self.ready: list[NodeConnection] = []
         self.by_node: dict[object, list[NodeConnection]] = {}  # node UUID -> ready connections
         self.topology = Topology(self)
+        self.batch = WriteBatch()  # the front end opens and closes it around each read batch
         self.on_ready: list[Callable[[], None]] = []  # called when a connection becomes ready
         self._lost_events: dict[NodeConnection, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,7 +114,7 @@ class NodePool:
         was_down = False
         while True:
             conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost,
-                                  on_topology=self.topology.on_topology)
+                                  on_topology=self.topology.on_topology, batch=self.batch)
             try:
                 accepted = await conn.open(self._ssl, self._connect_timeout)
             except ConnectError as exc:
