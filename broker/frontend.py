@@ -24,6 +24,10 @@ _log = log.get("frontend")
 
 #: Messages handled per wake-up before yielding to node I/O (fairness between the two sides).
 _READ_BATCH = 256
+# Plain ints: pyzmq converts enum flags on every call, which shows in profiles.
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
 
 
 class Frontend:
@@ -99,9 +103,12 @@ class Frontend:
         try:
             for _ in range(_READ_BATCH):
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                    identity = sock.recv(_NOBLOCK)
                 except zmq.Again:
                     return
+                frames = [identity, sock.recv(_NOBLOCK)]  # a ROUTER always adds the identity
+                while sock.getsockopt(_RCVMORE):
+                    frames.append(sock.recv(_NOBLOCK))
                 self._handle(frames)
             self._schedule_read()
         finally:
@@ -161,7 +168,8 @@ class Frontend:
             frame = _pack_reply(request_id, Status.INTERNAL,
                                 error_payload("internal", f"cannot serialize the result: {exc}"))
         try:
-            self._sock.send_multipart((identity, frame), zmq.NOBLOCK)
+            self._sock.send(identity, _SNDMORE_NOBLOCK)
+            self._sock.send(frame, _NOBLOCK)
         except zmq.ZMQError as exc:  # EHOSTUNREACH: worker gone; EAGAIN: worker not reading
             self.replies_dropped += 1
             _log.debug("reply_dropped", worker=identity.hex(), reason=exc.strerror)

@@ -93,6 +93,9 @@ class NodePool:
         """The connection to the primary node of the key encoded at ``body[key_pos]``; any
         ready connection when that node is unknown or unreachable."""
         if cache_id is not None and body is not None:
+            if len(self.by_node) < 2:  # one node: no hash to compute, only stay informed
+                self.topology.note_cache(cache_id)
+                return self.pick()
             node_id = self.topology.node_for(cache_id, body, key_pos)
             conns = self.by_node.get(node_id) if node_id is not None else None
             if conns:

@@ -55,14 +55,21 @@ class Topology:
         if affinity.is_newer(version, self.latest):
             self.latest = version
 
-    def node_for(self, cache_id: int, body: Buffer, key_pos: int) -> uuid.UUID | None:
-        """The primary node of the key encoded at ``body[key_pos]``, or None (any node)."""
+    def note_cache(self, cache_id: int) -> bool:
+        """Remember a cache keyed requests use and keep the map (and the node list) fresh;
+        False while this cache has no mapping yet."""
         if cache_id not in self._caches:
             self._caches.add(cache_id)
             self._schedule_refresh()
-            return None
+            return False
         if self.stale:
             self._schedule_refresh()
+        return True
+
+    def node_for(self, cache_id: int, body: Buffer, key_pos: int) -> uuid.UUID | None:
+        """The primary node of the key encoded at ``body[key_pos]``, or None (any node)."""
+        if not self.note_cache(cache_id):
+            return None
         mapping = self.mapping
         if mapping is None:
             return None
