@@ -234,10 +234,6 @@ class NodeConnection(asyncio.Protocol):
                 f"{self.host}:{self.port} did not answer before the request's deadline"))
         return len(late)
 
-    @property
-    def oldest_deadline(self) -> float:
-        return min((d for _, d in self._pending.values()), default=float("inf"))
-
     # -- closing ------------------------------------------------------------------------------
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -34,7 +34,6 @@ class Cursor:
     cursor_id: int
     kind: str  # "sql", "scan" or "sql_row"
     column_count: int = 0
-    in_tx: bool = False
 
 
 @dataclass(slots=True)
