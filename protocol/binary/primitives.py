@@ -176,23 +176,9 @@ def write_value(
     start = len(buf)
     code = hint
     try:
-        if value is None:
-            buf.append(_NULL)
-            return
-        if type(value) is Typed:
-            hint, value = value.type_code, value.value
-            if value is None:
-                buf.append(_NULL)
-                return
-        code = infer_type_code(value) if hint is None else hint
-        writer = _WRITERS.get(code)
-        if writer is not None:
-            writer(buf, value)
-            return
-        nested = _NESTED_WRITERS.get(code)
-        if nested is None:
-            raise LocalProtocolError(f"no encoder for type code {code!r}")
-        nested(buf, value, Encoder(ctx))
+        code, value = _resolve(value, hint)
+        if not _write_leaf(buf, code, value):
+            _nested_writer(code)(buf, value, Encoder(ctx))  # the Encoder only when needed
     except _WRITE_ERRORS as exc:
         del buf[start:]
         name = _code_name(code)
@@ -203,6 +189,36 @@ def write_value(
     except BaseException:
         del buf[start:]
         raise
+
+
+def _resolve(value: object, hint: int | None) -> tuple[int, object]:
+    """The type code to write ``value`` as, and the value itself: None (also inside a
+    ``Typed``) is NULL whatever the hint; a ``Typed`` carries its own code; otherwise the hint,
+    or the Python type (``infer_type_code``)."""
+    if type(value) is Typed:
+        hint, value = value.type_code, value.value
+    if value is None:
+        return _NULL, None
+    return (infer_type_code(value) if hint is None else hint), value
+
+
+def _write_leaf(buf: bytearray, code: int, value: object) -> bool:
+    """Append NULL or a value of a leaf type; False when ``code`` needs a nested writer."""
+    if value is None:
+        buf.append(_NULL)
+        return True
+    writer = _WRITERS.get(code)
+    if writer is None:
+        return False
+    writer(buf, value)
+    return True
+
+
+def _nested_writer(code: int) -> NestedWriter:
+    nested = _NESTED_WRITERS.get(code)
+    if nested is None:
+        raise LocalProtocolError(f"no encoder for type code {code!r}")
+    return nested
 
 
 def encode_value(
@@ -350,22 +366,10 @@ class Encoder:
 
     def write(self, buf: bytearray, value: object, hint: int | None = None) -> None:
         """Append ``value`` (an element or field of the value being written)."""
-        if value is None:
-            buf.append(_NULL)
+        code, value = _resolve(value, hint)
+        if _write_leaf(buf, code, value):
             return
-        if type(value) is Typed:
-            hint, value = value.type_code, value.value
-            if value is None:
-                buf.append(_NULL)
-                return
-        code = infer_type_code(value) if hint is None else hint
-        writer = _WRITERS.get(code)
-        if writer is not None:
-            writer(buf, value)
-            return
-        nested = _NESTED_WRITERS.get(code)
-        if nested is None:
-            raise LocalProtocolError(f"no encoder for type code {code!r}")
+        nested = _nested_writer(code)
         self.depth += 1
         if self.depth > self.max_depth:
             raise LocalProtocolError(f"values nested deeper than {self.max_depth} levels")
