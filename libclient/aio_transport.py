@@ -29,7 +29,14 @@ from .envelope import (
     unpack_reply,
 )
 from .exceptions import BrokerProtocolError, ReconnectError
-from .transport import GRACE, _close_socket, _weak, lost_error, not_sent_error, timeout_error
+from .transport import (
+    GRACE,
+    TransportBase,
+    _close_socket,
+    lost_error,
+    not_sent_error,
+    timeout_error,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -145,25 +152,12 @@ class AioHold:
             self.channel.holds -= 1
 
 
-class AioTransport:
+class AioTransport(TransportBase):
     """The asyncio counterpart of transport.Transport."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 30.0, retries: int = 5,
-                 heartbeat_interval: float = 5.0,
-                 on_lost: Callable[[str], None] | None = None,
-                 on_restored: Callable[[], None] | None = None) -> None:
-        self.endpoint = endpoint
-        self.timeout = timeout
-        self.retries = retries
-        self.heartbeat_interval = heartbeat_interval
-        # Weak: the client owns the transport; a strong reference back would make a cycle
-        # that the garbage collector breaks in an order that leaks socket warnings.
-        self._on_lost = _weak(on_lost)
-        self._on_restored = _weak(on_restored)
-        self._pid = os.getpid()
+    def __init__(self, endpoint: str, **options: Any) -> None:
+        super().__init__(endpoint, **options)
         self._channels: weakref.WeakKeyDictionary[Any, AioChannel] = weakref.WeakKeyDictionary()
-        self._closed = False
-        self._up: bool | None = None
 
     def __repr__(self) -> str:
         return f"<AioTransport {self.endpoint} pid={self._pid} loops={len(self._channels)}>"
@@ -256,10 +250,3 @@ class AioTransport:
                 except Exception:
                     continue
 
-    def _set_up(self, up: bool, reason: str = "") -> None:
-        was, self._up = self._up, up
-        if was is None or was == up:
-            return
-        callback = (self._on_restored if up else self._on_lost)()
-        if callback is not None:
-            callback() if up else callback(reason)

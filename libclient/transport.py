@@ -213,8 +213,9 @@ class Hold:
             heartbeat().unwatch(self.channel)
 
 
-class Transport:
-    """Thread-safe and fork-safe request/reply: every (pid, thread) gets its own channel."""
+class TransportBase:
+    """What the blocking and the asyncio transports share: settings, the owning pid, and
+    whether the broker is up (reported to the client's connection listeners on change)."""
 
     def __init__(self, endpoint: str, *, timeout: float = 30.0, retries: int = 5,
                  heartbeat_interval: float = 5.0,
@@ -229,10 +230,25 @@ class Transport:
         self._on_lost = _weak(on_lost)
         self._on_restored = _weak(on_restored)
         self._pid = os.getpid()
-        self._local = threading.local()
-        self._channels: weakref.WeakSet[Channel] = weakref.WeakSet()
         self._closed = False
         self._up: bool | None = None
+
+    def _set_up(self, up: bool, reason: str = "") -> None:
+        was, self._up = self._up, up
+        if was is None or was == up:
+            return
+        callback = (self._on_restored if up else self._on_lost)()
+        if callback is not None:
+            callback() if up else callback(reason)
+
+
+class Transport(TransportBase):
+    """Thread-safe and fork-safe request/reply: every (pid, thread) gets its own channel."""
+
+    def __init__(self, endpoint: str, **options: Any) -> None:
+        super().__init__(endpoint, **options)
+        self._local = threading.local()
+        self._channels: weakref.WeakSet[Channel] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else {None: "new", True: "up", False: "lost"}[self._up]
@@ -377,15 +393,6 @@ class Transport:
                     # else: a reply nobody waits for any more (a ping, an abandoned request)
             elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
                 return LOST
-
-    def _set_up(self, up: bool, reason: str = "") -> None:
-        was, self._up = self._up, up
-        if was is None or was == up:
-            return
-        callback = (self._on_restored if up else self._on_lost)()
-        if callback is not None:
-            callback() if up else callback(reason)
-
 
 def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None] | None]:
     if method is None:
