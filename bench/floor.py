@@ -159,17 +159,29 @@ def _dealer(endpoint: str, context: Any = None) -> Any:
 
 
 @contextlib.contextmanager
+def _echo_server(ctx: Any, server: Callable[[str, Any], None], address: str) -> Iterator[None]:
+    """Run ``server(address, ready_pipe)`` in a child process until the block ends."""
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=server, args=(address, child), daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(60):
+            raise RuntimeError("the echo server did not start")
+        parent.recv()
+        yield
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+@contextlib.contextmanager
 def echo_rung(server: Callable[[str, Any], None], ctx: Any) -> Iterator[Callable[[], None]]:
-    """A round trip to an echo server running in a child process."""
+    """A round trip to a ZeroMQ echo server running in a child process."""
     with tempfile.TemporaryDirectory(prefix="bench-echo-") as tmp:
         endpoint = f"ipc://{tmp}/echo.sock"
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=server, args=(endpoint, child), daemon=True)
-        proc.start()
-        try:
-            if not parent.poll(60):
-                raise RuntimeError("the echo server did not start")
-            parent.recv()
+        with _echo_server(ctx, server, endpoint):
             sock = _dealer(endpoint)
 
             def echo() -> None:
@@ -181,11 +193,6 @@ def echo_rung(server: Callable[[str, Any], None], ctx: Any) -> Iterator[Callable
             finally:
                 sock.send(b"stop")
                 sock.close()
-        finally:
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
 
 
 @contextlib.contextmanager
@@ -193,13 +200,7 @@ def unix_echo_rung(ctx: Any) -> Iterator[Callable[[], None]]:
     """A round trip over a bare Unix socket: what an ipc hop costs without ZeroMQ."""
     with tempfile.TemporaryDirectory(prefix="bench-unix-") as tmp:
         path = f"{tmp}/echo.sock"
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=echo_unix, args=(path, child), daemon=True)
-        proc.start()
-        try:
-            if not parent.poll(60):
-                raise RuntimeError("the unix echo server did not start")
-            parent.recv()
+        with _echo_server(ctx, echo_unix, path):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             sock.connect(path)
 
@@ -212,11 +213,6 @@ def unix_echo_rung(ctx: Any) -> Iterator[Callable[[], None]]:
             finally:
                 sock.send(b"stop")
                 sock.close()
-        finally:
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
 
 
 # -- the broker without the stub ------------------------------------------------------------------
