@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.ipc import DEFAULT_MAX_REQUEST_BYTES, default_endpoint
+from protocol.ipcstream import default_stream_endpoint
 
 from .errors import ConfigError
 
@@ -30,21 +31,23 @@ class Setting:
     item_type: type | None = None  # for lists
 
 
-def _default_endpoint() -> str:
+def _default_endpoints() -> list[str]:
     env = {k: v for k, v in os.environ.items() if k != "IGNITE_BROKER"}
-    return default_endpoint(env, os.getuid())
+    return [default_endpoint(env, os.getuid()), default_stream_endpoint(env, os.getuid())]
 
 
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     Setting("broker.endpoints", list, None, False,
-            "ZeroMQ endpoints to bind (ipc:// and optionally tcp://); default: ipc socket "
-            "under the runtime directory", item_type=str),
+            "endpoints to bind: ZeroMQ ipc:// and tcp://, and unix:// (length-prefixed "
+            "msgpack on a Unix stream socket, the fastest local path); default: "
+            "broker.sock (ipc://) and broker.stream (unix://) under the runtime directory",
+            item_type=str),
     Setting("broker.admin_endpoint", str, "", False,
             "admin socket (show nodes|clients|stats|topology|config|version); default: "
             "admin.sock next to the first ipc endpoint, mode 0600"),
     Setting("broker.socket_mode", int, 0o660, False,
-            "file mode of ipc:// socket files (the directory is created with 0750)"),
+            "file mode of ipc:// and unix:// socket files (the directory is created with 0750)"),
     Setting("broker.lock_file", str, "", False,
             "flock file that keeps a second broker off the same socket; default: <socket>.lock"),
     Setting("cluster.nodes", list, ["127.0.0.1:10800"], False,
@@ -143,7 +146,7 @@ def load(path: str | None = None, overrides: Mapping[str, Any] | None = None) ->
     for name, value in (overrides or {}).items():
         values[name] = _coerce(_BY_NAME[name], value)
     if not values["broker.endpoints"]:
-        values["broker.endpoints"] = [_default_endpoint()]
+        values["broker.endpoints"] = _default_endpoints()
     _validate(values)
     return Config(values)
 
@@ -187,8 +190,8 @@ def _validate(values: dict[str, Any]) -> None:
     if not values["cluster.nodes"]:
         raise ConfigError("cluster.nodes must name at least one node")
     for endpoint in values["broker.endpoints"]:
-        if not endpoint.startswith(("ipc://", "tcp://")):
-            raise ConfigError(f"endpoint {endpoint!r} must start with ipc:// or tcp://")
+        if not endpoint.startswith(("ipc://", "tcp://", "unix://")):
+            raise ConfigError(f"endpoint {endpoint!r} must start with ipc://, tcp:// or unix://")
     if values["cluster.connections_per_node"] < 1:
         raise ConfigError("cluster.connections_per_node must be at least 1")
     if values["log.level"] not in ("debug", "info", "warning", "error"):

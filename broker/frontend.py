@@ -1,11 +1,14 @@
-"""The worker-facing ZeroMQ ROUTER: binds the endpoints, reads and validates request frames,
-hands them to the dispatcher and routes replies back to the worker that asked."""
+"""The worker-facing sockets: the ZeroMQ ROUTER (ipc://, tcp://) and the Unix stream listener
+(unix://); reads and validates requests, hands them to the dispatcher and routes each reply back
+to the worker that asked."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +18,7 @@ import zmq
 from protocol.ipc import IpcError, Request, Status, UnsupportedVersion, error_payload
 from protocol.ipc import pack_reply as _pack_reply
 from protocol.ipc import unpack_request as _unpack_request
+from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
 
 from . import log
 from .errors import ConfigError
@@ -28,26 +32,35 @@ _READ_BATCH = 256
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
+#: Stream workers: reading pauses while this many reply bytes wait for the worker to read them.
+_STREAM_WRITE_HIGH = 64 * 1024 * 1024
+#: Identities of stream workers start with a zero byte, so each connection is its own session.
+_STREAM_IDENTITY_PREFIX = b"\x00stream"
+
+ReplyTo = Callable[[int, int, Any], None]  # (request id, status, payload)
 
 
 class Frontend:
-    """Owns the ROUTER socket and the ipc socket files."""
+    """Owns the ROUTER socket, the stream listeners and their socket files."""
 
     def __init__(
         self,
         context: zmq.Context,
         endpoints: list[str],
-        dispatch: Callable[[bytes, Request, Callable[[int, int, Any], None]], None],
+        dispatch: Callable[[bytes, Request, ReplyTo], None],
         *,
         max_request_bytes: int,
         socket_mode: int,
         batch: WriteBatch | None = None,
+        on_disconnect: Callable[[bytes], None] | None = None,
     ) -> None:
-        self._endpoints = endpoints
+        self._endpoints = [e for e in endpoints if not is_stream_endpoint(e)]
+        self._stream_paths = [stream_path(e) for e in endpoints if is_stream_endpoint(e)]
         self._dispatch = dispatch
+        self._on_disconnect = on_disconnect
         self.max_request_bytes = max_request_bytes
         self._socket_mode = socket_mode
-        self._batch = batch or WriteBatch()
+        self.batch = batch or WriteBatch()
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -55,6 +68,10 @@ class Frontend:
         self._sock.setsockopt(zmq.RCVHWM, 100_000)
         # libzmq cuts a peer whose single frame exceeds this; below it we answer TOO_LARGE.
         self._sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes * 4)
+        self._listeners: list[socket.socket] = []
+        self._servers: list[asyncio.AbstractServer] = []
+        self._streams: set[StreamWorker] = set()
+        self._stream_numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_scheduled = False
         self.accepting = True
@@ -73,22 +90,79 @@ class Frontend:
             if endpoint.startswith("ipc://"):
                 os.chmod(endpoint[len("ipc://"):], self._socket_mode)
             _log.info("listening", endpoint=endpoint)
+        for path in self._stream_paths:
+            self._listeners.append(_listen_unix(path, self._socket_mode))
+            _log.info("listening", endpoint=f"unix://{path}")
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._sock.getsockopt(zmq.FD), self._on_readable)
         self._schedule_read()
+        for listener in self._listeners:
+            self._servers.append(
+                await self._loop.create_unix_server(self._new_stream_worker, sock=listener))
 
     def close(self) -> None:
         if self._loop is not None:
             self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
         self._sock.close(linger=0)
+        for server in self._servers:
+            server.close()
+        for worker in list(self._streams):
+            worker.transport.abort()
         for endpoint in self._endpoints:
             if endpoint.startswith("ipc://"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(endpoint[len("ipc://"):])
+        for path in self._stream_paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
-    # -- reading ------------------------------------------------------------------------------
+    @property
+    def stream_workers(self) -> int:
+        return len(self._streams)
+
+    # -- requests, whatever socket they came on -----------------------------------------------
+
+    def serve(self, identity: bytes, message: bytes, reply: ReplyTo) -> None:
+        """Validate one request message and dispatch it; every outcome answers via ``reply``."""
+        self.requests += 1
+        try:
+            if len(message) > self.max_request_bytes:
+                raise _too_large(len(message), self.max_request_bytes)
+            request = _unpack_request(message)
+        except IpcError as exc:
+            self.reject(identity, exc, reply)
+            return
+        if not self.accepting:
+            reply(request.request_id, Status.CLUSTER_UNAVAILABLE,
+                  error_payload("shutting_down", "the broker is shutting down",
+                                maybe_applied=False))
+            return
+        if request.deadline_ms and request.deadline_ms < time.time() * 1000:
+            reply(request.request_id, Status.DEADLINE_EXCEEDED,
+                  error_payload("deadline_exceeded", "the request's deadline passed before "
+                                "the broker could send it", maybe_applied=False))
+            return
+        try:
+            self._dispatch(identity, request, reply)
+        except Exception as exc:  # a broker bug must not take the broker down
+            _log.exception("dispatch_failed", op=request.op)
+            reply(request.request_id, Status.INTERNAL,
+                  error_payload("internal", f"broker error: {type(exc).__name__}: {exc}"))
+
+    def reject(self, identity: bytes, exc: IpcError, reply: ReplyTo) -> None:
+        self.requests_rejected += 1
+        status = Status.BAD_REQUEST
+        request_id = 0
+        if isinstance(exc, UnsupportedVersion):
+            status, request_id = Status.UNSUPPORTED_VERSION, exc.request_id
+        elif isinstance(exc, _TooLarge):
+            status = Status.TOO_LARGE
+        _log.warning("request_rejected", worker=identity.hex(), reason=str(exc))
+        reply(request_id, status, error_payload("bad_request", str(exc)))
+
+    # -- ZeroMQ ---------------------------------------------------------------------------------
 
     def _schedule_read(self) -> None:
         # The ZMQ fd is edge-triggered: any send may consume the edge, so re-check after sends.
@@ -99,7 +173,7 @@ class Frontend:
     def _on_readable(self) -> None:
         self._read_scheduled = False
         sock = self._sock
-        self._batch.begin()
+        self.batch.begin()
         try:
             for _ in range(_READ_BATCH):
                 try:
@@ -112,70 +186,112 @@ class Frontend:
                 self._handle(frames)
             self._schedule_read()
         finally:
-            self._batch.end()  # one write per node connection for the whole batch
+            self.batch.end()  # one write per node connection for the whole batch
 
     def _handle(self, frames: list[bytes]) -> None:
-        self.requests += 1
         identity = frames[0]
-        try:
-            request = self._parse(frames)
-        except IpcError as exc:
-            self._reject(identity, exc)
-            return
-        if not self.accepting:
-            self.reply(identity, request.request_id, Status.CLUSTER_UNAVAILABLE,
-                       error_payload("shutting_down", "the broker is shutting down",
-                                     maybe_applied=False))
-            return
-        if request.deadline_ms and request.deadline_ms < time.time() * 1000:
-            self.reply(identity, request.request_id, Status.DEADLINE_EXCEEDED,
-                       error_payload("deadline_exceeded", "the request's deadline passed before "
-                                     "the broker could send it", maybe_applied=False))
-            return
-        try:
-            self._dispatch(identity, request,
-                           lambda rid, st, payload: self.reply(identity, rid, st, payload))
-        except Exception as exc:  # a broker bug must not take the broker down
-            _log.exception("dispatch_failed", op=request.op)
-            self.reply(identity, request.request_id, Status.INTERNAL,
-                       error_payload("internal", f"broker error: {type(exc).__name__}: {exc}"))
 
-    def _parse(self, frames: list[bytes]) -> Request:
+        def reply(request_id: int, status: int, payload: Any) -> None:
+            self.reply(identity, request_id, status, payload)
+
         if len(frames) != 2:
-            raise IpcError(f"a request is exactly one frame, got {len(frames) - 1}")
-        if len(frames[1]) > self.max_request_bytes:
-            raise _TooLarge(f"request of {len(frames[1])} bytes exceeds the broker's limit of "
-                            f"{self.max_request_bytes} bytes")
-        return _unpack_request(frames[1])
-
-    def _reject(self, identity: bytes, exc: IpcError) -> None:
-        self.requests_rejected += 1
-        status = Status.BAD_REQUEST
-        request_id = 0
-        if isinstance(exc, UnsupportedVersion):
-            status, request_id = Status.UNSUPPORTED_VERSION, exc.request_id
-        elif isinstance(exc, _TooLarge):
-            status = Status.TOO_LARGE
-        _log.warning("request_rejected", worker=identity.hex(), reason=str(exc))
-        self.reply(identity, request_id, status, error_payload("bad_request", str(exc)))
-
-    # -- replying -----------------------------------------------------------------------------
+            self.requests += 1
+            self.reject(identity, IpcError(
+                f"a request is exactly one frame, got {len(frames) - 1}"), reply)
+            return
+        self.serve(identity, frames[1], reply)
 
     def reply(self, identity: bytes, request_id: int, status: int, payload: Any) -> None:
-        try:
-            frame = _pack_reply(request_id, status, payload)
-        except IpcError as exc:
-            frame = _pack_reply(request_id, Status.INTERNAL,
-                                error_payload("internal", f"cannot serialize the result: {exc}"))
+        """Send a reply to the ZeroMQ worker ``identity``."""
+        message = encode_reply(request_id, status, payload)
         try:
             self._sock.send(identity, _SNDMORE_NOBLOCK)
-            self._sock.send(frame, _NOBLOCK)
+            self._sock.send(message, _NOBLOCK)
         except zmq.ZMQError as exc:  # EHOSTUNREACH: worker gone; EAGAIN: worker not reading
             self.replies_dropped += 1
             _log.debug("reply_dropped", worker=identity.hex(), reason=exc.strerror)
         # A send may consume the fd's edge for requests that arrived meanwhile.
         if not self._read_scheduled and self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             self._schedule_read()
+
+    # -- Unix stream ----------------------------------------------------------------------------
+
+    def _new_stream_worker(self) -> StreamWorker:
+        number = next(self._stream_numbers)
+        return StreamWorker(self, _STREAM_IDENTITY_PREFIX + number.to_bytes(8, "big"))
+
+    def stream_opened(self, worker: StreamWorker) -> None:
+        self._streams.add(worker)
+
+    def stream_closed(self, worker: StreamWorker) -> None:
+        self._streams.discard(worker)
+        if self._on_disconnect is not None:
+            self._on_disconnect(worker.identity)
+
+
+class StreamWorker(asyncio.Protocol):
+    """One worker connection on the stream listener: length-prefixed requests in, replies out.
+    Its identity is its own session; closing the connection releases what it owns."""
+
+    def __init__(self, frontend: Frontend, identity: bytes) -> None:
+        self.frontend = frontend
+        self.identity = identity
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self._reader = MessageReader(frontend.max_request_bytes)
+
+    def __repr__(self) -> str:
+        return f"<StreamWorker {self.identity.hex()}>"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.set_write_buffer_limits(high=_STREAM_WRITE_HIGH)
+        self.frontend.stream_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.frontend.stream_closed(self)
+
+    def pause_writing(self) -> None:
+        # The worker is not reading its replies: stop reading its requests until it does.
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        frontend = self.frontend
+        self._reader.max_message = frontend.max_request_bytes
+        messages = self._reader.feed(data)
+        batch = frontend.batch
+        batch.begin()
+        try:
+            for message in messages:
+                if isinstance(message, Oversized):
+                    frontend.requests += 1
+                    frontend.reject(self.identity,
+                                    _too_large(message.size, frontend.max_request_bytes),
+                                    self.reply)
+                else:
+                    frontend.serve(self.identity, message, self.reply)
+        finally:
+            batch.end()
+
+    def reply(self, request_id: int, status: int, payload: Any) -> None:
+        if self.transport.is_closing():
+            self.frontend.replies_dropped += 1
+            return
+        self.transport.write(frame(encode_reply(request_id, status, payload)))
+
+
+def encode_reply(request_id: int, status: int, payload: Any) -> bytes:
+    try:
+        return _pack_reply(request_id, status, payload)
+    except IpcError as exc:
+        return _pack_reply(request_id, Status.INTERNAL,
+                           error_payload("internal", f"cannot serialize the result: {exc}"))
+
+
+def _too_large(size: int, limit: int) -> IpcError:
+    return _TooLarge(f"request of {size} bytes exceeds the broker's limit of {limit} bytes")
 
 
 class _TooLarge(IpcError):
@@ -189,3 +305,21 @@ def _prepare_ipc_dir(path: str) -> None:
     except OSError as exc:
         raise ConfigError(
             f"cannot create the socket directory {directory}: {exc.strerror}") from exc
+
+
+def _listen_unix(path: str, mode: int) -> socket.socket:
+    """A listening Unix stream socket at ``path`` (a stale file from a dead broker is replaced:
+    the lock file already proved no live broker owns it)."""
+    _prepare_ipc_dir(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, mode)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot bind unix://{path}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock

@@ -153,11 +153,11 @@ class Broker:
         self.frontend = Frontend(
             context, cfg.broker_endpoints, dispatcher.dispatch,
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
-            batch=self.pool.batch,
+            batch=self.pool.batch, on_disconnect=self.workers.disconnected,
         )
         try:
             self.frontend.bind()
-            self.frontend.start()
+            await self.frontend.start()
             self.janitor.start()
             admin = admin_endpoint(cfg)
             if admin:

@@ -1,7 +1,8 @@
 """What the broker knows about each connected worker: its liveness, its in-flight count, and the
 transactions and cursors it owns (pinned to the node connection that created them).
 
-A *worker* is one stub socket (one ZeroMQ routing id).  Stubs that set their routing id to
+A *worker* is one stub socket: one ZeroMQ routing id, or one Unix stream connection (its own
+session, released as soon as it closes).  ZeroMQ stubs that set their routing id to
 ``session (16 bytes) + suffix`` group their sockets into one *session*: traffic on any socket
 of a session keeps all of them alive (so a stub's heartbeat thread vouches for its other
 threads).  When a session goes quiet for longer than the liveness bound, the janitor releases
@@ -81,6 +82,13 @@ class Workers:
             worker = self._workers[identity] = Worker(identity, session_of(identity))
         self._last_seen[worker.session] = now
         return worker
+
+    def disconnected(self, identity: bytes) -> None:
+        """The worker's connection closed (stream workers): its session is over, so the next
+        sweep releases what it owns, once its requests in flight are answered."""
+        worker = self._workers.get(identity)
+        if worker is not None:
+            self._last_seen[worker.session] = float("-inf")
 
     def new_handle(self) -> int:
         return next(self._handles)

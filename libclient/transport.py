@@ -1,26 +1,32 @@
 """Blocking request/reply with the broker for the sync Client.
 
-One DEALER socket (a *channel*) per process and thread, created on first use.  Every object
-holding a socket records its pid and checks it on entry (redis-py's fork rule): a child never
-touches its parent's sockets and opens its own.  A channel is only ever used under its lock,
-so a cursor or transaction opened on it can be driven from any thread, and the heartbeat can
-ping it while it is idle.
+One connection (a *channel*) per process and thread, created on first use: a ZeroMQ DEALER
+socket for ``ipc://`` and ``tcp://`` endpoints, a Unix stream socket for ``unix://`` ones.
+Every object holding a socket records its pid and checks it on entry (redis-py's fork rule):
+a child never touches its parent's sockets and opens its own.  A channel is only ever used
+under its lock, so a cursor or transaction opened on it can be driven from any thread, and the
+heartbeat can ping it while it is idle.
 
 Sockets use ``IMMEDIATE=1``: a request is only queued once a connection to the broker is
 complete, so "the broker is not there" means "nothing was sent", and a connection that breaks
 while a reply is awaited (``POLLOUT`` disappears) means the broker went away with the request.
 Idempotent requests are then re-sent when it is back, within their deadline; anything else
 fails with ``BrokerUnavailable`` saying whether a write may have been applied (zguide Lazy
-Pirate, with disconnect detection instead of blind retries).
+Pirate, with disconnect detection instead of blind retries).  A stream channel needs no such
+care: a failed connect or write means nothing was processed, and end-of-file while a reply is
+awaited means the broker went away with the request.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import socket
 import threading
 import time
 import weakref
+
+from protocol.ipcstream import MessageReader, is_stream_endpoint, stream_path
+from protocol.ipcstream import frame as stream_frame
 
 from .calls import Call
 from .envelope import (
@@ -42,6 +48,8 @@ if TYPE_CHECKING:
 GRACE = 0.5
 #: How often a waiting request checks that the broker connection is still there.
 _LIVENESS_SLICE = 0.1
+#: Bytes asked of the kernel per recv on a stream channel.
+_RECV_BYTES = 1 << 18
 
 _zmq: Any = None
 _fork_lock = threading.Lock()
@@ -116,7 +124,8 @@ def timeout_error(endpoint: str, call: Call, budget: float) -> BrokerTimeout:
 
 
 class Channel:
-    """One DEALER socket and what is pinned to it (cursors, transactions)."""
+    """One connection to the broker and what is pinned to it (cursors, transactions).
+    Subclasses own the socket: ZeroMQ DEALER (ipc://, tcp://) or Unix stream (unix://)."""
 
     __slots__ = ("__weakref__", "_finalizer", "closed", "holds", "last_activity", "lock",
                  "pending", "pid", "sock")
@@ -134,17 +143,27 @@ class Channel:
         self.closed = False
 
     def __repr__(self) -> str:
-        return f"<Channel pid={self.pid} holds={self.holds} closed={self.closed}>"
+        return (f"<{type(self).__name__} pid={self.pid} holds={self.holds} "
+                f"closed={self.closed}>")
+
+    # What a transport needs of a channel; call with the lock held.
 
     def flush(self) -> None:
-        """Send deferred frames; call with the lock held.  Their replies are dropped by id."""
-        zmq = zmq_module()
-        while self.pending:
-            frame = self.pending.pop()
-            try:
-                self.sock.send(frame, zmq.NOBLOCK)
-            except zmq.Again:
-                return
+        """Send deferred frames.  Their replies are dropped by id."""
+        raise NotImplementedError
+
+    def send(self, frame: bytes, deadline: float) -> bool:
+        """Send one request; False if the broker could not be reached before ``deadline``
+        (then nothing of it was processed)."""
+        raise NotImplementedError
+
+    def wait_reply(self, request_id: int, end: float) -> Any:
+        """The reply to ``request_id``, or LOST (the broker went away), or TIMEOUT."""
+        raise NotImplementedError
+
+    def drain(self) -> None:
+        """Drop replies nobody waits for (earlier pings) without blocking."""
+        raise NotImplementedError
 
     def ping_if_idle(self, interval: float) -> None:
         """Heartbeat: ping if nothing was sent for ``interval`` and nobody is using the socket."""
@@ -154,16 +173,10 @@ class Channel:
         try:
             if self.closed or self.pid != os.getpid():
                 return
-            zmq = zmq_module()
-            while True:  # replies nobody waits for (earlier pings): keep the inbox empty
-                try:
-                    self.sock.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+            self.drain()
             self.flush()
             frame = pack_request(next_request_id(), "ping", {}, deadline_ms(interval))
-            with contextlib.suppress(zmq.Again):  # full: the broker is not reading anyway
-                self.sock.send(frame, zmq.NOBLOCK)
+            self.send(frame, now)  # no waiting: if the broker is not reading, skip this one
             self.last_activity = now
         finally:
             self.lock.release()
@@ -171,6 +184,177 @@ class Channel:
     def close(self) -> None:
         self.closed = True
         self._finalizer()
+
+
+class ZmqChannel(Channel):
+    """A DEALER socket with IMMEDIATE=1: "not writable" means "no broker connection"."""
+
+    __slots__ = ()
+
+    def flush(self) -> None:
+        zmq = zmq_module()
+        while self.pending:
+            try:
+                self.sock.send(self.pending[-1], zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.pending.pop()
+
+    def send(self, frame: bytes, deadline: float) -> bool:
+        zmq = zmq_module()
+        while True:
+            remaining = deadline - time.monotonic()
+            if self.sock.poll(int(max(0.0, min(remaining, 0.25)) * 1000), zmq.POLLOUT):
+                try:
+                    self.sock.send(frame, zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
+                self.last_activity = time.monotonic()
+                return True
+            if remaining <= 0:
+                return False
+
+    def wait_reply(self, request_id: int, end: float) -> Any:
+        zmq = zmq_module()
+        sock = self.sock
+        while True:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return TIMEOUT
+            if sock.poll(int(min(remaining, _LIVENESS_SLICE) * 1000) + 1, zmq.POLLIN):
+                while True:
+                    try:
+                        frame = sock.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    reply = unpack_reply(frame)
+                    if reply.request_id == request_id:
+                        return reply
+                    # else: a reply nobody waits for any more (a ping, an abandoned request)
+            elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+                return LOST
+
+    def drain(self) -> None:
+        zmq = zmq_module()
+        while True:
+            try:
+                self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+
+class StreamChannel(Channel):
+    """A Unix stream connection, opened on demand; its end is the broker's end (no polling)."""
+
+    __slots__ = ("path", "reader", "unread")
+
+    def __init__(self, path: str) -> None:
+        super().__init__(_SocketHolder())
+        self.path = path
+        self.reader = MessageReader()
+        self.unread: list[bytes] = []  # replies received beyond the one awaited
+
+    def _connect(self, deadline: float) -> bool:
+        delay = 0.005
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                if time.monotonic() + delay >= deadline:
+                    return False
+                time.sleep(delay)  # the broker is not there (yet): it may be restarting
+                delay = min(delay * 2, 0.25)
+                continue
+            self.sock.socket = sock
+            self.reader = MessageReader()
+            self.unread = []
+            return True
+
+    def _drop(self) -> None:
+        sock, self.sock.socket = self.sock.socket, None
+        if sock is not None:
+            sock.close()
+
+    def flush(self) -> None:
+        while self.pending and self.sock.socket is not None:
+            if not self.send(self.pending[-1], time.monotonic()):
+                return
+            self.pending.pop()
+
+    def send(self, frame: bytes, deadline: float) -> bool:
+        data = stream_frame(frame)
+        while True:
+            if self.sock.socket is None and not self._connect(deadline):
+                return False
+            sock = self.sock.socket
+            try:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001) + GRACE)
+                sock.sendall(data)
+            except OSError:
+                # A broken or stalled stream holds at most part of this request, which the
+                # broker drops with the connection: nothing of it was processed.
+                self._drop()
+                if time.monotonic() >= deadline:
+                    return False
+                continue
+            self.last_activity = time.monotonic()
+            return True
+
+    def wait_reply(self, request_id: int, end: float) -> Any:
+        while True:
+            while self.unread:
+                reply = unpack_reply(self.unread.pop(0))
+                if reply.request_id == request_id:
+                    return reply
+            sock = self.sock.socket
+            if sock is None:
+                return LOST
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return TIMEOUT
+            try:
+                sock.settimeout(remaining)
+                data = sock.recv(_RECV_BYTES)
+            except TimeoutError:
+                return TIMEOUT
+            except OSError:
+                data = b""
+            if not data:
+                self._drop()
+                return LOST
+            self.unread.extend(self.reader.feed(data))  # type: ignore[arg-type]
+
+    def drain(self) -> None:
+        sock = self.sock.socket
+        while sock is not None:
+            try:
+                data = sock.recv(_RECV_BYTES, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self._drop()
+                return
+            self.reader.feed(data)
+        self.unread = []
+
+
+class _SocketHolder:
+    """The stream channel's socket slot (None while disconnected), closable like a ZMQ socket."""
+
+    __slots__ = ("socket",)
+
+    def __init__(self) -> None:
+        self.socket: socket.socket | None = None
+
+    def close(self, linger: int = 0) -> None:
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None
 
 
 def _close_socket(sock: Any, pid: int) -> None:
@@ -275,16 +459,21 @@ class Transport(TransportBase):
         if chan is None or chan.closed:
             if self._closed:
                 raise ReconnectError("the client is closed: call connect() again")
-            zmq = zmq_module()
-            sock = zmq.Context.instance().socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.ROUTING_ID, routing_id())
-            sock.connect(self.endpoint)
-            chan = Channel(sock)
+            chan = self._open_channel()
             self._local.chan = chan
             self._channels.add(chan)
         return chan
+
+    def _open_channel(self) -> Channel:
+        if is_stream_endpoint(self.endpoint):
+            return StreamChannel(stream_path(self.endpoint))
+        zmq = zmq_module()
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.ROUTING_ID, routing_id())
+        sock.connect(self.endpoint)
+        return ZmqChannel(sock)
 
     def hold(self) -> Hold:
         return Hold(self.channel(), self.heartbeat_interval)
@@ -336,26 +525,15 @@ class Transport(TransportBase):
 
     def _exchange(self, chan: Channel, frame: bytes, request_id: int, call: Call, start: float,
                   deadline: float) -> Any:
-        zmq = zmq_module()
-        sock = chan.sock
-        sent = False
         resends = 0
         while True:
-            if not sent:
-                if not self._wait_writable(sock, deadline):
-                    raise not_sent_error(self.endpoint, call, deadline - start)
-                try:
-                    sock.send(frame, zmq.NOBLOCK)
-                except zmq.Again:
-                    continue
-                sent = True
-                chan.last_activity = time.monotonic()
-            outcome = self._wait_reply(chan, request_id, deadline + GRACE)
+            if not chan.send(frame, deadline):
+                raise not_sent_error(self.endpoint, call, deadline - start)
+            outcome = chan.wait_reply(request_id, deadline + GRACE)
             if outcome is LOST:
                 self._set_up(False, f"the broker went away during {call.op}")
                 if call.idempotent and resends < self.retries:
                     resends += 1
-                    sent = False
                     continue
                 raise lost_error(self.endpoint, call, resends)
             if outcome is TIMEOUT:
@@ -363,36 +541,6 @@ class Transport(TransportBase):
             self._set_up(True)
             return result_of(outcome, call)
 
-    @staticmethod
-    def _wait_writable(sock: Any, deadline: float) -> bool:
-        zmq = zmq_module()
-        while True:
-            remaining = deadline - time.monotonic()
-            if sock.poll(int(max(0.0, min(remaining, 0.25)) * 1000), zmq.POLLOUT):
-                return True
-            if remaining <= 0:
-                return False
-
-    @staticmethod
-    def _wait_reply(chan: Channel, request_id: int, end: float) -> Any:
-        zmq = zmq_module()
-        sock = chan.sock
-        while True:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return TIMEOUT
-            if sock.poll(int(min(remaining, _LIVENESS_SLICE) * 1000) + 1, zmq.POLLIN):
-                while True:
-                    try:
-                        frame = sock.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    reply = unpack_reply(frame)
-                    if reply.request_id == request_id:
-                        return reply
-                    # else: a reply nobody waits for any more (a ping, an abandoned request)
-            elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
-                return LOST
 
 def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None] | None]:
     if method is None:
@@ -402,4 +550,5 @@ def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None
     return lambda: method
 
 
-__all__ = ["GRACE", "LOST", "TIMEOUT", "CacheError", "Channel", "Hold", "Transport"]
+__all__ = ["GRACE", "LOST", "TIMEOUT", "CacheError", "Channel", "Hold", "StreamChannel",
+           "Transport", "ZmqChannel"]

@@ -41,7 +41,8 @@ def render_toml(settings: dict[str, Any]) -> str:
 
 
 class BrokerProcess:
-    """``ignite-broker run`` in a subprocess, bound to a private ipc socket."""
+    """``ignite-broker run`` in a subprocess, bound to a private ipc socket (``endpoint``) and a
+    private Unix stream socket (``stream_endpoint``)."""
 
     def __init__(
         self,
@@ -52,11 +53,12 @@ class BrokerProcess:
     ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ignite-broker-test-"))
         self.endpoint = f"ipc://{self.workdir}/run/broker.sock"
+        self.stream_endpoint = f"unix://{self.workdir}/run/broker.stream"
         self.admin_endpoint = f"ipc://{self.workdir}/run/admin.sock"
         self.config_path = self.workdir / "broker.toml"
         self.log_path = self.workdir / "broker.log"
         self.settings = {
-            "broker.endpoints": [self.endpoint],
+            "broker.endpoints": [self.endpoint, self.stream_endpoint],
             "cluster.nodes": [f"{h}:{p}" for h, p in nodes],
             **(settings or {}),
         }

@@ -12,6 +12,8 @@ def test_defaults_load_without_a_file(monkeypatch):
     assert cfg.cluster_nodes == ["127.0.0.1:10800"]
     assert cfg.broker_endpoints[0].startswith("ipc://")
     assert cfg.broker_endpoints[0].endswith("/broker.sock")
+    assert cfg.broker_endpoints[1].startswith("unix://")
+    assert cfg.broker_endpoints[1].endswith("/broker.stream")
     assert cfg.cluster_connections_per_node == 1
 
 
@@ -29,7 +31,7 @@ def test_file_then_overrides(tmp_path):
     ('[cluster]\nnodes = ["nohost"]\n', "HOST:PORT"),
     ('[cluster]\nbogus = 1\n', "unknown setting"),
     ('[cluster]\nconnections_per_node = "two"\n', "must be int"),
-    ('[broker]\nendpoints = ["http://x"]\n', "ipc:// or tcp://"),
+    ('[broker]\nendpoints = ["http://x"]\n', "ipc://, tcp:// or unix://"),
     ('nodes = 1\n', "must be a [section]"),
     ('[cluster\n', "not valid TOML"),
 ])

@@ -26,11 +26,13 @@ def broker(ignite_node, tmp_path_factory):
         yield proc
 
 
-@pytest.fixture
-def clients(ignite_node, broker):
+@pytest.fixture(params=["zmq", "stream"])
+def clients(ignite_node, broker, request):
+    """pyignite direct, and libclient over each of the broker's transports."""
     theirs = PYIGNITE.Client()
     theirs.connect(*ignite_node.addresses[0])
-    ours = LIBCLIENT.Client(broker=broker.endpoint)
+    endpoint = broker.endpoint if request.param == "zmq" else broker.stream_endpoint
+    ours = LIBCLIENT.Client(broker=endpoint)
     ours.connect(*ignite_node.addresses[0])
     yield theirs, ours
     theirs.close()
