@@ -242,11 +242,40 @@ class CacheSpecs:
                 "local": local}
 
 
+#: Values that cross the wire unchanged both ways (wire.py's _AS_IS, minus what needs imports).
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes})
+
+
 class Cache(CacheSpecs):
     """A named cache.  Creating one costs nothing; each method is one broker round trip."""
 
     def _run(self, spec: Spec) -> Any:
         return self._client._run(spec)
+
+    # get and put skip the spec machinery in the common case (plain keys and values, no
+    # transaction, no expiry policy): the same request and result, ~20 us less per call.
+
+    def _plain(self) -> bool:
+        return self._cache_info.expiry_policy is None and current_tx(self._client) is None
+
+    def get(self, key: Any, key_hint: Any = None) -> Any:
+        """The value stored under ``key``, or None."""
+        if key_hint is None and type(key) in _PLAIN and self._plain():
+            raw = self._client._execute(
+                Call("cache_get", {"cache": self._name, "key": key}, idempotent=True))
+            if type(raw) in _PLAIN:
+                return raw
+            return self._run(self._client._decode(raw))
+        return self._run(CacheSpecs.get(self, key, key_hint))
+
+    def put(self, key: Any, value: Any, key_hint: Any = None, value_hint: Any = None) -> None:
+        """Store ``value`` under ``key``."""
+        if (key_hint is None and value_hint is None and type(key) in _PLAIN
+                and type(value) in _PLAIN and self._plain()):
+            self._client._execute(
+                Call("cache_put", {"cache": self._name, "key": key, "value": value}))
+            return
+        self._run(CacheSpecs.put(self, key, value, key_hint, value_hint))
 
     @property
     def settings(self) -> dict[int, Any]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 import time
 import weakref
@@ -50,6 +51,8 @@ GRACE = 0.5
 _LIVENESS_SLICE = 0.1
 #: Bytes asked of the kernel per recv on a stream channel.
 _RECV_BYTES = 1 << 18
+#: A stream send blocked this long means the broker stopped reading: the connection is dropped.
+_SEND_STALL = 5.0
 
 _zmq: Any = None
 _fork_lock = threading.Lock()
@@ -268,6 +271,11 @@ class StreamChannel(Channel):
                 time.sleep(delay)  # the broker is not there (yet): it may be restarting
                 delay = min(delay * 2, 0.25)
                 continue
+            # Blocking, with kernel timeouts: a send or receive is then one system call, and
+            # a receive wakes every slice to check the request's deadline.
+            sock.settimeout(None)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(_LIVENESS_SLICE))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(_SEND_STALL))
             self.sock.socket = sock
             self.reader = MessageReader()
             self.unread = []
@@ -289,10 +297,8 @@ class StreamChannel(Channel):
         while True:
             if self.sock.socket is None and not self._connect(deadline):
                 return False
-            sock = self.sock.socket
             try:
-                sock.settimeout(max(deadline - time.monotonic(), 0.001) + GRACE)
-                sock.sendall(data)
+                self.sock.socket.sendall(data)  # type: ignore[union-attr]
             except OSError:
                 # A broken or stalled stream holds at most part of this request, which the
                 # broker drops with the connection: nothing of it was processed.
@@ -312,14 +318,12 @@ class StreamChannel(Channel):
             sock = self.sock.socket
             if sock is None:
                 return LOST
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return TIMEOUT
             try:
-                sock.settimeout(remaining)
                 data = sock.recv(_RECV_BYTES)
-            except TimeoutError:
-                return TIMEOUT
+            except BlockingIOError:  # a receive-timeout slice passed with nothing
+                if time.monotonic() >= end:
+                    return TIMEOUT
+                continue
             except OSError:
                 data = b""
             if not data:
@@ -341,6 +345,11 @@ class StreamChannel(Channel):
                 return
             self.reader.feed(data)
         self.unread = []
+
+
+def _timeval(seconds: float) -> bytes:
+    whole = int(seconds)
+    return struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
 
 
 class _SocketHolder:
