@@ -1,23 +1,30 @@
-"""Request/reply with the broker for the asyncio client (zmq.asyncio).
+"""Request/reply with the broker for the asyncio client.
 
-One DEALER socket per process and event loop, shared by all tasks: requests are multiplexed by
-request id, and a reader task (alive only while requests are pending) hands each reply to its
-waiter.  The rules are transport.py's: pid checks for fork safety, ``IMMEDIATE=1`` so "nothing
-was sent" is knowable, a broken connection detected while waiting (``POLLOUT`` gone), re-sends
-for idempotent requests within their deadline, BrokerUnavailable saying whether a write may
-have been applied.  The heartbeat is a task on the loop, so a blocked loop stops pinging (a
-hung worker is visible to the broker).
+One connection (a *channel*) per process and event loop, shared by all tasks: requests are
+multiplexed by request id, and each reply is handed to its waiter.  Two kinds, picked by the
+endpoint as in transport.py: a zmq.asyncio DEALER socket for ``ipc://`` and ``tcp://`` (pyzmq is
+imported on first use), a Unix stream connection (asyncio Protocol) for ``unix://``.
+
+The rules are transport.py's: pid checks for fork safety; "nothing was sent" is knowable (a
+DEALER with ``IMMEDIATE=1`` is not writable without a connection; a stream is connected, with
+retries, before anything is written); a broken connection is detected while waiting
+(``POLLOUT`` gone, or end-of-file on the stream); re-sends for idempotent requests within
+their deadline; BrokerUnavailable saying whether a write may have been applied.  The
+heartbeat is a task on the loop, so a blocked loop stops pinging (a hung worker is visible to
+the broker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import time
 import weakref
 
-import zmq
-import zmq.asyncio
+from protocol.ipcstream import MessageReader, Oversized, is_stream_endpoint, stream_path
+from protocol.ipcstream import frame as stream_frame
 
 from .calls import Call
 from .envelope import (
@@ -36,6 +43,7 @@ from .transport import (
     lost_error,
     not_sent_error,
     timeout_error,
+    zmq_module,
 )
 
 TYPE_CHECKING = False
@@ -44,36 +52,99 @@ if TYPE_CHECKING:
     from typing import Any
 
 _LIVENESS_SLICE_MS = 100
+#: Stream connects: the first retry delay, doubled up to the last, while the broker is away.
+_CONNECT_RETRY_FIRST = 0.005
+_CONNECT_RETRY_MAX = 0.25
+
+
+def _zmq_asyncio() -> Any:
+    """pyzmq's asyncio flavour, imported when the first ZeroMQ channel opens."""
+    import zmq.asyncio
+
+    return zmq.asyncio
 
 
 class AioChannel:
-    """One asyncio DEALER socket of one loop, and the requests in flight on it."""
+    """One connection of one event loop and what rides on it: the waiters of the requests in
+    flight (by request id), the ``lost`` future, the holds and their pinger task, deferred
+    fire-and-forget frames.  Subclasses own the socket: ZeroMQ DEALER or Unix stream."""
 
-    def __init__(self, endpoint: str, loop: asyncio.AbstractEventLoop) -> None:
-        sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.ROUTING_ID, routing_id())
-        sock.connect(endpoint)
-        self.sock = sock
-        self.raw = zmq.Socket.shadow(sock.underlying)  # non-blocking send/recv, no futures
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: Any) -> None:
         self.loop = loop
         self.pid = os.getpid()
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.lost: asyncio.Future[bool] = loop.create_future()
-        self.reader: asyncio.Task[None] | None = None
         self.pinger: asyncio.Task[None] | None = None
         self.holds = 0
         self.last_activity = time.monotonic()
         self.frames: list[bytes] = []  # fire-and-forget (closes of abandoned cursors)
         self.closed = False
         self.on_lost: Callable[[], None] | None = None
+        # A finalizer (not __del__) so a forked child never closes its parent's socket.
         self._finalizer = weakref.finalize(self, _close_socket, sock, self.pid)
 
     def __repr__(self) -> str:
-        return f"<AioChannel pid={self.pid} pending={len(self.pending)} holds={self.holds}>"
+        return (f"<{type(self).__name__} pid={self.pid} pending={len(self.pending)} "
+                f"holds={self.holds}>")
+
+    # What the transport needs of a channel.
+
+    async def wait_writable(self, deadline: float) -> bool:
+        """Until a request can be sent; False if the broker was not reachable by
+        ``deadline`` (then nothing was sent)."""
+        raise NotImplementedError
+
+    def send(self, frame: bytes) -> bool:
+        """Send deferred frames, then ``frame``; False if it could not be sent just now."""
+        raise NotImplementedError
+
+    def deliver(self, message: bytes) -> None:
+        """Hand one reply to its waiter; replies nobody waits for (pings) are dropped."""
+        try:
+            reply = unpack_reply(message)
+        except BrokerProtocolError:
+            return  # not ours to fail: the waiter times out with a clear error
+        waiter = self.pending.get(reply.request_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply)
+
+    def signal_lost(self) -> None:
+        """The broker went away: wake every request waiting for a reply on this channel."""
+        lost, self.lost = self.lost, self.loop.create_future()
+        if not lost.done():
+            lost.set_result(True)
+        if self.on_lost is not None:
+            self.on_lost()
+
+    def _tasks(self) -> list[asyncio.Task[Any] | None]:
+        return [self.pinger]
+
+    def close(self) -> None:
+        self.closed = True
+        for task in self._tasks():
+            if task is not None and not task.done():
+                task.cancel()
+        self._finalizer()
+
+
+class AioZmqChannel(AioChannel):
+    """An asyncio DEALER socket with IMMEDIATE=1, and its reader task (alive only while
+    requests are pending): "not writable" means "no broker connection"."""
+
+    def __init__(self, endpoint: str, loop: asyncio.AbstractEventLoop) -> None:
+        zmq = zmq_module()
+        sock = _zmq_asyncio().Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.ROUTING_ID, routing_id())
+        sock.connect(endpoint)
+        super().__init__(loop, sock)
+        self.sock = sock
+        self.raw = zmq.Socket.shadow(sock.underlying)  # non-blocking send/recv, no futures
+        self.reader: asyncio.Task[None] | None = None
 
     def writable(self) -> bool:
+        zmq = zmq_module()
         return bool(self.raw.getsockopt(zmq.EVENTS) & zmq.POLLOUT)
 
     async def wait_writable(self, deadline: float) -> bool:
@@ -84,6 +155,7 @@ class AioChannel:
         return True
 
     def send(self, frame: bytes) -> bool:
+        zmq = zmq_module()
         while self.frames:
             try:
                 self.raw.send(self.frames.pop(), zmq.NOBLOCK)
@@ -99,6 +171,7 @@ class AioChannel:
         return True
 
     async def _read(self) -> None:
+        zmq = zmq_module()
         while self.pending and not self.closed:
             if await self.sock.poll(_LIVENESS_SLICE_MS, zmq.POLLIN):
                 while True:
@@ -106,29 +179,188 @@ class AioChannel:
                         frame = self.raw.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    try:
-                        reply = unpack_reply(frame)
-                    except BrokerProtocolError:
-                        continue  # not ours to fail: the waiter times out with a clear error
-                    waiter = self.pending.get(reply.request_id)
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(reply)
+                    self.deliver(frame)
             elif not self.writable():
                 self.signal_lost()
 
-    def signal_lost(self) -> None:
-        lost, self.lost = self.lost, self.loop.create_future()
-        if not lost.done():
-            lost.set_result(True)
-        if self.on_lost is not None:
-            self.on_lost()
+    def _tasks(self) -> list[asyncio.Task[Any] | None]:
+        return [self.reader, *super()._tasks()]
 
-    def close(self) -> None:
-        self.closed = True
-        for task in (self.reader, self.pinger):
-            if task is not None and not task.done():
-                task.cancel()
-        self._finalizer()
+
+class AioStreamChannel(AioChannel):
+    """A Unix stream connection of one loop, opened on demand by one connector task shared by
+    every request that needs it; its end (EOF, reset) is the broker's end, which fails over
+    the requests awaiting replies at once.  A new connection is a new broker session."""
+
+    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.slot = _StreamSlot()
+        super().__init__(loop, self.slot)
+        self.path = path
+        self.connector: asyncio.Task[None] | None = None
+        self.connect_until = 0.0  # the latest deadline of the requests waiting to connect
+        self.paused = False  # the kernel buffer is full: the broker is not reading
+        self.wakeup: asyncio.Future[None] = loop.create_future()
+
+    def _wake(self) -> None:
+        wakeup, self.wakeup = self.wakeup, self.loop.create_future()
+        if not wakeup.done():
+            wakeup.set_result(None)
+
+    def _ready(self) -> bool:
+        return self.slot.transport is not None and not self.paused
+
+    async def wait_writable(self, deadline: float) -> bool:
+        while not self._ready():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.closed:
+                return False
+            if self.slot.transport is None:
+                self._start_connecting(deadline)
+            await asyncio.wait((self.wakeup,), timeout=remaining)
+        return True
+
+    def _start_connecting(self, deadline: float) -> None:
+        self.connect_until = max(self.connect_until, deadline)
+        if self.connector is None or self.connector.done():
+            self.connector = self.loop.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        """Connect, retrying while the broker is not there (it may be restarting) until the
+        latest deadline of the requests waiting; wakes them either way."""
+        delay = _CONNECT_RETRY_FIRST
+        try:
+            while not self.closed and not await self._try_connect():
+                if time.monotonic() + delay >= self.connect_until:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _CONNECT_RETRY_MAX)
+        finally:
+            self._wake()
+
+    async def _try_connect(self) -> bool:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            budget = max(self.connect_until - time.monotonic(), 0.001)
+            await asyncio.wait_for(self.loop.sock_connect(sock, self.path), budget)
+            await self.loop.create_unix_connection(lambda: _StreamProtocol(self, sock),
+                                                   sock=sock)
+        except OSError:  # no socket file, refused (no listener), or a connect timeout
+            sock.close()
+            return False
+        except BaseException:
+            sock.close()
+            raise
+        return self.slot.transport is not None
+
+    def connection_made(self, protocol: _StreamProtocol, transport: asyncio.Transport) -> None:
+        if self.closed:
+            transport.abort()
+            return
+        self.slot.attach(protocol, transport)
+        self.paused = False
+
+    def connection_ended(self, protocol: _StreamProtocol) -> None:
+        if self.slot.protocol is not protocol:
+            return  # an earlier connection, already replaced
+        self.slot.detach()
+        self.paused = False
+        self.frames.clear()  # closes of cursors that ended with this connection's session
+        self._wake()  # requests waiting for a paused connection: connect anew
+        if not self.closed:
+            self.signal_lost()
+
+    def writing_paused(self, paused: bool) -> None:
+        self.paused = paused
+        if not paused:
+            self._wake()
+
+    def send(self, frame: bytes) -> bool:
+        transport = self.slot.transport
+        if transport is None or transport.is_closing():
+            return False
+        if self.frames:
+            transport.write(b"".join(stream_frame(f) for f in self.frames))
+            self.frames.clear()
+        transport.write(stream_frame(frame))
+        self.last_activity = time.monotonic()
+        return True
+
+    def _tasks(self) -> list[asyncio.Task[Any] | None]:
+        return [self.connector, *super()._tasks()]
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One stream connection: cuts its bytes into replies for its channel and reports its end.
+    The channel is referenced weakly, so a dropped channel closes its connection."""
+
+    def __init__(self, channel: AioStreamChannel, sock: socket.socket) -> None:
+        self.channel = weakref.ref(channel)
+        self.loop = channel.loop
+        self.sock = sock
+        self.reader = MessageReader()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        chan = self.channel()
+        if chan is None:
+            transport.abort()  # type: ignore[attr-defined]
+        else:
+            chan.connection_made(self, transport)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        chan = self.channel()
+        if chan is None:
+            return
+        for message in self.reader.feed(data):
+            if not isinstance(message, Oversized):  # its waiter times out
+                chan.deliver(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        chan = self.channel()
+        if chan is not None:
+            chan.connection_ended(self)
+
+    def pause_writing(self) -> None:
+        chan = self.channel()
+        if chan is not None:
+            chan.writing_paused(True)
+
+    def resume_writing(self) -> None:
+        chan = self.channel()
+        if chan is not None:
+            chan.writing_paused(False)
+
+
+class _StreamSlot:
+    """The stream channel's current connection (empty while disconnected), closable like a
+    ZeroMQ socket by the channel's finalizer."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self) -> None:
+        self.protocol: _StreamProtocol | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def attach(self, protocol: _StreamProtocol, transport: asyncio.Transport) -> None:
+        self.protocol, self.transport = protocol, transport
+
+    def detach(self) -> None:
+        self.protocol = self.transport = None
+
+    def close(self, linger: int = 0) -> None:
+        protocol, transport = self.protocol, self.transport
+        self.detach()
+        if transport is None or protocol is None:
+            return
+        if not protocol.loop.is_closed():
+            transport.abort()
+            return
+        # Its event loop is gone (a client kept across asyncio.run() calls): asyncio can no
+        # longer close the transport, so close the socket here and tell the transport, which
+        # would otherwise warn "unclosed transport" when collected.
+        protocol.sock.close()
+        with contextlib.suppress(AttributeError):
+            transport._sock = None  # type: ignore[attr-defined]
 
 
 class AioHold:
@@ -172,10 +404,15 @@ class AioTransport(TransportBase):
         if chan is None or chan.closed:
             if self._closed:
                 raise ReconnectError("the client is closed: connect() again")
-            chan = AioChannel(self.endpoint, loop)
+            chan = self._open_channel(loop)
             chan.on_lost = lambda: self._set_up(False, "the broker went away")
             self._channels[loop] = chan
         return chan
+
+    def _open_channel(self, loop: asyncio.AbstractEventLoop) -> AioChannel:
+        if is_stream_endpoint(self.endpoint):
+            return AioStreamChannel(stream_path(self.endpoint), loop)
+        return AioZmqChannel(self.endpoint, loop)
 
     def hold(self) -> AioHold:
         return AioHold(self, self.channel())
