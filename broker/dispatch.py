@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from protocol import ErrorResponse, LocalProtocolError, OpCode, ProtocolError, Response, cache_id
@@ -34,6 +35,7 @@ ReplyFn = Callable[[int, Any], None]  # (status, payload); the request id is alr
 Handler = Callable[["Dispatcher", Worker, Request, ReplyFn], None]
 
 _log = log.get("dispatch")
+_monotonic = time.monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +47,103 @@ class Limits:
     coalesce_reads: bool = False  # identical concurrent reads share one cluster request
 
 
-@dataclass(slots=True)
 class Call:
     """One thin-client request on behalf of a worker, kept until it is answered so that an
-    idempotent one can be sent again to another node."""
+    idempotent one can be sent again to another node.  ``succeed`` and ``fail`` settle it
+    (once); here they hand over to ``on_result`` and ``on_error``."""
 
-    op: OpCode
-    body: bytes
-    idempotent: bool
-    deadline: float  # monotonic
-    on_result: Callable[[Response], None]
-    on_error: Callable[[BrokerError], None]
-    pinned: NodeConnection | None = None  # tx or cursor connection: no failover
-    route_cache: int | None = None  # with key_pos: route to the primary node of the key
-    key_pos: int = -1  # where the key starts in body (-1: not a keyed request)
-    pending_types: list[BinaryType] | None = None  # to register before the body may be sent
-    attempts: int = 0
-    schema_fetches: int = 0
+    __slots__ = ("attempts", "body", "deadline", "dispatcher", "idempotent", "key_pos", "on_error",
+                 "on_result", "op", "pending_types", "pinned", "route_cache", "schema_fetches")
+
+    def __init__(
+        self,
+        op: OpCode,
+        body: bytes,
+        idempotent: bool,
+        deadline: float,  # monotonic
+        on_result: Callable[[Response], None] | None,
+        on_error: Callable[[BrokerError], None] | None,
+        pinned: NodeConnection | None = None,  # tx or cursor connection: no failover
+        route_cache: int | None = None,  # with key_pos: route to the primary node of the key
+        key_pos: int = -1,  # where the key starts in body (-1: not a keyed request)
+        pending_types: list[BinaryType] | None = None,  # to register before the body is sent
+    ) -> None:
+        self.op = op
+        self.body = body
+        self.idempotent = idempotent
+        self.deadline = deadline
+        self.on_result = on_result
+        self.on_error = on_error
+        self.pinned = pinned
+        self.route_cache = route_cache
+        self.key_pos = key_pos
+        self.pending_types = pending_types
+        self.attempts = 0
+        self.schema_fetches = 0
+        self.dispatcher: Dispatcher | None = None  # set when sent
+
+    def __repr__(self) -> str:
+        return (f"<Call {self.op.name} attempts={self.attempts} "
+                f"pinned={self.pinned is not None} key_pos={self.key_pos}>")
+
+    def succeed(self, response: Response) -> None:
+        self.on_result(response)  # type: ignore[misc]
+
+    def fail(self, exc: BrokerError) -> None:
+        self.on_error(exc)  # type: ignore[misc]
+
+    def settle(self, outcome: Outcome) -> None:
+        """The node connection's callback."""
+        self.dispatcher._on_outcome(self, outcome)  # type: ignore[union-attr]
+
+
+class ReplyCall(Call):
+    """simple_call's request: the parsed body of the answer, or the error, is the reply."""
+
+    __slots__ = ("parse", "reply")
+
+    def __init__(self, op: OpCode, body: bytes, idempotent: bool, deadline: float,
+                 reply: ReplyFn, parse: Callable[[Any], Any], pinned: NodeConnection | None,
+                 route_cache: int | None, key_pos: int,
+                 pending_types: list[BinaryType] | None) -> None:
+        self.op = op
+        self.body = body
+        self.idempotent = idempotent
+        self.deadline = deadline
+        self.on_result = self.on_error = None
+        self.pinned = pinned
+        self.route_cache = route_cache
+        self.key_pos = key_pos
+        self.pending_types = pending_types
+        self.attempts = 0
+        self.schema_fetches = 0
+        self.dispatcher = None
+        self.reply = reply
+        self.parse = parse
+
+    def succeed(self, response: Response) -> None:
+        self.reply(Status.OK, self.parse(response.body))
+
+    def fail(self, exc: BrokerError) -> None:
+        self.reply(exc.status, error_of(exc))
+
+
+class _Exchange:
+    """One worker request until it is answered: its reply releases the in-flight slots."""
+
+    __slots__ = ("dispatcher", "request_id", "send_reply", "worker")
+
+    def __init__(self, dispatcher: Dispatcher, worker: Worker, request_id: int,
+                 send_reply: Callable[[int, int, Any], None]) -> None:
+        self.dispatcher = dispatcher
+        self.worker = worker
+        self.request_id = request_id
+        self.send_reply = send_reply
+
+    def reply(self, status: int, payload: Any) -> None:
+        self.worker.in_flight -= 1
+        self.dispatcher.in_flight -= 1
+        self.send_reply(self.request_id, status, payload)
 
 
 #: Reads that coalesce_reads may share between workers.
@@ -120,7 +202,8 @@ class Dispatcher:
         # (op, body) of a read in flight -> the replies waiting for it (coalesce_reads)
         self._reads_in_flight: dict[tuple[OpCode, bytes], list[ReplyFn]] = {}
         self.coalesced = 0
-        pool.topology.codec = self.types.codec
+        self._codec = pool.topology.codec = self.types.codec
+        self._with_codec: dict[Callable[..., Any], Callable[[Any], Any]] = {}
         # Requests that arrived while no node was reachable: (expires, worker, request, reply).
         self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
         pool.on_ready.append(self.resume_parked)
@@ -129,30 +212,29 @@ class Dispatcher:
 
     def dispatch(self, identity: bytes, request: Request,
                  send_reply: Callable[[int, int, Any], None]) -> None:
-        now = time.monotonic()
+        now = _monotonic()
         worker = self.workers.seen(identity, now)
-        request_id = request.request_id
-
-        def reply(status: int, payload: Any) -> None:
-            worker.in_flight -= 1
-            self.in_flight -= 1
-            send_reply(request_id, status, payload)
-
+        reply = _Exchange(self, worker, request.request_id, send_reply).reply
         worker.in_flight += 1
         self.in_flight += 1
-        try:
-            self._admit(worker)
-        except BrokerError as exc:
-            reply(exc.status, error_of(exc))
-            return
+        limits = self.limits
+        if (worker.in_flight > limits.max_in_flight_per_worker
+                or self.in_flight > limits.max_in_flight_total):
+            try:
+                self._admit(worker)
+            except BrokerError as exc:
+                reply(exc.status, error_of(exc))
+                return
         if not self.pool.ready and request.op not in _LOCAL_OPS:
-            expires = min(now + self.limits.queue_wait, self.deadline(request))
+            expires = min(now + limits.queue_wait, self.deadline(request))
             self._parked.append((expires, worker, request, reply))
             return
         self._run(worker, request, reply)
 
     def _run(self, worker: Worker, request: Request, reply: ReplyFn) -> None:
-        self.types.codec.pending.clear()  # whatever a failed encode left behind
+        pending = self._codec.pending
+        if pending:
+            pending.clear()  # whatever a failed encode left behind
         try:
             handler = self._handlers.get(request.op)
             if handler is None:
@@ -224,11 +306,18 @@ class Dispatcher:
         """The codec context for encoding request values and decoding answers."""
         return self.types.codec
 
+    def with_codec(self, parse: Callable[..., Any]) -> Callable[[Any], Any]:
+        """``parse`` with ``ctx=`` the codec context (made once per parser, then reused)."""
+        bound = self._with_codec.get(parse)
+        if bound is None:
+            bound = self._with_codec[parse] = partial(parse, ctx=self._codec)
+        return bound
+
     def deadline(self, request: Request) -> float:
         """The request's deadline on the monotonic clock."""
         if request.deadline_ms:
-            return time.monotonic() + (request.deadline_ms / 1000 - time.time())
-        return time.monotonic() + self.limits.default_timeout
+            return _monotonic() + (request.deadline_ms / 1000 - time.time())
+        return _monotonic() + self.limits.default_timeout
 
     def call(self, call: Call) -> None:
         """Send ``call`` to its pinned connection or a routed one; retry on another node when
@@ -236,7 +325,7 @@ class Dispatcher:
         if call.pending_types:
             pending, call.pending_types = call.pending_types, None
             self.types.register(
-                pending, lambda error: call.on_error(error) if error else self.call(call))
+                pending, lambda error: call.fail(error) if error else self.call(call))
             return
         try:
             if call.pinned is not None:
@@ -246,44 +335,44 @@ class Dispatcher:
             else:
                 conn = self.pool.pick()
         except BrokerError as exc:
-            call.on_error(exc)
+            call.fail(exc)
             return
         call.attempts += 1
+        call.dispatcher = self
         try:
-            conn.send(call.op, call.body, lambda outcome: self._on_outcome(call, outcome),
-                      deadline=call.deadline)
+            conn.send(call.op, call.body, call.settle, call.deadline)
         except ConnectionLost as exc:  # nothing was written: safe to try elsewhere
-            if call.pinned is None and call.attempts < 4 and time.monotonic() < call.deadline:
+            if call.pinned is None and call.attempts < 4 and _monotonic() < call.deadline:
                 self.call(call)
             else:
-                call.on_error(ClusterUnavailable(str(exc), maybe_applied=False))
+                call.fail(ClusterUnavailable(str(exc), maybe_applied=False))
 
     def _on_outcome(self, call: Call, outcome: Outcome) -> None:
         if isinstance(outcome, Response):
             try:
-                call.on_result(outcome)
+                call.succeed(outcome)
             except UnknownSchema as exc:
                 self._fetch_then_retry(call, outcome, exc)
             except ProtocolError as exc:
                 _log.error("undecodable_response", op=call.op.name, error=str(exc))
-                call.on_error(BrokerError(f"cannot decode the node's answer: {exc}"))
+                call.fail(BrokerError(f"cannot decode the node's answer: {exc}"))
             return
         if isinstance(outcome, ErrorResponse):
-            call.on_error(NodeError(outcome.message or "", outcome.status))
+            call.fail(NodeError(outcome.message or "", outcome.status))
             return
         if isinstance(outcome, DeadlineExceeded):
-            call.on_error(outcome)
+            call.fail(outcome)
             return
         retry = (call.idempotent and call.pinned is None and call.attempts < 4
-                 and time.monotonic() < call.deadline)
+                 and _monotonic() < call.deadline)
         if retry:
             _log.info("retrying_on_another_node", op=call.op.name, reason=str(outcome))
             self.call(call)
             return
         maybe_applied = not call.idempotent
         what = "it may have been applied" if maybe_applied else "it was a read"
-        call.on_error(ClusterUnavailable(f"{outcome} (the request was sent: {what})",
-                                         maybe_applied=maybe_applied))
+        call.fail(ClusterUnavailable(f"{outcome} (the request was sent: {what})",
+                                 maybe_applied=maybe_applied))
 
 
     def join_identical_read(self, op: OpCode, body: bytes, reply: ReplyFn) -> ReplyFn | None:
@@ -311,9 +400,9 @@ class Dispatcher:
         """The answer holds an object whose schema we lack: fetch it once, decode again."""
         call.schema_fetches += 1
         if call.schema_fetches > 8:
-            call.on_error(BrokerError(f"cannot decode the node's answer: {exc}"))
+            call.fail(BrokerError(f"cannot decode the node's answer: {exc}"))
             return
-        self.types.fetch(exc.type_id, lambda error: call.on_error(error) if error
+        self.types.fetch(exc.type_id, lambda error: call.fail(error) if error
                          else self._on_outcome(call, outcome))
 
 
@@ -338,12 +427,5 @@ def simple_call(
         if reply is None:
             return
 
-    def on_result(response: Response) -> None:
-        reply(Status.OK, parse(response.body))
-
-    def on_error(exc: BrokerError) -> None:
-        reply(exc.status, error_of(exc))
-
-    dispatcher.call(Call(op, body, idempotent, dispatcher.deadline(request), on_result, on_error,
-                         pinned=pinned, route_cache=route_cache, key_pos=key_pos,
-                         pending_types=pending_types))
+    dispatcher.call(ReplyCall(op, body, idempotent, dispatcher.deadline(request), reply, parse,
+                              pinned, route_cache, key_pos, pending_types))

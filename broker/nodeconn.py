@@ -149,17 +149,18 @@ class NodeConnection(asyncio.Protocol):
              deadline: float = float("inf")) -> int:
         """Queue a request; ``callback`` runs exactly once with the outcome (the answer, the
         connection's loss, or DeadlineExceeded once ``deadline`` (monotonic) has passed)."""
-        if not self.is_open:
+        if self._transport is None or self.closed_reason is not None:
             raise ConnectionLost(f"{self.host}:{self.port}: connection is closed")
         request_id, data = self._proto.send_request(op, body)
         self._pending[request_id] = (callback, deadline)
-        if not self._outbuf:
+        outbuf = self._outbuf
+        if not outbuf:
             batch = self._batch
             if batch is not None and batch.active:
                 batch.dirty.append(self)
             else:
                 asyncio.get_running_loop().call_soon(self.flush)
-        self._outbuf.append(data)
+        outbuf.append(data)
         return request_id
 
     async def request(self, op: OpCode, body: bytes) -> Response | ErrorResponse:
@@ -187,20 +188,22 @@ class NodeConnection(asyncio.Protocol):
         try:
             proto.receive_data(data)
             while (event := proto.next_event()) is not NEED_DATA:
+                kind = type(event)
+                if kind is Response or kind is ErrorResponse:  # the common case, inline
+                    if event.affinity_version is not None and self._on_topology is not None:
+                        self._on_topology(self, event.affinity_version)
+                    pending = self._pending.pop(event.request_id, None)
+                    if pending is not None:  # None: the caller gave up (deadline) before
+                        pending[0](event)
+                    continue
                 self._handle(event)
-                if isinstance(event, ConnectionClosed):  # repeats forever, like h11's
+                if kind is ConnectionClosed:  # repeats forever, like h11's
                     break
         except ProtocolError as exc:
             self.close(f"protocol error from node: {exc}")
 
     def _handle(self, event: Any) -> None:
-        if isinstance(event, Response | ErrorResponse):
-            if event.affinity_version is not None and self._on_topology is not None:
-                self._on_topology(self, event.affinity_version)
-            pending = self._pending.pop(event.request_id, None)
-            if pending is not None:  # None: the caller gave up (deadline) before the answer
-                pending[0](event)
-        elif isinstance(event, HandshakeAccepted):
+        if isinstance(event, HandshakeAccepted):
             self.node_id = event.node_id
             if self._handshake is not None and not self._handshake.done():
                 self._handshake.set_result(event)

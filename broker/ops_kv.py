@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from protocol import OpCode, ops
@@ -79,6 +78,7 @@ KEY_VALUE_OPS: dict[str, KeyValueOp] = {
 # fmt: on
 
 _LISTS = {"keys", "pairs", "peek_modes"}
+_MISSING = object()
 
 
 def _expiry(args: dict[str, Any]) -> tuple[int, int, int] | None:
@@ -91,31 +91,48 @@ def _expiry(args: dict[str, Any]) -> tuple[int, int, int] | None:
     return expiry[0], expiry[1], expiry[2]
 
 
+def _take(args: dict[str, Any], params: tuple[tuple[str, type], ...]) -> list[Any]:
+    """The values of ``params`` (name, kind) from a request's args, checked like ``arg``."""
+    values = []
+    for name, kind in params:
+        value = args.get(name, _MISSING)
+        if value is _MISSING or (kind is list and type(value) is not list):
+            value = arg(args, name, kind)  # the BadRequest, or a list subclass
+        values.append(value)
+    return values
+
+
 def _handler(spec: KeyValueOp) -> Callable[[Dispatcher, Worker, Request, ReplyFn], None]:
+    params = tuple((p, list if p in _LISTS else object) for p in spec.params)
+    build, code, idempotent = spec.build, spec.code, spec.idempotent
+    keyed = spec.params[:1] == ("key",)
+
     def handle(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
         args = request.args
         cid = dispatcher.cache_id(args)
-        values = [arg(args, p, list if p in _LISTS else object) for p in spec.params]
-        tx = dispatcher.transaction(worker, args)
-        options: dict[str, Any] = {"expiry": _expiry(args)}
-        if tx is not None:
-            options["tx_id"] = tx.tx_id
+        values = _take(args, params)
+        tx = None if args.get("tx") is None else dispatcher.transaction(worker, args)
+        expiry = None if args.get("expiry") is None else _expiry(args)
         codec = dispatcher.codec
-        if spec.takes_values:
-            options["ctx"] = codec
-        body = spec.build(cid, *values, **options)
-        pending = codec.take_pending()
-        parse = spec.parse
-        if spec.returns_values:
-            parse = partial(spec.parse, ctx=codec)
+        if tx is None and expiry is None:  # the common case: no options to pass
+            body = build(cid, *values, ctx=codec) if spec.takes_values else build(cid, *values)
+        else:
+            options: dict[str, Any] = {"expiry": expiry}
+            if tx is not None:
+                options["tx_id"] = tx.tx_id
+            if spec.takes_values:
+                options["ctx"] = codec
+            body = build(cid, *values, **options)
+        pending = codec.take_pending() if codec.pending else None
+        parse = dispatcher.with_codec(spec.parse) if spec.returns_values else spec.parse
         # Key ops go to the key's primary node (the key follows the cache prefix: i32 id,
         # i8 flags, 3 x i64 expiry when set); inside a transaction, to the tx's connection.
         key_pos = -1
-        if spec.params[:1] == ("key",) and tx is None:
-            key_pos = 5 + (24 if options["expiry"] else 0)
-        simple_call(dispatcher, request, reply, spec.code, body, parse,
-                    idempotent=spec.idempotent, pinned=tx.conn if tx else None,
-                    route_cache=cid, key_pos=key_pos, pending_types=pending)
+        if keyed and tx is None:
+            key_pos = 5 if expiry is None else 29
+        simple_call(dispatcher, request, reply, code, body, parse, idempotent=idempotent,
+                    pinned=tx.conn if tx else None, route_cache=cid, key_pos=key_pos,
+                    pending_types=pending)
 
     return handle
 

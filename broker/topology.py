@@ -62,7 +62,8 @@ class Topology:
             self._caches.add(cache_id)
             self._schedule_refresh()
             return False
-        if self.stale:
+        mapping = self.mapping  # the map is seldom stale: compare versions before is_newer
+        if mapping is None or (self.latest != mapping.version and self.stale):
             self._schedule_refresh()
         return True
 
