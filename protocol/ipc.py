@@ -194,16 +194,20 @@ def unpack_request(frame: bytes) -> Request:
     if not isinstance(msg, list) or len(msg) != 5:
         raise IpcError("a request must be a 5-element array [version, id, op, deadline_ms, args]")
     version, request_id, op, deadline_ms, args = msg
+    # Each check tries the exact types msgpack produces first (cheap), then the full rule.
     if version != IPC_VERSION:
         raise UnsupportedVersion(version, request_id if _is_uint(request_id) else 0)
-    if not _is_uint(request_id):
+    if not (type(request_id) is int and request_id >= 0) and not _is_uint(request_id):
         raise IpcError("request id must be a non-negative integer")
     if not isinstance(op, str):
         raise IpcError("op must be a string")
-    if not _is_uint(deadline_ms):
+    if not (type(deadline_ms) is int and deadline_ms >= 0) and not _is_uint(deadline_ms):
         raise IpcError("deadline_ms must be a non-negative integer")
-    if not isinstance(args, dict) or not all(isinstance(k, str) for k in args):
+    if not isinstance(args, dict):
         raise IpcError("args must be a map with string keys")
+    for key in args:
+        if type(key) is not str and not isinstance(key, str):
+            raise IpcError("args must be a map with string keys")
     return Request(request_id, op, deadline_ms, args)
 
 
@@ -214,8 +218,21 @@ class UnsupportedVersion(IpcError):
         self.request_id = request_id
 
 
+#: Idle reply packers: making a Packer costs more than packing a small reply with it.  Each
+#: call takes one (a new one when none is idle, e.g. in another thread) and puts it back.
+_REPLY_PACKERS: list[msgpack.Packer] = []
+
+
 def pack_reply(request_id: int, status: int, payload: Any) -> bytes:
-    return pack([IPC_VERSION, request_id, int(status), payload])
+    """Serialize one reply; raises IpcError for values msgpack cannot carry."""
+    packers = _REPLY_PACKERS
+    packer = packers.pop() if packers else msgpack.Packer(default=_default, use_bin_type=True)
+    try:
+        return packer.pack([IPC_VERSION, request_id, int(status), payload])
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise IpcError(str(exc)) from exc
+    finally:
+        packers.append(packer)  # a Packer resets its buffer when packing fails
 
 
 def unpack_reply(frame: bytes) -> Reply:

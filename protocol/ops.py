@@ -295,7 +295,7 @@ def write_objects(
     items = _as_list(values, "values")
     buf += pack(_I32, len(items))
     for item in items:
-        write_obj(buf, item, hint, ctx)
+        write_value(buf, item, hint, ctx=ctx)
 
 
 def write_string(buf: bytearray, value: str | None, what: str = "string") -> None:
@@ -323,6 +323,11 @@ def _as_list(values: Iterable[T], what: str) -> list[T]:
 
 
 def _keyed(cache_id: int, flags: int, tx_id: int | None, expiry: Expiry | None) -> bytearray:
+    if tx_id is None and expiry is None and flags == 0 and type(flags) is int:  # the usual
+        try:
+            return bytearray(_PREFIX.pack(cache_id, 0))
+        except (struct.error, TypeError) as exc:
+            raise LocalProtocolError(f"invalid cache prefix: {exc}") from exc
     buf = bytearray()
     write_cache_prefix(buf, cache_id, flags, tx_id, expiry)
     return buf
@@ -363,9 +368,9 @@ def parse_i64(body: Buffer) -> int:
 
 def parse_value(body: Buffer, ctx: Ctx = None) -> object:
     """``obj`` -> the value (None for NULL, e.g. an absent key)."""
-    reader = BodyReader(body, ctx=ctx)
-    value = reader.value()
-    reader.finish("the value")
+    value, end = read_value(body, 0, ctx=ctx)
+    if end != len(body):
+        raise RemoteProtocolError(f"{len(body) - end} trailing bytes after the value")
     return value
 
 
@@ -468,7 +473,7 @@ def cache_get(
 ) -> bytes:
     """Body of CACHE_GET (1000): ``prefix | key``."""
     buf = _keyed(cache_id, flags, tx_id, expiry)
-    write_obj(buf, key, key_hint, ctx)
+    write_value(buf, key, key_hint, ctx=ctx)
     return bytes(buf)
 
 
@@ -486,8 +491,8 @@ def cache_put(
 ) -> bytes:
     """Body of CACHE_PUT (1001): ``prefix | key | value``."""
     buf = _keyed(cache_id, flags, tx_id, expiry)
-    write_obj(buf, key, key_hint, ctx)
-    write_obj(buf, value, value_hint, ctx)
+    write_value(buf, key, key_hint, ctx=ctx)
+    write_value(buf, value, value_hint, ctx=ctx)
     return bytes(buf)
 
 
@@ -685,8 +690,8 @@ def cache_put_all(
     buf = _keyed(cache_id, flags, tx_id, expiry)
     buf += pack(_I32, len(items))
     for key, value in items:
-        write_obj(buf, key, key_hint, ctx)
-        write_obj(buf, value, value_hint, ctx)
+        write_value(buf, key, key_hint, ctx=ctx)
+        write_value(buf, value, value_hint, ctx=ctx)
     return bytes(buf)
 
 
@@ -741,7 +746,13 @@ def parse_cache_get_all(body: Buffer, ctx: Ctx = None) -> list[tuple[object, obj
     """``i32 n | n x (key, value)`` -> the pairs found, in the server's order."""
     reader = BodyReader(body, ctx=ctx)
     n = reader.count(min_item_size=2)
-    pairs = [(reader.value(), reader.value()) for _ in range(n)]
+    pos = reader.pos
+    pairs = []
+    for _ in range(n):
+        key, pos = read_value(body, pos, ctx=ctx)
+        value, pos = read_value(body, pos, ctx=ctx)
+        pairs.append((key, value))
+    reader.pos = pos
     reader.finish("the entries")
     return pairs
 
