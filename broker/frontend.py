@@ -10,6 +10,7 @@ import itertools
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -53,11 +54,13 @@ class Frontend:
         socket_mode: int,
         batch: WriteBatch | None = None,
         on_disconnect: Callable[[bytes], None] | None = None,
+        stream_window: int = 1024,
     ) -> None:
         self._endpoints = [e for e in endpoints if not is_stream_endpoint(e)]
         self._stream_paths = [stream_path(e) for e in endpoints if is_stream_endpoint(e)]
         self._dispatch = dispatch
         self._on_disconnect = on_disconnect
+        self.stream_window = stream_window  # requests of one stream worker in the broker
         self.max_request_bytes = max_request_bytes
         self._socket_mode = socket_mode
         self.batch = batch or WriteBatch()
@@ -117,6 +120,16 @@ class Frontend:
         for path in self._stream_paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    def stop_accepting(self) -> None:
+        """Shutdown: ZeroMQ requests are answered "shutting down"; stream workers are no
+        longer read (their requests stay unread, and the end of the connection tells the stub
+        to re-send reads to the next broker), and no new stream connection is accepted."""
+        self.accepting = False
+        for server in self._servers:
+            server.close()
+        for worker in self._streams:
+            worker.stop_reading()
 
     @property
     def stream_workers(self) -> int:
@@ -231,16 +244,26 @@ class Frontend:
 
 class StreamWorker(asyncio.Protocol):
     """One worker connection on the stream listener: length-prefixed requests in, replies out.
-    Its identity is its own session; closing the connection releases what it owns."""
+    Its identity is its own session; closing the connection releases what it owns.
+
+    Flow control instead of refusals: at most ``frontend.stream_window`` of its requests are
+    in the broker at once (the rest wait, read but unparsed), and reading stops while the
+    window is full or its replies pile up unread."""
 
     def __init__(self, frontend: Frontend, identity: bytes) -> None:
         self.frontend = frontend
         self.identity = identity
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self._reader = MessageReader(frontend.max_request_bytes)
+        self._waiting: deque[bytes | Oversized] = deque()
+        self._in_flight = 0
+        self._serving = False
+        self._writes_blocked = False
+        self._reading = True
+        self._stopped = False
 
     def __repr__(self) -> str:
-        return f"<StreamWorker {self.identity.hex()}>"
+        return f"<StreamWorker {self.identity.hex()} in_flight={self._in_flight}>"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -248,23 +271,31 @@ class StreamWorker(asyncio.Protocol):
         self.frontend.stream_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._waiting.clear()
         self.frontend.stream_closed(self)
 
     def pause_writing(self) -> None:
-        # The worker is not reading its replies: stop reading its requests until it does.
-        self.transport.pause_reading()
+        self._writes_blocked = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
-        self.transport.resume_reading()
+        self._writes_blocked = False
+        self._update_reading()
 
     def data_received(self, data: bytes) -> None:
+        self._reader.max_message = self.frontend.max_request_bytes
+        self._waiting.extend(self._reader.feed(data))
+        self._serve_waiting()
+
+    def _serve_waiting(self) -> None:
         frontend = self.frontend
-        self._reader.max_message = frontend.max_request_bytes
-        messages = self._reader.feed(data)
-        batch = frontend.batch
-        batch.begin()
+        waiting = self._waiting
+        self._serving = True
+        frontend.batch.begin()
         try:
-            for message in messages:
+            while waiting and self._in_flight < frontend.stream_window and not self._stopped:
+                message = waiting.popleft()
+                self._in_flight += 1
                 if isinstance(message, Oversized):
                     frontend.requests += 1
                     frontend.reject(self.identity,
@@ -273,13 +304,28 @@ class StreamWorker(asyncio.Protocol):
                 else:
                     frontend.serve(self.identity, message, self.reply)
         finally:
-            batch.end()
+            frontend.batch.end()
+            self._serving = False
+        self._update_reading()
+
+    def stop_reading(self) -> None:
+        self._stopped = True
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        want = not self._writes_blocked and not self._waiting and not self._stopped
+        if want != self._reading and not self.transport.is_closing():
+            self._reading = want
+            (self.transport.resume_reading if want else self.transport.pause_reading)()
 
     def reply(self, request_id: int, status: int, payload: Any) -> None:
+        self._in_flight -= 1
         if self.transport.is_closing():
             self.frontend.replies_dropped += 1
             return
         self.transport.write(frame(encode_reply(request_id, status, payload)))
+        if self._waiting and not self._serving and not self._stopped:
+            asyncio.get_running_loop().call_soon(self._serve_waiting)
 
 
 def encode_reply(request_id: int, status: int, payload: Any) -> bytes:
@@ -298,6 +344,18 @@ class _TooLarge(IpcError):
     pass
 
 
+def _someone_listens(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 def _prepare_ipc_dir(path: str) -> None:
     directory = os.path.dirname(path) or "."
     try:
@@ -308,9 +366,13 @@ def _prepare_ipc_dir(path: str) -> None:
 
 
 def _listen_unix(path: str, mode: int) -> socket.socket:
-    """A listening Unix stream socket at ``path`` (a stale file from a dead broker is replaced:
-    the lock file already proved no live broker owns it)."""
+    """A listening Unix stream socket at ``path``.  A file left by a dead broker is replaced;
+    one that a live process still accepts connections on is not (the lock file guards only
+    the first socket path, and a second broker may be configured differently)."""
     _prepare_ipc_dir(path)
+    if _someone_listens(path):
+        raise ConfigError(f"another process accepts connections on unix://{path}; "
+                          "refusing to steal its socket")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -154,6 +154,7 @@ class Broker:
             context, cfg.broker_endpoints, dispatcher.dispatch,
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
             batch=self.pool.batch, on_disconnect=self.workers.disconnected,
+            stream_window=cfg.limits_max_in_flight_per_worker,
         )
         try:
             self.frontend.bind()
@@ -253,7 +254,7 @@ class Broker:
 
     async def _drain(self) -> None:
         assert self.frontend is not None and self.pool is not None
-        self.frontend.accepting = False
+        self.frontend.stop_accepting()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _DRAIN_SECONDS
         while any(c.in_flight for c in self.pool.ready) and loop.time() < deadline:
@@ -261,7 +262,9 @@ class Broker:
 
 
 def _default_lock_path(endpoints: list[str]) -> str | None:
+    """<socket>.lock for the first socket-file endpoint (ipc:// or unix://)."""
     for endpoint in endpoints:
-        if endpoint.startswith("ipc://"):
-            return endpoint[len("ipc://"):] + ".lock"
+        for scheme in ("ipc://", "unix://"):
+            if endpoint.startswith(scheme):
+                return endpoint[len(scheme):] + ".lock"
     return None

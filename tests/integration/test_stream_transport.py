@@ -205,6 +205,23 @@ def test_pipelined_requests_in_one_write_are_all_answered(stream):
     _still_works(stream)
 
 
+def test_a_burst_beyond_the_in_flight_limit_waits_instead_of_failing(stream):
+    """3,000 requests in one write, against max_in_flight_per_worker = 1024: the broker stops
+    reading the connection while 1,024 are in flight, so none is refused as OVERLOADED."""
+    cache = f"stream-burst-{uuid.uuid4().hex[:6]}"
+    stream.call("cache_get_or_create", name=cache)
+    stream.call("cache_put_all", cache=cache, pairs=[[i, i * 3] for i in range(100)])
+    count = 3000
+    stream.send_bytes(b"".join(
+        frame(ipc.pack_request(20_000 + i, "cache_get", {"cache": cache, "key": i % 100}))
+        for i in range(count)))
+    replies = [stream.recv() for _ in range(count)]
+    assert sorted(r.request_id for r in replies) == [20_000 + i for i in range(count)]
+    assert {r.status for r in replies} == {ipc.Status.OK}
+    assert all(r.payload == (r.request_id - 20_000) % 100 * 3 for r in replies)
+    _still_works(stream)
+
+
 def test_the_socket_file_is_group_accessible_only(broker):
     path = stream_path(broker.stream_endpoint)
     assert stat.S_ISSOCK(os.stat(path).st_mode)
