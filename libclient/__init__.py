@@ -20,7 +20,7 @@ __all__ = ["AioCache", "AioClient", "Cache", "Client", "GenericObjectMeta"]
 
 
 def __getattr__(name: str) -> Any:
-    # The asyncio flavour imports asyncio and zmq.asyncio (~60 ms): only when asked for.
+    # The asyncio flavour imports asyncio (zmq.asyncio too for ZeroMQ endpoints): on demand.
     if name == "AioClient":
         from .aio_client import AioClient
 

@@ -1,6 +1,6 @@
 """``AioClient``: pyignite's asyncio client over the broker, for uvicorn/FastAPI workers.  The
-methods are client_base.py's specs, driven by the zmq.asyncio transport; ``connect()`` is
-awaited (or used with ``async with``) as in pyignite."""
+methods are client_base.py's specs, driven by the asyncio transport (aio_transport.py);
+``connect()`` is awaited (or used with ``async with``) as in pyignite."""
 
 from __future__ import annotations
 

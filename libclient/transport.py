@@ -93,10 +93,11 @@ TIMEOUT = _Outcome("timeout")
 
 
 def endpoint_hint(endpoint: str) -> str:
-    """Why an ipc endpoint may be unreachable, when the filesystem can tell."""
-    if not endpoint.startswith("ipc://") or endpoint.startswith("ipc://@"):
+    """Why an ipc:// or unix:// endpoint may be unreachable, when the filesystem can tell."""
+    scheme = next((s for s in ("ipc://", "unix://") if endpoint.startswith(s)), None)
+    if scheme is None or endpoint.startswith("ipc://@"):
         return ""
-    path = endpoint[len("ipc://"):]
+    path = endpoint[len(scheme):]
     if not os.path.exists(path):
         return f" (no socket file at {path}: is ignite-broker running?)"
     if not os.access(path, os.W_OK):
