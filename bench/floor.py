@@ -7,19 +7,21 @@ the same key on the same node:
     bare ZeroMQ ipc echo, blocking Python server        the transport's floor
     bare ZeroMQ ipc echo, asyncio server (add_reader)    ... served the way broker/frontend.py is
     (the same on uvloop, when uvloop is installed)
-    broker ping over a raw DEALER                        the broker's fixed cost, no cluster
-    broker cache_get over a raw DEALER                   the broker's get, no stub
-    libclient Client.get                                 the whole stub + broker path
+    broker ping over a raw DEALER / raw stream socket    the broker's fixed cost, no cluster
+    broker cache_get over a raw DEALER / stream socket   the broker's get, no stub
+    libclient Client.get over ipc:// and unix://         the whole stub + broker path
     raw Ignite get: protocol.ClientConnection + socket   the cluster's floor (sans-IO codec)
     pyignite Client.get                                  the baseline
 
 The rungs are measured in interleaved slices, so that load from elsewhere on the machine hits
 them alike.  Also the broker at saturation (``broker_saturation``: one process pipelining raw
-``cache_get`` requests on several DEALERs; the broker's CPU per op while it is the bottleneck)
-and the broker's memory with many idle stubs (``idle_stubs_rss``: a few processes each open
-many DEALER sockets, send ``hello`` once each, and stay connected).
+``cache_get`` requests on several connections; the broker's CPU per op while it is the
+bottleneck) and the broker's memory with many idle stubs (``idle_stubs_rss``: a few processes
+each open many connections, send ``hello`` once each, and stay connected); both for either
+transport (unix:// stream or ZeroMQ).
 
-    .venv/bin/python bench/floor.py --node 127.0.0.1:12000 --endpoint ipc:///path/broker.sock
+    .venv/bin/python bench/floor.py --node 127.0.0.1:12000 --endpoint ipc:///path/broker.sock \
+        --stream-endpoint unix:///path/broker.stream
     .venv/bin/python bench/floor.py        # starts its own 1-node cluster and broker (port 12040)
 """
 
@@ -218,12 +220,52 @@ def unix_echo_rung(ctx: Any) -> Iterator[Callable[[], None]]:
 # -- the broker without the stub ------------------------------------------------------------------
 
 
+class StreamRaw:
+    """A bare unix:// client: framed msgpack on a blocking Unix socket, no stub logic."""
+
+    def __init__(self, endpoint: str) -> None:
+        from protocol.ipcstream import MessageReader, stream_path
+
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        for _ in range(1000):
+            try:
+                self.sock.connect(stream_path(endpoint))
+                break
+            except BlockingIOError:  # the listen backlog is full: the broker is accepting
+                time.sleep(0.01)
+        self.reader = MessageReader()
+        self.messages: list[bytes] = []
+
+    def send(self, message: bytes) -> None:
+        from protocol.ipcstream import frame
+
+        self.sock.sendall(frame(message))
+
+    def recv(self) -> bytes:
+        while not self.messages:
+            data = self.sock.recv(1 << 18)
+            if not data:
+                raise ConnectionError("the broker closed the connection")
+            self.messages += self.reader.feed(data)  # type: ignore[arg-type]
+        return self.messages.pop(0)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _raw_client(endpoint: str) -> Any:
+    from protocol.ipcstream import is_stream_endpoint
+
+    return StreamRaw(endpoint) if is_stream_endpoint(endpoint) else _dealer(endpoint)
+
+
 @contextlib.contextmanager
 def broker_rung(endpoint: str, op: str, args: dict[str, Any]) -> Iterator[Callable[[], None]]:
-    """One IPC op over a bare DEALER: the broker's cost without libclient's."""
+    """One IPC op over a bare DEALER or stream socket: the broker's cost without libclient's."""
     from protocol import ipc
 
-    sock = _dealer(endpoint)
+    sock = _raw_client(endpoint)
     ids = iter(range(1, 1 << 62))
 
     def call() -> None:
@@ -317,9 +359,10 @@ def client_rung(lib_name: str, target: Target) -> Iterator[Callable[[], Any]]:
         client.close()
 
 
-def rungs(address: tuple[str, int], endpoint: str, ctx: Any) -> list[tuple[str, str, Any]]:
+def rungs(address: tuple[str, int], endpoint: str, stream_endpoint: str,
+          ctx: Any) -> list[tuple[str, str, Any]]:
     """(key, title, context manager yielding the round trip) for every rung, in order."""
-    target = Target((address,), endpoint)
+    get = {"cache": KV_CACHE, "key": KEY}
     optional = []
     if importlib.util.find_spec("uvloop") is not None:
         optional.append(("echo_uvloop", "ZeroMQ ipc echo, the asyncio server on uvloop",
@@ -332,22 +375,29 @@ def rungs(address: tuple[str, int], endpoint: str, ctx: Any) -> list[tuple[str, 
         *optional,
         ("ping", "broker ping, raw DEALER (no stub)", broker_rung(endpoint, "ping", {})),
         ("broker_get", "broker cache_get, raw DEALER (no stub)",
-         broker_rung(endpoint, "cache_get", {"cache": KV_CACHE, "key": KEY})),
-        ("libclient_get", "libclient Client.get (stub + broker)",
-         client_rung("libclient", target)),
+         broker_rung(endpoint, "cache_get", get)),
+        ("libclient_get", "libclient Client.get over ipc:// (stub + broker)",
+         client_rung("libclient", Target((address,), endpoint))),
+        ("ping_stream", "broker ping, raw unix:// stream socket (no stub)",
+         broker_rung(stream_endpoint, "ping", {})),
+        ("broker_get_stream", "broker cache_get, raw unix:// stream socket (no stub)",
+         broker_rung(stream_endpoint, "cache_get", get)),
+        ("libclient_get_stream", "libclient Client.get over unix:// (stub + broker)",
+         client_rung("libclient", Target((address,), stream_endpoint))),
         ("raw_get", "raw Ignite get: protocol.ClientConnection + socket",
          raw_ignite_rung(address)),
-        ("pyignite_get", "pyignite Client.get (direct)", client_rung("pyignite", target)),
+        ("pyignite_get", "pyignite Client.get (direct)",
+         client_rung("pyignite", Target((address,), endpoint))),
     ]
 
 
-def ladder(address: tuple[str, int], endpoint: str, n: int, ctx: Any,
+def ladder(address: tuple[str, int], endpoint: str, stream_endpoint: str, n: int, ctx: Any,
            rounds: int = 5) -> list[dict[str, Any]]:
     """``n`` sequential round trips per rung, taken in ``rounds`` interleaved slices so that
     a burst of load from elsewhere on the machine hits every rung alike."""
     with contextlib.ExitStack() as stack:
         opened = [(key, title, stack.enter_context(cm))
-                  for key, title, cm in rungs(address, endpoint, ctx)]
+                  for key, title, cm in rungs(address, endpoint, stream_endpoint, ctx)]
         latencies: dict[str, list[int]] = {key: [] for key, _, _ in opened}
         for _ in range(rounds):
             for key, _, call in opened:
@@ -360,6 +410,50 @@ def ladder(address: tuple[str, int], endpoint: str, n: int, ctx: Any,
 
 def pipelined_load(endpoint: str, sockets: int, depth: int, start_at: float, seconds: float,
                    conn: Any) -> None:
+    """Pipelined raw cache_gets on either transport (a child process)."""
+    from protocol.ipcstream import is_stream_endpoint
+
+    load = _pipelined_stream if is_stream_endpoint(endpoint) else _pipelined_zmq
+    conn.send(load(endpoint, sockets, depth, start_at, seconds))
+
+
+def _pipelined_stream(endpoint: str, sockets: int, depth: int, start_at: float,
+                      seconds: float) -> tuple[int, int]:
+    """``depth`` requests in flight on each of ``sockets`` stream connections; each reply is
+    answered with a new request.  The same pre-packed request and reply check as over ZeroMQ."""
+    import selectors
+
+    from protocol import ipc
+    from protocol.ipcstream import frame
+
+    request = frame(ipc.pack_request(1, "cache_get", {"cache": KV_CACHE, "key": KEY}))
+    ok = ipc.pack_reply(1, 0, None)[:4]
+    clients = [StreamRaw(endpoint) for _ in range(sockets)]
+    selector = selectors.DefaultSelector()
+    for client in clients:
+        client.sock.setblocking(False)
+        selector.register(client.sock, selectors.EVENT_READ, client)
+        client.sock.sendall(request * depth)
+    done = errors = 0
+    counting = False
+    end = start_at + seconds
+    while (now := time.monotonic()) < end:
+        if not counting and now >= start_at:
+            counting, done, errors = True, 0, 0
+        for key, _ in selector.select(0.1):
+            client = key.data
+            replies = client.reader.feed(client.sock.recv(1 << 18))
+            for reply in replies:
+                done += 1
+                errors += reply[:4] != ok
+            client.sock.sendall(request * len(replies))
+    for client in clients:
+        client.close()
+    return done, errors
+
+
+def _pipelined_zmq(endpoint: str, sockets: int, depth: int, start_at: float,
+                   seconds: float) -> tuple[int, int]:
     """Keep ``depth`` cache_get requests in flight on each of ``sockets`` DEALERs for
     ``seconds`` (a child process).  Kept as cheap as Python allows, so that the broker is the
     bottleneck: one pre-packed frame (every request carries id 1: nothing here needs to tell
@@ -395,20 +489,23 @@ def pipelined_load(endpoint: str, sockets: int, depth: int, start_at: float, sec
     for sock in socks:
         sock.close()
     context.term()
-    conn.send((done, errors))
+    return done, errors
 
 
 def broker_saturation(broker: Any, seconds: float, ctx: Any, sockets: int = 8, depth: int = 16,
-                      during: Callable[[float], None] | None = None) -> dict[str, Any]:
+                      during: Callable[[float], None] | None = None,
+                      endpoint: str | None = None) -> dict[str, Any]:
     """The broker's CPU per op while it is the bottleneck: pipelined raw gets from one
-    process.  ``during(start_at)`` runs in this process meanwhile (e.g. a profiler)."""
+    process, on ``endpoint`` (default: the broker's stream socket).  ``during(start_at)``
+    runs in this process meanwhile (e.g. a profiler)."""
+    endpoint = endpoint or broker.stream_endpoint
     from bench.run import cpu_seconds, sleep_until, zmq_threads_cpu
 
     pid = broker.proc.pid
     start_at = time.monotonic() + 1.0  # the first second warms up, uncounted
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=pipelined_load, daemon=True,
-                       args=(broker.endpoint, sockets, depth, start_at, seconds, child))
+                       args=(endpoint, sockets, depth, start_at, seconds, child))
     proc.start()
     try:
         sleep_until(start_at)
@@ -424,7 +521,8 @@ def broker_saturation(broker: Any, seconds: float, ctx: Any, sockets: int = 8, d
             proc.kill()
             proc.join()
     ops = max(1, done)
-    return {"sockets": sockets, "depth": depth, "seconds": seconds, "ops": done,
+    return {"endpoint": endpoint.split(":", 1)[0], "sockets": sockets, "depth": depth,
+            "seconds": seconds, "ops": done,
             "errors": errors, "ops_per_s": done / seconds,
             "broker_cpu_us_per_op": (cpu1 - cpu0) * 1e6 / ops,
             "broker_zmq_cpu_us_per_op": (zmq1 - zmq0) * 1e6 / ops,
@@ -435,8 +533,35 @@ def broker_saturation(broker: Any, seconds: float, ctx: Any, sockets: int = 8, d
 
 
 def idle_stub_process(endpoint: str, count: int, conn: Any) -> None:
-    """``count`` DEALER sockets, each its own session (as ``count`` stub processes would be);
+    """``count`` connections, each its own session (as ``count`` stub processes would be);
     each sends ``hello`` once, then all stay connected and silent until told to stop."""
+    from protocol.ipcstream import is_stream_endpoint
+
+    if is_stream_endpoint(endpoint):
+        _idle_stream_stubs(endpoint, count, conn)
+    else:
+        _idle_zmq_stubs(endpoint, count, conn)
+
+
+def _idle_stream_stubs(endpoint: str, count: int, conn: Any) -> None:
+    from protocol import ipc
+
+    clients = []
+    for _ in range(count):
+        client = StreamRaw(endpoint)
+        client.send(ipc.pack_request(1, "hello", {"nodes": []}))
+        clients.append(client)
+    answered = 0
+    for client in clients:
+        with contextlib.suppress(OSError):
+            answered += ipc.unpack_reply(client.recv()).status == 0
+    conn.send(answered)
+    conn.recv()  # "stop"
+    for client in clients:
+        client.close()
+
+
+def _idle_zmq_stubs(endpoint: str, count: int, conn: Any) -> None:
     import zmq
 
     from protocol import ipc
@@ -460,8 +585,11 @@ def idle_stub_process(endpoint: str, count: int, conn: Any) -> None:
     context.term()
 
 
-def idle_stubs_rss(broker: Any, stubs: int, ctx: Any, processes: int = 4) -> dict[str, Any]:
-    """The broker's RSS alone, then with ``stubs`` idle stubs connected."""
+def idle_stubs_rss(broker: Any, stubs: int, ctx: Any, processes: int = 4,
+                   endpoint: str | None = None) -> dict[str, Any]:
+    """The broker's RSS alone, then with ``stubs`` idle stubs connected to ``endpoint``
+    (default: the broker's stream socket)."""
+    endpoint = endpoint or broker.stream_endpoint
     pid = broker.proc.pid
     baseline = _rss(pid)
     per = [stubs // processes + (1 if i < stubs % processes else 0) for i in range(processes)]
@@ -469,7 +597,7 @@ def idle_stubs_rss(broker: Any, stubs: int, ctx: Any, processes: int = 4) -> dic
     try:
         for count in per:
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=idle_stub_process, args=(broker.endpoint, count, child),
+            proc = ctx.Process(target=idle_stub_process, args=(endpoint, count, child),
                                daemon=True)
             proc.start()
             pipes.append(parent)
@@ -477,7 +605,8 @@ def idle_stubs_rss(broker: Any, stubs: int, ctx: Any, processes: int = 4) -> dic
         answered = sum(pipe.recv() if pipe.poll(120) else 0 for pipe in pipes)
         time.sleep(1.0)
         stats = broker.admin("show stats")
-        return {"stubs": stubs, "answered": answered, "workers_seen": stats["workers"],
+        return {"endpoint": endpoint.split(":", 1)[0], "stubs": stubs, "answered": answered,
+                "workers_seen": stats["workers"],
                 "baseline_rss_mb": baseline, "rss_mb": _rss(pid),
                 "per_stub_kb": (_rss(pid) - baseline) * 1024 / max(1, answered)}
     finally:
@@ -512,14 +641,15 @@ def _print(rows: list[dict[str, Any]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--node", help="host:port of a node holding bench-kv")
-    parser.add_argument("--endpoint", help="the broker's endpoint")
+    parser.add_argument("--endpoint", help="the broker's ZeroMQ endpoint (ipc://...)")
+    parser.add_argument("--stream-endpoint", help="the broker's stream endpoint (unix://...)")
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--base-port", type=int, default=12040)
     args = parser.parse_args()
     ctx = multiprocessing.get_context("forkserver")
-    if args.node and args.endpoint:
+    if args.node and args.endpoint and args.stream_endpoint:
         host, port = args.node.rsplit(":", 1)
-        _print(ladder((host, int(port)), args.endpoint, args.n, ctx))
+        _print(ladder((host, int(port)), args.endpoint, args.stream_endpoint, args.n, ctx))
         return 0
     from bench.run import Settings, environment
 
@@ -527,7 +657,8 @@ def main() -> int:
                         base_port=args.base_port, profile_s=0, idle_stubs=0, floor_n=args.n,
                         import_runs=0)
     with environment(1, args.base_port, settings) as env:
-        _print(ladder(env.target.addresses[0], env.broker.endpoint, args.n, ctx))
+        _print(ladder(env.target.addresses[0], env.broker.endpoint, env.broker.stream_endpoint,
+                      args.n, ctx))
     return 0
 
 

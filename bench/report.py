@@ -242,17 +242,22 @@ def _busiest_stub_cell(all_cells: dict) -> tuple[CellKey, Row] | None:
     return best
 
 
-def _target_cpu(all_cells: dict, saturation: Row | None) -> list[str]:
-    """Judged on the pipelined raw load (the broker is the bottleneck there); the busiest
-    cell driven by real stubs is quoted beside it, with how busy the broker was."""
+def _target_cpu(all_cells: dict, saturation: Row | None,
+                saturation_zmq: Row | None = None) -> list[str]:
+    """Judged on the pipelined raw load over unix:// (the broker is the bottleneck there);
+    the same over ZeroMQ and the busiest cell driven by real stubs are quoted beside it."""
     name = "broker CPU per op at saturation <= 15 µs"
     parts, value = [], None
     if saturation and saturation["ops"]:
         value = saturation["broker_cpu_us_per_op"]
-        parts.append(f"{value:.1f} µs/op saturated by pipelined raw gets "
+        parts.append(f"{value:.1f} µs/op saturated by pipelined raw gets over "
+                     f"{saturation.get('endpoint', 'ipc')}:// "
                      f"({saturation['ops_per_s']:,.0f} ops/s, broker "
-                     f"{100 * saturation['broker_busy']:.0f}% of a core, libzmq threads "
-                     f"{saturation['broker_zmq_cpu_us_per_op']:.1f} µs/op)")
+                     f"{100 * saturation['broker_busy']:.0f}% of a core)")
+    if saturation_zmq and saturation_zmq["ops"]:
+        parts.append(f"{saturation_zmq['broker_cpu_us_per_op']:.1f} µs/op over ZeroMQ ipc:// "
+                     f"({saturation_zmq['ops_per_s']:,.0f} ops/s, libzmq threads "
+                     f"{saturation_zmq['broker_zmq_cpu_us_per_op']:.1f} µs/op)")
     best = _busiest_stub_cell(all_cells)
     if best is not None:
         key, lc = best
@@ -266,21 +271,25 @@ def _target_cpu(all_cells: dict, saturation: Row | None) -> list[str]:
     return [name, "; ".join(parts), _verdict(value <= 15)]
 
 
-def _target_idle(idle: Row | None) -> list[str]:
+def _target_idle(*measured: Row | None) -> list[str]:
+    """Every transport measured must pass."""
     name = "broker RSS with 1,000 connected idle workers <= 150 MB"
-    if not idle:
+    runs = [idle for idle in measured if idle]
+    if not runs:
         return [name, "not measured", _verdict(None)]
-    ok = idle["rss_mb"] <= 150 and idle["answered"] >= 1000
-    return [name, f"{idle['rss_mb']:.1f} MB with {idle['answered']} stubs "
-                  f"(alone {idle['baseline_rss_mb']:.1f} MB; "
-                  f"{idle['per_stub_kb']:.1f} KB per stub)", _verdict(ok)]
+    ok = all(idle["rss_mb"] <= 150 and idle["answered"] >= 1000 for idle in runs)
+    return [name, "; ".join(f"{idle.get('endpoint', 'ipc')}://: {idle['rss_mb']:.1f} MB with "
+                            f"{idle['answered']} stubs (alone {idle['baseline_rss_mb']:.1f} MB; "
+                            f"{idle['per_stub_kb']:.1f} KB per stub)" for idle in runs),
+            _verdict(ok)]
 
 
 def targets(results: Row) -> list[list[str]]:
     all_cells = cells(results["samples"])
     cpn = results["settings"]["connections_per_node"]
     return [_target_latency(all_cells), _target_mix(all_cells, cpn), _target_sql(all_cells),
-            _target_cpu(all_cells, results.get("saturation")), _target_idle(results.get("idle")),
+            _target_cpu(all_cells, results.get("saturation"), results.get("saturation_zmq")),
+            _target_idle(results.get("idle"), results.get("idle_zmq")),
             _coalescing(results)]
 
 
@@ -315,6 +324,15 @@ def _decomposition(p50: dict[str, float]) -> str:
         echo, echo_aio = p50["echo"], p50["echo_asyncio"]
     except KeyError:
         return ""
+    stream = ""
+    if "libclient_get_stream" in p50:
+        lcs, raws, pings = (p50["libclient_get_stream"], p50["broker_get_stream"],
+                            p50["ping_stream"])
+        stream = (f"\n\nOver unix:// the libclient get takes {lcs:.0f} µs ("
+                  f"{lcs / py:.2f}x pyignite's {py:.0f} µs): the stub adds ≈ {lcs - raws:.0f} "
+                  f"µs over a raw stream get, the broker path ≈ {raws - ignite:.0f} µs over "
+                  f"the raw Ignite get, of which the broker's fixed IPC cost (ping) is "
+                  f"{pings:.0f} µs.")
     extra = ""
     if "unix_echo" in p50:
         extra += f" A bare AF_UNIX echo (no ZeroMQ) takes {p50['unix_echo']:.0f} µs."
@@ -325,13 +343,18 @@ def _decomposition(p50: dict[str, float]) -> str:
             f"{raw_get - ignite:.0f} µs over the raw Ignite get ({ignite:.0f} µs). The broker's "
             f"fixed IPC cost (ping) is {ping:.0f} µs, against {echo_aio:.0f} µs for a bare "
             f"asyncio ZeroMQ echo and {echo:.0f} µs for a blocking one.{extra} pyignite spends "
-            f"{py - ignite:.0f} µs over the raw get (p50 {py:.0f} µs).")
+            f"{py - ignite:.0f} µs over the raw get (p50 {py:.0f} µs).{stream}")
 
 
-def saturation_section(sat: Row | None) -> str:
-    if not sat:
-        return "_not run_"
-    return (f"One process keeps {sat['sockets']} DEALER sockets x {sat['depth']} raw "
+def saturation_section(sat: Row | None, sat_zmq: Row | None = None) -> str:
+    text = "_not run_" if not sat else _saturation_line(sat)
+    return text + ("\n\n" + _saturation_line(sat_zmq) if sat_zmq else "")
+
+
+def _saturation_line(sat: Row) -> str:
+    kind = ("unix:// stream connections" if sat.get("endpoint") == "unix"
+            else "ZeroMQ DEALER sockets")
+    return (f"One process keeps {sat['sockets']} {kind} x {sat['depth']} raw "
             f"`cache_get` requests in flight for {sat['seconds']:g} s (no stub, so the broker "
             f"is the bottleneck): {sat['ops_per_s']:,.0f} ops/s, {sat['errors']} errors, broker"
             f" {100 * sat['broker_busy']:.0f}% of a core, **{sat['broker_cpu_us_per_op']:.1f} "
@@ -339,10 +362,14 @@ def saturation_section(sat: Row | None) -> str:
             "That ops/s is the broker's ceiling on this machine for single-key reads.")
 
 
-def idle_section(idle: Row | None) -> str:
-    if not idle:
-        return "_not run_"
-    return (f"{idle['answered']} of {idle['stubs']} idle stubs answered `hello` (each its own "
+def idle_section(*measured: Row | None) -> str:
+    runs = [idle for idle in measured if idle]
+    return "\n\n".join(_idle_line(idle) for idle in runs) if runs else "_not run_"
+
+
+def _idle_line(idle: Row) -> str:
+    return (f"Over {idle.get('endpoint', 'ipc')}://: {idle['answered']} of {idle['stubs']} "
+            f"idle stubs answered `hello` (each its own "
             f"session, {idle['workers_seen']} workers in `show stats`). Broker RSS "
             f"{idle['baseline_rss_mb']:.1f} MB alone → {idle['rss_mb']:.1f} MB with them "
             f"({idle['per_stub_kb']:.1f} KB per stub).")
@@ -395,6 +422,8 @@ def machine_section(results: Row) -> str:
             f"- code under test: {_code(results)}\n"
             f"- mode `{s['mode']}`: {s['reps']} repetitions of {s['duration']:g} s windows per "
             f"cell, broker `cluster.connections_per_node = {s['connections_per_node']}`, "
+            f"libclient workers reach the broker over "
+            f"{'unix://' if s.get('transport', 'zmq') == 'stream' else 'ZeroMQ ipc://'}, "
             f"started {m['started']}, took {s.get('wall_s', '?')} s")
 
 
@@ -429,9 +458,9 @@ def markdown(results: Row) -> str:
         "\n## Floor (sequential, 1 worker, same key, 1 node)\n",
         floor_section(results.get("floors") or []),
         "\n## Broker at saturation\n",
-        saturation_section(results.get("saturation")),
+        saturation_section(results.get("saturation"), results.get("saturation_zmq")),
         "\n## Broker memory with idle stubs\n",
-        idle_section(results.get("idle")),
+        idle_section(results.get("idle"), results.get("idle_zmq")),
         "\n## Stub import cost\n",
         stub_import_section(results.get("stub_import")),
         "\n## Profiles (py-spy)\n",

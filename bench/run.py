@@ -79,6 +79,7 @@ class Settings:
     floor_n: int
     import_runs: int
     prefix: str = "results"
+    transport: str = "stream"  # how libclient workers reach the broker: "stream" or "zmq"
     coalesce_reads: bool = False
     profile: bool = True
     saturation: bool = True
@@ -95,8 +96,10 @@ class Results:
     samples: list[dict[str, Any]] = field(default_factory=list)
     floors: list[dict[str, Any]] = field(default_factory=list)
     idle: dict[str, Any] | None = None
+    idle_zmq: dict[str, Any] | None = None
     profiles: dict[str, Any] = field(default_factory=dict)
     saturation: dict[str, Any] | None = None
+    saturation_zmq: dict[str, Any] | None = None
     stub_import: dict[str, Any] | None = None
     codec: dict[str, Any] | None = None
     coalescing: str = ""
@@ -132,6 +135,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
                         help="first cluster's base port; the next one is +10")
     parser.add_argument("--profile-seconds", type=float)
     parser.add_argument("--idle-stubs", type=int, default=1000)
+    parser.add_argument("--transport", choices=("stream", "zmq"), default="stream",
+                        help="how libclient workers reach the broker: unix:// (default) or "
+                             "ZeroMQ ipc://")
     parser.add_argument("--coalesce-reads", action="store_true",
                         help="run the broker with limits.coalesce_reads on (try --workloads "
                              "get_hot)")
@@ -156,7 +162,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         idle_stubs=args.idle_stubs, floor_n=500 if quick else 2000,
         import_runs=3 if quick else 10,
         prefix=f"results-{name}" if name != "default" else "results",
-        coalesce_reads=args.coalesce_reads,
+        coalesce_reads=args.coalesce_reads, transport=args.transport,
         profile=not args.skip_profile, saturation=not args.skip_saturation,
         floor=not args.skip_floor, idle=not args.skip_idle,
         codec=not args.skip_codec, stub_import=not args.skip_stub_import)
@@ -424,7 +430,8 @@ def environment(nodes: int, base_port: int, settings: Settings,
     with DevCluster(nodes=nodes, base_port=base_port) as cluster, \
             tempfile.TemporaryDirectory(prefix="bench-broker-") as workdir, \
             running_broker(cluster, settings, workdir) as broker:
-        target = Target(tuple(cluster.addresses), broker.endpoint)
+        endpoint = broker.stream_endpoint if settings.transport == "stream" else broker.endpoint
+        target = Target(tuple(cluster.addresses), endpoint)
         env = Env(nodes, cluster, broker, target, {port for _, port in cluster.addresses})
         began = time.monotonic()
         _setup(target, workloads or set())
@@ -480,7 +487,7 @@ def _progress(row: dict[str, Any], reps: int) -> None:
 def run_floors(env: Env, ctx: Any, settings: Settings, results: Results) -> None:
     print("== floor: bare ZeroMQ echo, raw Ignite get, the broker without the stub", flush=True)
     results.floors = floor.ladder(env.target.addresses[0], env.broker.endpoint,
-                                  settings.floor_n, ctx)
+                                  env.broker.stream_endpoint, settings.floor_n, ctx)
     for row in results.floors:
         print(f"   {row['name']:58} p50 {row['p50_us']:7.0f} µs  p99 {row['p99_us']:7.0f} µs",
               flush=True)
@@ -494,6 +501,11 @@ def run_idle(env: Env, ctx: Any, settings: Settings, results: Results) -> None:
         assert broker.proc is not None
         results.idle = floor.idle_stubs_rss(broker, settings.idle_stubs, ctx)
     print(f"   {results.idle}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-idle-") as workdir, \
+            running_broker(env.cluster, settings, workdir) as broker:
+        results.idle_zmq = floor.idle_stubs_rss(broker, settings.idle_stubs, ctx,
+                                                endpoint=broker.endpoint)
+    print(f"   {results.idle_zmq}", flush=True)
 
 
 SPY = Path(sys.executable).with_name("py-spy")
@@ -522,6 +534,9 @@ def run_saturation(env: Env, ctx: Any, settings: Settings, results: Results) -> 
     print(f"== broker at saturation: pipelined raw cache_get, {seconds:g}s", flush=True)
     results.saturation = floor.broker_saturation(env.broker, seconds, ctx)
     print(f"   {results.saturation}", flush=True)
+    results.saturation_zmq = floor.broker_saturation(env.broker, seconds, ctx,
+                                                     endpoint=env.broker.endpoint)
+    print(f"   {results.saturation_zmq}", flush=True)
     if not (settings.profile and SPY.exists()):
         return
     path = RESULTS_DIR / f"{settings.prefix}-profile-broker-saturated.txt"
@@ -529,7 +544,8 @@ def run_saturation(env: Env, ctx: Any, settings: Settings, results: Results) -> 
         env.broker, settings.profile_s + 1, ctx,
         during=lambda start: py_spy(env.broker_pid, settings.profile_s, path))
     _record_profile(results, "broker-saturated", path, "broker under pipelined raw cache_get "
-                    f"(8 sockets x 16 in flight), {env.nodes} node(s)", profiled["ops_per_s"])
+                    f"(8 unix:// connections x 16 in flight), {env.nodes} node(s)",
+                    profiled["ops_per_s"])
 
 
 def run_profiles(env: Env, ctx: Any, workers: int, settings: Settings,
