@@ -38,7 +38,8 @@ def _worker(index: int, endpoint: str, workers: int, barrier: Any, results: Any)
         neighbour = (index + 1) % workers
         seen = cache.get(neighbour, key_hint=IntObject)
     elapsed = time.perf_counter() - started
-    results.put((index, os.getpid(), 2 * _KEYS_PER_WORKER + 2, wrong, seen, elapsed))
+    results.put((index, os.getpid(), 2 * _KEYS_PER_WORKER + 2, wrong, seen, elapsed,
+                 endpoint.split(":", 1)[0]))
 
 
 def main(workers: int = 4, nodes: int = 2) -> int:
@@ -50,8 +51,9 @@ def main(workers: int = 4, nodes: int = 2) -> int:
         with BrokerProcess(cluster.addresses) as broker:
             broker.start(wait_nodes=nodes)
             assert broker.proc is not None
-            print(f"== broker pid {broker.proc.pid} serving {broker.endpoint}")
-            _run_workers(workers, broker.endpoint)
+            print(f"== broker pid {broker.proc.pid} serving {broker.stream_endpoint} and "
+                  f"{broker.endpoint}; even workers use the first, odd ones the second")
+            _run_workers(workers, [broker.stream_endpoint, broker.endpoint])
             ports = {p for _, p in cluster.addresses}
             held = established_connections(broker.proc.pid, ports)
             print(f"== cluster connections held by the broker: {held} "
@@ -61,17 +63,19 @@ def main(workers: int = 4, nodes: int = 2) -> int:
     return 0
 
 
-def _run_workers(workers: int, endpoint: str) -> None:
+def _run_workers(workers: int, endpoints: list[str]) -> None:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     barrier = ctx.Barrier(workers)
-    procs = [ctx.Process(target=_worker, args=(i, endpoint, workers, barrier, results))
+    procs = [ctx.Process(target=_worker,
+                         args=(i, endpoints[i % len(endpoints)], workers, barrier, results))
              for i in range(workers)]
     for proc in procs:
         proc.start()
     rows = [results.get(timeout=120) for _ in procs]
     for proc in procs:
         proc.join()
-    for index, pid, ops, wrong, seen, elapsed in sorted(rows):
-        print(f"   worker {index} (pid {pid}): {ops} ops in {elapsed * 1000:.0f} ms, "
+    for index, pid, ops, wrong, seen, elapsed, transport in sorted(rows):
+        print(f"   worker {index} (pid {pid}, {transport}://): {ops} ops in "
+              f"{elapsed * 1000:.0f} ms, "
               f"{wrong} wrong values, read neighbour's key -> {seen}")

@@ -514,9 +514,9 @@ def _load(path: str) -> Any:
 
 
 def _default_endpoint() -> str:
-    from .envelope import ipc
+    from protocol.ipcstream import default_stub_endpoint
 
-    return ipc().default_endpoint(os.environ, os.getuid())
+    return default_stub_endpoint(os.environ, os.getuid())
 
 
 def _code_of(hint: Any) -> int:

@@ -7,7 +7,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .ipc import default_runtime_dir
+from .ipc import ENV_ENDPOINT, default_runtime_dir
 
 SCHEME = "unix://"
 DEFAULT_STREAM_SOCKET_NAME = "broker.stream"
@@ -88,6 +88,14 @@ def default_stream_endpoint(environ: Mapping[str, str], uid: int) -> str:
     return f"{SCHEME}{default_runtime_dir(environ, uid)}/{DEFAULT_STREAM_SOCKET_NAME}"
 
 
+def default_stub_endpoint(environ: Mapping[str, str], uid: int) -> str:
+    """The endpoint a stub uses when none is given: $IGNITE_BROKER, else the stream socket
+    (the broker binds it by default, next to the ZeroMQ one)."""
+    if environ.get(ENV_ENDPOINT):
+        return environ[ENV_ENDPOINT]
+    return default_stream_endpoint(environ, uid)
+
+
 __all__ = [
     "DEFAULT_MAX_MESSAGE",
     "DEFAULT_STREAM_SOCKET_NAME",
@@ -96,6 +104,7 @@ __all__ = [
     "MessageReader",
     "Oversized",
     "default_stream_endpoint",
+    "default_stub_endpoint",
     "frame",
     "is_stream_endpoint",
     "stream_path",

@@ -59,6 +59,15 @@ def test_arbitrary_bytes_give_a_request_or_ipc_error(data):
     assert isinstance(request, ipc.Request)
 
 
+def test_the_stub_defaults_to_the_stream_socket():
+    from protocol.ipcstream import default_stub_endpoint
+
+    assert default_stub_endpoint({"IGNITE_BROKER": "ipc:///x.sock"}, 5) == "ipc:///x.sock"
+    assert default_stub_endpoint({}, 0) == "unix:///run/ignite-broker/broker.stream"
+    assert default_stub_endpoint({"XDG_RUNTIME_DIR": "/run/user/5"}, 5) == \
+        "unix:///run/user/5/ignite-broker/broker.stream"
+
+
 def test_default_endpoint_order():
     assert ipc.default_endpoint({"IGNITE_BROKER": "tcp://h:1"}, 1000) == "tcp://h:1"
     assert ipc.default_endpoint({}, 0) == "ipc:///run/ignite-broker/broker.sock"
