@@ -7,7 +7,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from protocol import (
     NEED_DATA,
@@ -139,7 +139,7 @@ class NodeConnection(asyncio.Protocol):
             raise ConnectError(f"{self.host}:{self.port}: {exc.strerror or exc}") from exc
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self._transport = transport
         transport.write(self._proto.initiate())
 
