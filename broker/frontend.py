@@ -233,6 +233,13 @@ class Frontend:
         number = next(self._stream_numbers)
         return StreamWorker(self, _STREAM_IDENTITY_PREFIX + number.to_bytes(8, "big"))
 
+    def batch_until_next_iteration(self) -> None:
+        """Hold node writes until the event loop's next iteration: the requests of every
+        stream worker read in this one then go out in one write per node connection."""
+        if not self.batch.active:
+            self.batch.begin()
+            asyncio.get_running_loop().call_soon(self.batch.end)
+
     def stream_opened(self, worker: StreamWorker) -> None:
         self._streams.add(worker)
 
@@ -291,7 +298,7 @@ class StreamWorker(asyncio.Protocol):
         frontend = self.frontend
         waiting = self._waiting
         self._serving = True
-        frontend.batch.begin()
+        frontend.batch_until_next_iteration()
         try:
             while waiting and self._in_flight < frontend.stream_window and not self._stopped:
                 message = waiting.popleft()
@@ -304,7 +311,6 @@ class StreamWorker(asyncio.Protocol):
                 else:
                     frontend.serve(self.identity, message, self.reply)
         finally:
-            frontend.batch.end()
             self._serving = False
         self._update_reading()
 
