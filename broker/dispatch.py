@@ -36,6 +36,7 @@ Handler = Callable[["Dispatcher", Worker, Request, ReplyFn], None]
 
 _log = log.get("dispatch")
 _monotonic = time.monotonic
+_OK = Status.OK  # an Enum class attribute lookup costs more than a module global
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ class ReplyCall(Call):
         self.parse = parse
 
     def succeed(self, response: Response) -> None:
-        self.reply(Status.OK, self.parse(response.body))
+        self.reply(_OK, self.parse(response.body))
 
     def fail(self, exc: BrokerError) -> None:
         self.reply(exc.status, error_of(exc))
@@ -202,7 +203,9 @@ class Dispatcher:
         # (op, body) of a read in flight -> the replies waiting for it (coalesce_reads)
         self._reads_in_flight: dict[tuple[OpCode, bytes], list[ReplyFn]] = {}
         self.coalesced = 0
-        self._codec = pool.topology.codec = self.types.codec
+        #: The codec context for encoding request values and decoding answers.
+        self.codec: CodecContext = self.types.codec
+        pool.topology.codec = self.codec
         self._with_codec: dict[Callable[..., Any], Callable[[Any], Any]] = {}
         # Requests that arrived while no node was reachable: (expires, worker, request, reply).
         self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
@@ -232,7 +235,7 @@ class Dispatcher:
         self._run(worker, request, reply)
 
     def _run(self, worker: Worker, request: Request, reply: ReplyFn) -> None:
-        pending = self._codec.pending
+        pending = self.codec.pending
         if pending:
             pending.clear()  # whatever a failed encode left behind
         try:
@@ -301,16 +304,11 @@ class Dispatcher:
                 maybe_applied=False)
         return tx
 
-    @property
-    def codec(self) -> CodecContext:
-        """The codec context for encoding request values and decoding answers."""
-        return self.types.codec
-
     def with_codec(self, parse: Callable[..., Any]) -> Callable[[Any], Any]:
         """``parse`` with ``ctx=`` the codec context (made once per parser, then reused)."""
         bound = self._with_codec.get(parse)
         if bound is None:
-            bound = self._with_codec[parse] = partial(parse, ctx=self._codec)
+            bound = self._with_codec[parse] = partial(parse, ctx=self.codec)
         return bound
 
     def deadline(self, request: Request) -> float:
