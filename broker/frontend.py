@@ -55,6 +55,7 @@ class Frontend:
         batch: WriteBatch | None = None,
         on_disconnect: Callable[[bytes], None] | None = None,
         stream_window: int = 1024,
+        reply_batch: WriteBatch | None = None,
     ) -> None:
         self._endpoints = [e for e in endpoints if not is_stream_endpoint(e)]
         self._stream_paths = [stream_path(e) for e in endpoints if is_stream_endpoint(e)]
@@ -64,6 +65,7 @@ class Frontend:
         self.max_request_bytes = max_request_bytes
         self._socket_mode = socket_mode
         self.batch = batch or WriteBatch()
+        self.reply_batch = reply_batch or WriteBatch()  # stream replies, flushed per batch
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -268,6 +270,7 @@ class StreamWorker(asyncio.Protocol):
         self._writes_blocked = False
         self._reading = True
         self._stopped = False
+        self._outbuf: list[bytes] = []
 
     def __repr__(self) -> str:
         return f"<StreamWorker {self.identity.hex()} in_flight={self._in_flight}>"
@@ -299,6 +302,8 @@ class StreamWorker(asyncio.Protocol):
         waiting = self._waiting
         self._serving = True
         frontend.batch_until_next_iteration()
+        replies = frontend.reply_batch
+        replies.begin()
         try:
             while waiting and self._in_flight < frontend.stream_window and not self._stopped:
                 message = waiting.popleft()
@@ -311,8 +316,15 @@ class StreamWorker(asyncio.Protocol):
                 else:
                     frontend.serve(self.identity, message, self.reply)
         finally:
+            replies.end()
             self._serving = False
         self._update_reading()
+
+    def flush(self) -> None:
+        """Write the replies held back during a batch, in one go."""
+        if self._outbuf and not self.transport.is_closing():
+            self.transport.write(b"".join(self._outbuf))
+        self._outbuf.clear()
 
     def stop_reading(self) -> None:
         self._stopped = True
@@ -329,7 +341,14 @@ class StreamWorker(asyncio.Protocol):
         if self.transport.is_closing():
             self.frontend.replies_dropped += 1
             return
-        self.transport.write(frame(encode_reply(request_id, status, payload)))
+        data = frame(encode_reply(request_id, status, payload))
+        batch = self.frontend.reply_batch
+        if batch.active:
+            if not self._outbuf:
+                batch.dirty.append(self)
+            self._outbuf.append(data)
+        else:
+            self.transport.write(data)
         if self._waiting and not self._serving and not self._stopped:
             asyncio.get_running_loop().call_soon(self._serve_waiting)
 

@@ -154,7 +154,7 @@ class Broker:
             context, cfg.broker_endpoints, dispatcher.dispatch,
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
             batch=self.pool.batch, on_disconnect=self.workers.disconnected,
-            stream_window=cfg.limits_max_in_flight_per_worker,
+            stream_window=cfg.limits_max_in_flight_per_worker, reply_batch=self.pool.replies,
         )
         try:
             self.frontend.bind()
@@ -166,7 +166,8 @@ class Broker:
                 self.admin.start()
             self._install_signals()
             sd_notify("READY=1\nSTATUS=serving")
-            _log.info("ready", pid=os.getpid(), nodes_ready=len(self.pool.ready))
+            _log.info("ready", pid=os.getpid(), nodes_ready=len(self.pool.ready),
+                      event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
             await self._stop.wait()
             await self._drain()
         finally:

@@ -39,15 +39,15 @@ class ConnectionLost(ConnectError):
 
 
 class WriteBatch:
-    """Collects the node connections written to while the front end handles one batch of
-    worker requests, so each gets one write (one syscall) at the end of the batch instead of
-    one loop iteration of its own per request."""
+    """Collects the connections written to during one batch of work, so each gets one write
+    (one syscall) at the end of the batch: node connections while the front end handles a
+    batch of worker requests, stream workers while a node's answers are handled."""
 
     __slots__ = ("active", "dirty")
 
     def __init__(self) -> None:
         self.active = False
-        self.dirty: list[NodeConnection] = []
+        self.dirty: list[Any] = []  # each has flush()
 
     def begin(self) -> None:
         self.active = True
@@ -71,6 +71,7 @@ class NodeConnection(asyncio.Protocol):
         on_lost: Callable[[NodeConnection, str], None] | None = None,
         on_topology: Callable[[NodeConnection, tuple[int, int]], None] | None = None,
         batch: WriteBatch | None = None,
+        replies: WriteBatch | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -82,6 +83,7 @@ class NodeConnection(asyncio.Protocol):
         self._on_lost = on_lost
         self._on_topology = on_topology
         self._batch = batch
+        self._replies = replies
         self.closed_reason: str | None = None
         self.node_id = None
         self.last_sent = 0.0  # monotonic time of the last write
@@ -185,6 +187,9 @@ class NodeConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
         proto = self._proto
+        replies = self._replies
+        if replies is not None:
+            replies.begin()
         try:
             proto.receive_data(data)
             while (event := proto.next_event()) is not NEED_DATA:
@@ -201,6 +206,9 @@ class NodeConnection(asyncio.Protocol):
                     break
         except ProtocolError as exc:
             self.close(f"protocol error from node: {exc}")
+        finally:
+            if replies is not None:
+                replies.end()  # the answers read here reach each worker in one write
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, HandshakeAccepted):

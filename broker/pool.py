@@ -47,6 +47,7 @@ class NodePool:
         self.by_node: dict[object, list[NodeConnection]] = {}  # node UUID -> ready connections
         self.topology = Topology(self)
         self.batch = WriteBatch()  # the front end opens and closes it around each read batch
+        self.replies = WriteBatch()  # node connections open it around each read of answers
         self.on_ready: list[Callable[[], None]] = []  # called when a connection becomes ready
         self._lost_events: dict[NodeConnection, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,7 +118,8 @@ class NodePool:
         was_down = False
         while True:
             conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost,
-                                  on_topology=self.topology.on_topology, batch=self.batch)
+                                  on_topology=self.topology.on_topology, batch=self.batch,
+                                  replies=self.replies)
             try:
                 accepted = await conn.open(self._ssl, self._connect_timeout)
             except ConnectError as exc:

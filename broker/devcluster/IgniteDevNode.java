@@ -130,12 +130,14 @@ public final class IgniteDevNode {
         return conn;
     }
 
-    /** Small default region; with auth it must be persistent, so WAL sizes are capped too. */
+    /** Small default region (grown on demand: every cache costs ~10 MB of pages for its
+     *  1,024 partitions, and the test suite creates hundreds); with auth it must be
+     *  persistent, so WAL sizes are capped too. */
     private static DataStorageConfiguration storage(boolean persistent) {
         DataRegionConfiguration region = new DataRegionConfiguration()
             .setName("default")
             .setInitialSize(64 * MB)
-            .setMaxSize(256 * MB)
+            .setMaxSize(persistent ? 256 * MB : 1024 * MB)
             .setPersistenceEnabled(persistent);
         DataStorageConfiguration storage = new DataStorageConfiguration()
             .setDefaultDataRegionConfiguration(region);
