@@ -50,9 +50,11 @@ class HandshakeRejected:
     retry_version: ProtocolVersion | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     """A successful response; ``body`` is what follows the header (may be a memoryview).
+    Not frozen, for speed (one is built per answer on the broker's hot path): treat it as
+    immutable all the same.
 
     ``affinity_version`` is ``(topVer, minorTopVer)`` when the server flagged an affinity
     topology change (protocol >= 1.4.0), else None. The body can pin the receive chunk it
@@ -64,9 +66,10 @@ class Response:
     affinity_version: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorResponse:
-    """The server answered a request with an error status (an event, not an exception)."""
+    """The server answered a request with an error status (an event, not an exception).
+    Not frozen, like Response."""
 
     request_id: int
     status: int
