@@ -424,6 +424,7 @@ def machine_section(results: Row) -> str:
             f"cell, broker `cluster.connections_per_node = {s['connections_per_node']}`, "
             f"libclient workers reach the broker over "
             f"{'unix://' if s.get('transport', 'zmq') == 'stream' else 'ZeroMQ ipc://'}, "
+            f"broker event loop {s.get('event_loop', 'asyncio')}, "
             f"started {m['started']}, took {s.get('wall_s', '?')} s")
 
 

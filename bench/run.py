@@ -80,6 +80,7 @@ class Settings:
     import_runs: int
     prefix: str = "results"
     transport: str = "stream"  # how libclient workers reach the broker: "stream" or "zmq"
+    event_loop: str = "asyncio"  # the broker's broker.event_loop
     coalesce_reads: bool = False
     profile: bool = True
     saturation: bool = True
@@ -138,6 +139,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--transport", choices=("stream", "zmq"), default="stream",
                         help="how libclient workers reach the broker: unix:// (default) or "
                              "ZeroMQ ipc://")
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="asyncio",
+                        help="the broker's broker.event_loop setting")
     parser.add_argument("--coalesce-reads", action="store_true",
                         help="run the broker with limits.coalesce_reads on (try --workloads "
                              "get_hot)")
@@ -163,10 +166,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         import_runs=3 if quick else 10,
         prefix=f"results-{name}" if name != "default" else "results",
         coalesce_reads=args.coalesce_reads, transport=args.transport,
+        event_loop=_resolve_loop(args.event_loop),
         profile=not args.skip_profile, saturation=not args.skip_saturation,
         floor=not args.skip_floor, idle=not args.skip_idle,
         codec=not args.skip_codec, stub_import=not args.skip_stub_import)
     return settings
+
+
+def _resolve_loop(choice: str) -> str:
+    """What "auto" means here (the broker runs with this venv's packages)."""
+    if choice != "auto":
+        return choice
+    import importlib.util
+
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
 def _custom_plan(plan: Plan, args: argparse.Namespace) -> Plan:
@@ -409,7 +422,8 @@ def summarise(samples: list[Sample], cpu0: dict[str, float], cpu1: dict[str, flo
 def running_broker(cluster: DevCluster, settings: Settings, workdir: str) -> Iterator[
         BrokerProcess]:
     cpn = settings.connections_per_node
-    options: dict[str, Any] = {"cluster.connections_per_node": cpn, "log.level": "warning"}
+    options: dict[str, Any] = {"cluster.connections_per_node": cpn, "log.level": "warning",
+                               "broker.event_loop": settings.event_loop}
     if settings.coalesce_reads:
         options["limits.coalesce_reads"] = True
     broker = BrokerProcess(cluster.addresses, workdir=workdir, settings=options)

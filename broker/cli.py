@@ -6,11 +6,12 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from . import __version__, log
 from .config import SETTINGS, load
-from .errors import BrokerError
+from .errors import BrokerError, ConfigError
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -28,7 +29,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
     cfg = load(args.config, overrides)
     log.configure(cfg.log_level, cfg.log_format)
-    return asyncio.run(Broker(cfg, config_path=args.config, overrides=overrides).run())
+    with asyncio.Runner(loop_factory=loop_factory(cfg.broker_event_loop)) as runner:
+        return runner.run(Broker(cfg, config_path=args.config, overrides=overrides).run())
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for "uvloop" (required) and "auto" (when installed); None: asyncio's."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("broker.event_loop = uvloop, but uvloop is not installed "
+                              "(pip install uvloop)") from None
+        return None
+    return uvloop.new_event_loop
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

@@ -50,6 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
             "file mode of ipc:// and unix:// socket files (the directory is created with 0750)"),
     Setting("broker.lock_file", str, "", False,
             "flock file that keeps a second broker off the same socket; default: <socket>.lock"),
+    Setting("broker.event_loop", str, "asyncio", False,
+            "event loop: asyncio (its own), uvloop (needs the uvloop package), or auto "
+            "(uvloop when installed)"),
     Setting("cluster.nodes", list, ["127.0.0.1:10800"], False,
             "Ignite thin-client addresses HOST:PORT to connect to", item_type=str),
     Setting("cluster.connections_per_node", int, 1, False, "connections kept to each node"),
@@ -196,6 +199,8 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("cluster.connections_per_node must be at least 1")
     if values["log.level"] not in ("debug", "info", "warning", "error"):
         raise ConfigError("log.level must be debug, info, warning or error")
+    if values["broker.event_loop"] not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError("broker.event_loop must be auto, uvloop or asyncio")
     if values["log.format"] not in ("console", "json"):
         raise ConfigError("log.format must be console or json")
     if values["cluster.password"] and values["cluster.password_file"]:

@@ -32,6 +32,7 @@ def test_file_then_overrides(tmp_path):
     ('[cluster]\nbogus = 1\n', "unknown setting"),
     ('[cluster]\nconnections_per_node = "two"\n', "must be int"),
     ('[broker]\nendpoints = ["http://x"]\n', "ipc://, tcp:// or unix://"),
+    ('[broker]\nevent_loop = "trio"\n', "auto, uvloop or asyncio"),
     ('nodes = 1\n', "must be a [section]"),
     ('[cluster\n', "not valid TOML"),
 ])
