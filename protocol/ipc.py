@@ -219,21 +219,12 @@ class UnsupportedVersion(IpcError):
         self.request_id = request_id
 
 
-#: Idle reply packers: making a Packer costs more than packing a small reply with it.  Each
-#: call takes one (a new one when none is idle, e.g. in another thread) and puts it back.
-_REPLY_PACKERS: list[msgpack.Packer] = []
-
-
 def pack_reply(request_id: int, status: int, payload: Any) -> bytes:
-    """Serialize one reply; raises IpcError for values msgpack cannot carry."""
-    packers = _REPLY_PACKERS
-    packer = packers.pop() if packers else msgpack.Packer(default=_default, use_bin_type=True)
-    try:
-        return packer.pack([IPC_VERSION, request_id, int(status), payload])
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise IpcError(str(exc)) from exc
-    finally:
-        packers.append(packer)  # a Packer resets its buffer when packing fails
+    """Serialize one reply; raises IpcError for values msgpack cannot carry.
+
+    A fresh packer each time (``pack``): reusing one msgpack.Packer was ~0.6 us cheaper per
+    reply, yet made every sequential round trip through the broker ~50-70 us slower."""
+    return pack([IPC_VERSION, request_id, int(status), payload])
 
 
 def unpack_reply(frame: bytes) -> Reply:
