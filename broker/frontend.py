@@ -235,12 +235,19 @@ class Frontend:
         number = next(self._stream_numbers)
         return StreamWorker(self, _STREAM_IDENTITY_PREFIX + number.to_bytes(8, "big"))
 
-    def batch_until_next_iteration(self) -> None:
-        """Hold node writes until the event loop's next iteration: the requests of every
-        stream worker read in this one then go out in one write per node connection."""
+    def hold_node_writes(self) -> None:
+        """Hold node writes until every stream worker readable in this event-loop iteration
+        has been read: their requests then go out in one write per node connection."""
         if not self.batch.active:
             self.batch.begin()
             asyncio.get_running_loop().call_soon(self.batch.end)
+
+    def release_node_writes_if_last(self) -> None:
+        """Write now if no other callback is due in this iteration (a lone request does not
+        wait for the next one).  asyncio's ready queue tells; other loops wait for call_soon."""
+        ready = getattr(self._loop, "_ready", None)
+        if ready is not None and not ready and self.batch.active:
+            self.batch.end()
 
     def stream_opened(self, worker: StreamWorker) -> None:
         self._streams.add(worker)
@@ -301,7 +308,7 @@ class StreamWorker(asyncio.Protocol):
         frontend = self.frontend
         waiting = self._waiting
         self._serving = True
-        frontend.batch_until_next_iteration()
+        frontend.hold_node_writes()
         replies = frontend.reply_batch
         replies.begin()
         try:
@@ -318,6 +325,7 @@ class StreamWorker(asyncio.Protocol):
         finally:
             replies.end()
             self._serving = False
+        frontend.release_node_writes_if_last()
         self._update_reading()
 
     def flush(self) -> None:
