@@ -107,18 +107,8 @@ class ReplyCall(Call):
                  reply: ReplyFn, parse: Callable[[Any], Any], pinned: NodeConnection | None,
                  route_cache: int | None, key_pos: int,
                  pending_types: list[BinaryType] | None) -> None:
-        self.op = op
-        self.body = body
-        self.idempotent = idempotent
-        self.deadline = deadline
-        self.on_result = self.on_error = None
-        self.pinned = pinned
-        self.route_cache = route_cache
-        self.key_pos = key_pos
-        self.pending_types = pending_types
-        self.attempts = 0
-        self.schema_fetches = 0
-        self.dispatcher = None
+        super().__init__(op, body, idempotent, deadline, None, None, pinned, route_cache,
+                         key_pos, pending_types)
         self.reply = reply
         self.parse = parse
 

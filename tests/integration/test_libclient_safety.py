@@ -37,9 +37,10 @@ def broker(ignite_node, tmp_path_factory):
         assert code == 0
 
 
-@pytest.fixture
-def client(broker):
-    c = Client(broker=broker.endpoint)
+@pytest.fixture(params=["zmq", "stream"])
+def client(broker, request):
+    """A client over each of the broker's transports (ipc:// and unix://)."""
+    c = Client(broker=broker.endpoint if request.param == "zmq" else broker.stream_endpoint)
     c.connect()
     yield c
     c.close()

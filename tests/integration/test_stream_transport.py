@@ -15,7 +15,6 @@ import signal
 import socket
 import stat
 import struct
-import threading
 import time
 import uuid
 from collections import deque
@@ -369,48 +368,12 @@ def test_closing_the_connection_releases_transactions_and_cursors(stream, broker
 # -- the sync stub over unix:// ---------------------------------------------------------------
 
 
-def _value(tag: str, i: int) -> str:
-    return f"{tag} value {i} ✓"
-
-
-def _own_keys_wrong(cache, tag: str, count: int) -> list[int]:
-    for i in range(count):
-        cache.put(f"{tag}:{i}", _value(tag, i))
-    return [i for i in range(count) if cache.get(f"{tag}:{i}") != _value(tag, i)]
-
-
 @pytest.fixture
 def client(broker):
     c = Client(broker=broker.stream_endpoint)
     c.connect()
     yield c
     c.close()
-
-
-def test_8_threads_share_one_stream_client(client):
-    cache = client.get_or_create_cache(f"stream-threads-{uuid.uuid4().hex[:6]}")
-    problems: list = []
-    barrier = threading.Barrier(8)
-
-    def work(n: int) -> None:
-        try:
-            barrier.wait()
-            wrong = _own_keys_wrong(cache, f"t{n}", 150)
-            if wrong:
-                problems.append((n, wrong[:5]))
-            if cache.get_all([f"t{n}:{i}" for i in range(10)]) != {
-                    f"t{n}:{i}": _value(f"t{n}", i) for i in range(10)}:
-                problems.append((n, "get_all"))
-        except Exception as exc:  # reported below
-            problems.append((n, repr(exc)))
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert problems == []
-    cache.destroy()
 
 
 def test_stream_client_reads_megabytes_and_a_scan_cursor(client):
@@ -420,26 +383,6 @@ def test_stream_client_reads_megabytes_and_a_scan_cursor(client):
         cache.put(key, value)
     assert cache.get_all(list(values)) == values  # one reply of ~1.7 MB
     assert dict(cache.scan(page_size=7)) == values
-    cache.destroy()
-
-
-def test_stream_client_in_parent_then_forked_child_then_parent(client):
-    cache = client.get_or_create_cache(f"stream-fork-{uuid.uuid4().hex[:6]}")
-    cache.put("before", "fork")
-    assert cache.get("before") == "fork"
-    pid = os.fork()
-    if pid == 0:
-        code = 3
-        try:
-            wrong = _own_keys_wrong(cache, "child", 200)
-            code = 0 if not wrong and cache.get("before") == "fork" else 1
-        finally:
-            os._exit(code)
-    # The parent uses its connection while the child uses its own.
-    assert _own_keys_wrong(cache, "parent", 200) == []
-    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-    assert cache.get("child:199") == _value("child", 199)
-    assert _own_keys_wrong(cache, "parent-after", 20) == []
     cache.destroy()
 
 
