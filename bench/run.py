@@ -80,7 +80,7 @@ class Settings:
     import_runs: int
     prefix: str = "results"
     transport: str = "stream"  # how libclient workers reach the broker: "stream" or "zmq"
-    event_loop: str = "asyncio"  # the broker's broker.event_loop
+    event_loop: str = "auto"  # the broker's broker.event_loop
     coalesce_reads: bool = False
     profile: bool = True
     saturation: bool = True
@@ -139,7 +139,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--transport", choices=("stream", "zmq"), default="stream",
                         help="how libclient workers reach the broker: unix:// (default) or "
                              "ZeroMQ ipc://")
-    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="asyncio",
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                         help="the broker's broker.event_loop setting")
     parser.add_argument("--coalesce-reads", action="store_true",
                         help="run the broker with limits.coalesce_reads on (try --workloads "

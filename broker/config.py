@@ -50,9 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
             "file mode of ipc:// and unix:// socket files (the directory is created with 0750)"),
     Setting("broker.lock_file", str, "", False,
             "flock file that keeps a second broker off the same socket; default: <socket>.lock"),
-    Setting("broker.event_loop", str, "asyncio", False,
-            "event loop: asyncio (its own), uvloop (needs the uvloop package), or auto "
-            "(uvloop when installed)"),
+    Setting("broker.event_loop", str, "auto", False,
+            "event loop: auto (uvloop, a dependency, when importable; else asyncio's own), "
+            "uvloop or asyncio"),
     Setting("cluster.nodes", list, ["127.0.0.1:10800"], False,
             "Ignite thin-client addresses HOST:PORT to connect to", item_type=str),
     Setting("cluster.connections_per_node", int, 1, False, "connections kept to each node"),
