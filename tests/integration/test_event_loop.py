@@ -1,4 +1,5 @@
-"""The broker on uvloop (broker.event_loop = "uvloop"): the same answers on both transports."""
+"""The broker on either event loop (uvloop, the default, or asyncio's own): the same answers on
+both transports."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ def test_loop_factory_choices(monkeypatch):
         loop_factory("uvloop")
 
 
-def test_a_broker_on_uvloop_serves_both_transports(ignite_node, tmp_path):
-    cache_name = f"uvloop-{uuid.uuid4().hex[:6]}"
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_broker_on_each_loop_serves_both_transports(ignite_node, tmp_path, loop):
+    cache_name = f"loop-{loop}-{uuid.uuid4().hex[:6]}"
     with running_broker(ignite_node.addresses, tmp_path,
-                        settings={"broker.event_loop": "uvloop"}) as broker:
-        assert "event_loop=uvloop" in broker.log() or "'event_loop': 'uvloop'" in broker.log()
+                        settings={"broker.event_loop": loop}) as broker:
+        assert f"event_loop={loop}" in broker.log()
         for endpoint in (broker.stream_endpoint, broker.endpoint):
             with Client(broker=endpoint) as client:
                 client.connect()
