@@ -64,6 +64,8 @@ def _show_stats(broker: Broker) -> Any:
         "replies_dropped": broker.frontend.replies_dropped,
         "in_flight": broker.dispatcher.in_flight, "parked": broker.dispatcher.parked,
         "coalesced_reads": broker.dispatcher.coalesced,
+        "internal_errors": broker.dispatcher.internal_errors,
+        "node_connections_lost": broker.pool.connections_lost if broker.pool else 0,
         "workers": len(broker.workers or ()),
         "released_transactions": broker.janitor.released_transactions,
         "released_cursors": broker.janitor.released_cursors,

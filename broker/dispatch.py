@@ -193,6 +193,7 @@ class Dispatcher:
         # (op, body) of a read in flight -> the replies waiting for it (coalesce_reads)
         self._reads_in_flight: dict[tuple[OpCode, bytes], list[ReplyFn]] = {}
         self.coalesced = 0
+        self.internal_errors = 0  # requests answered INTERNAL: each one is a broker bug
         #: The codec context for encoding request values and decoding answers.
         self.codec: CodecContext = self.types.codec
         pool.topology.codec = self.codec
@@ -237,6 +238,11 @@ class Dispatcher:
             reply(exc.status, error_of(exc))
         except LocalProtocolError as exc:
             reply(Status.BAD_REQUEST, error_payload("bad_request", f"cannot encode: {exc}"))
+        except Exception as exc:  # a broker bug: answered (slots released), counted, logged
+            self.internal_errors += 1
+            _log.exception("handler_failed", op=request.op)
+            reply(Status.INTERNAL, error_payload(
+                "internal", f"broker error ({type(exc).__name__}); the broker logged it"))
 
     def resume_parked(self) -> None:
         """A node became reachable: run the requests that waited for one, oldest first."""

@@ -54,6 +54,7 @@ class NodePool:
         self._round_robin = itertools.count()
         self._first_ready = asyncio.Event()
         self.last_error: str | None = None
+        self.connections_lost = 0  # ready connections that closed (node gone, or it hung up)
 
     def __repr__(self) -> str:
         return f"<NodePool nodes={len(self.addresses)} ready={len(self.ready)}>"
@@ -179,6 +180,7 @@ class NodePool:
             if not siblings:
                 self.by_node.pop(conn.node_id, None)
             self.last_error = f"{conn.host}:{conn.port}: {reason}"
+            self.connections_lost += 1
             _log.warning("node_disconnected", node=f"{conn.host}:{conn.port}", reason=reason)
         event = self._lost_events.pop(conn, None)
         if event is not None:
