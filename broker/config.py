@@ -97,6 +97,16 @@ SETTINGS: tuple[Setting, ...] = (
             "requests the whole broker may have in flight before workers get 'overloaded'"),
     Setting("limits.max_request_bytes", int, DEFAULT_MAX_REQUEST_BYTES, True,
             "largest request frame accepted from a worker"),
+    Setting("limits.memory_budget", int, 256 * 1024 * 1024, True,
+            "bytes of worker requests the broker holds at once (read but unanswered): beyond "
+            "it stream workers are read no further and ZeroMQ workers get 'overloaded'"),
+    Setting("limits.worker_memory", int, 32 * 1024 * 1024, True,
+            "one worker's share of limits.memory_budget (at least limits.max_request_bytes)"),
+    Setting("limits.max_workers", int, 4096, True,
+            "unix:// connections and ZeroMQ workers served at once; more are refused"),
+    Setting("limits.stalled_request_timeout", float, 10.0, True,
+            "seconds a unix:// worker may leave a request half sent before its connection "
+            "is closed (what it holds is freed)"),
     Setting("log.level", str, "info", True, "debug, info, warning or error"),
     Setting("log.format", str, "console", True, "console or json"),
 )
@@ -203,6 +213,15 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("broker.event_loop must be auto, uvloop or asyncio")
     if values["log.format"] not in ("console", "json"):
         raise ConfigError("log.format must be console or json")
+    for name in ("limits.memory_budget", "limits.worker_memory", "limits.max_workers",
+                 "limits.max_request_bytes"):
+        if values[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
+    if values["limits.worker_memory"] < values["limits.max_request_bytes"] + 4:
+        raise ConfigError("limits.worker_memory must exceed limits.max_request_bytes "
+                          "(a worker's share must hold its largest request)")
+    if values["limits.memory_budget"] < values["limits.worker_memory"]:
+        raise ConfigError("limits.memory_budget must be at least limits.worker_memory")
     if values["cluster.password"] and values["cluster.password_file"]:
         raise ConfigError("set cluster.password or cluster.password_file, not both")
 

@@ -4,6 +4,7 @@ retries of idempotent requests, and the handler tables of broker/ops_*.py."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from .errors import (
     NodeError,
     Overloaded,
     UnknownOp,
+    brief,
+    clip,
 )
 from .nodeconn import ConnectionLost, NodeConnection, Outcome
 from .pool import NodePool
@@ -35,6 +38,7 @@ ReplyFn = Callable[[int, Any], None]  # (status, payload); the request id is alr
 Handler = Callable[["Dispatcher", Worker, Request, ReplyFn], None]
 
 _log = log.get("dispatch")
+_internal_log = log.Throttle()
 _monotonic = time.monotonic
 _OK = Status.OK  # an Enum class attribute lookup costs more than a module global
 
@@ -120,9 +124,10 @@ class ReplyCall(Call):
 
 
 class _Exchange:
-    """One worker request until it is answered: its reply releases the in-flight slots."""
+    """One worker request until it is answered: its reply, the only one, releases the
+    in-flight slots (a second answer to the same request is a bug, and dropped)."""
 
-    __slots__ = ("dispatcher", "request_id", "send_reply", "worker")
+    __slots__ = ("answered", "dispatcher", "request_id", "send_reply", "worker")
 
     def __init__(self, dispatcher: Dispatcher, worker: Worker, request_id: int,
                  send_reply: Callable[[int, int, Any], None]) -> None:
@@ -130,8 +135,13 @@ class _Exchange:
         self.worker = worker
         self.request_id = request_id
         self.send_reply = send_reply
+        self.answered = False
 
     def reply(self, status: int, payload: Any) -> None:
+        if self.answered:
+            self.dispatcher.internal_error("answered_twice", None)
+            return
+        self.answered = True
         self.worker.in_flight -= 1
         self.dispatcher.in_flight -= 1
         self.send_reply(self.request_id, status, payload)
@@ -140,6 +150,10 @@ class _Exchange:
 #: Reads that coalesce_reads may share between workers.
 _COALESCABLE = frozenset({OpCode.CACHE_GET, OpCode.CACHE_GET_ALL, OpCode.CACHE_CONTAINS_KEY,
                           OpCode.CACHE_CONTAINS_KEYS})
+
+#: The cache-id memo: names up to this long, this many at most.
+_CACHED_NAME_CHARS = 256
+_CACHED_NAMES = 10_000
 
 #: Ops the broker answers itself, even with no node reachable.
 _LOCAL_OPS = frozenset({"hello", "ping"})
@@ -232,17 +246,15 @@ class Dispatcher:
         try:
             handler = self._handlers.get(request.op)
             if handler is None:
-                raise UnknownOp(f"unknown op {request.op!r}")
+                raise UnknownOp(f"unknown op {brief(request.op)}")
             handler(self, worker, request, reply)
         except BrokerError as exc:
             reply(exc.status, error_of(exc))
         except LocalProtocolError as exc:
             reply(Status.BAD_REQUEST, error_payload("bad_request", f"cannot encode: {exc}"))
         except Exception as exc:  # a broker bug: answered (slots released), counted, logged
-            self.internal_errors += 1
-            _log.exception("handler_failed", op=request.op)
-            reply(Status.INTERNAL, error_payload(
-                "internal", f"broker error ({type(exc).__name__}); the broker logged it"))
+            self.internal_error("handler_failed", exc, op=brief(request.op))
+            reply(Status.INTERNAL, _INTERNAL_PAYLOAD)
 
     def resume_parked(self) -> None:
         """A node became reachable: run the requests that waited for one, oldest first."""
@@ -257,6 +269,14 @@ class Dispatcher:
                 f"no Ignite node became reachable within {self.limits.queue_wait:g}s "
                 f"(last error: {self.pool.last_error or 'none'})", maybe_applied=False)
             reply(error.status, error_of(error))
+
+    def internal_error(self, event: str, exc: BaseException | None, **context: Any) -> None:
+        """Count a broker bug and log it (throttled: a worker that triggers one in a loop
+        must not fill the disk)."""
+        self.internal_errors += 1
+        held = _internal_log.allow()
+        if held is not None:
+            _log.error(event, suppressed=held, exc_info=exc, **context)
 
     @property
     def parked(self) -> int:
@@ -281,9 +301,11 @@ class Dispatcher:
             return name
         cid = self._cache_ids.get(name)
         if cid is None:
-            if len(self._cache_ids) > 100_000:
-                self._cache_ids.clear()
-            cid = self._cache_ids[name] = cache_id(name)
+            cid = cache_id(name)
+            if len(name) <= _CACHED_NAME_CHARS:  # the memo holds at most ~2.5 MB of names
+                if len(self._cache_ids) >= _CACHED_NAMES:
+                    self._cache_ids.clear()
+                self._cache_ids[name] = cid
         return cid
 
     def transaction(self, worker: Worker, args: dict[str, Any]) -> Transaction | None:
@@ -292,7 +314,7 @@ class Dispatcher:
             return None
         tx = worker.transactions.get(handle) if isinstance(handle, int) else None
         if tx is None:
-            raise BadRequest(f"transaction {handle!r} is not open on this worker")
+            raise BadRequest(f"transaction {brief(handle)} is not open on this worker")
         if not tx.conn.is_open:
             del worker.transactions[handle]
             raise ClusterUnavailable(
@@ -349,10 +371,16 @@ class Dispatcher:
                 self._fetch_then_retry(call, outcome, exc)
             except ProtocolError as exc:
                 _log.error("undecodable_response", op=call.op.name, error=str(exc))
-                call.fail(BrokerError(f"cannot decode the node's answer: {exc}"))
+                call.fail(BrokerError("cannot decode the node's answer (the broker logged it)"))
+            except Exception as exc:  # a broker bug in a parser: answered, counted, logged
+                self.internal_error("answer_handling_failed", exc, op=call.op.name)
+                call.fail(BrokerError("broker error while reading the node's answer "
+                                      "(the broker logged it)"))
             return
         if isinstance(outcome, ErrorResponse):
-            call.fail(NodeError(outcome.message or "", outcome.status))
+            _log.debug("node_error", op=call.op.name, status=outcome.status,
+                       message=outcome.message)
+            call.fail(NodeError(public_node_message(outcome.message or ""), outcome.status))
             return
         if isinstance(outcome, DeadlineExceeded):
             call.fail(outcome)
@@ -398,6 +426,23 @@ class Dispatcher:
             return
         self.types.fetch(exc.type_id, lambda error: call.fail(error) if error
                          else self._on_outcome(call, outcome))
+
+
+_INTERNAL_PAYLOAD = error_payload(
+    "internal", "broker error: the broker logged it and counts it in 'show stats'")
+_STACK_START = re.compile(r"\n\s*(at |Caused by:|Suppressed:)|\tat ")
+_NODE_ID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.IGNORECASE)
+_ADDRESS = re.compile(r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+
+
+def public_node_message(message: str) -> str:
+    """A node's error message as a worker may see it: the message, without a Java stack
+    trace, node ids or addresses, and bounded (the whole text goes to the debug log)."""
+    match = _STACK_START.search(message)
+    if match is not None:
+        message = message[:match.start()]
+    message = _ADDRESS.sub("<address>", _NODE_ID.sub("<node>", message.strip()))
+    return clip(message)
 
 
 def simple_call(

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from protocol.ipc import Status
+
+#: The longest error message a worker gets; the rest is cut (a reply never echoes a request).
+MAX_ERROR_MESSAGE = 512
+
+
+def clip(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def brief(value: Any) -> str:
+    """A worker's value for an error message: short ones as repr, long ones by type and size
+    (repr of a 4 MiB string would be a 4 MiB message)."""
+    if isinstance(value, str | bytes | bytearray | list | dict | tuple) and len(value) > 40:
+        return f"<{type(value).__name__} of length {len(value)}>"
+    text = repr(value)
+    return text if len(text) <= 60 else f"<{type(value).__name__}>"
 
 
 class BrokerError(Exception):

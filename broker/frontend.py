@@ -22,10 +22,15 @@ from protocol.ipc import unpack_request as _unpack_request
 from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
 
 from . import log
-from .errors import ConfigError
+from .budget import TRACKED_BYTES, MemoryBudget
+from .errors import ConfigError, clip
 from .nodeconn import WriteBatch
 
 _log = log.get("frontend")
+_rejected_log = log.Throttle()
+_failure_log = log.Throttle()
+_refused_log = log.Throttle()
+_monotonic = time.monotonic
 
 #: Messages handled per wake-up before yielding to node I/O (fairness between the two sides).
 _READ_BATCH = 256
@@ -34,7 +39,7 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
 #: Stream workers: reading pauses while this many reply bytes wait for the worker to read them.
-_STREAM_WRITE_HIGH = 64 * 1024 * 1024
+_STREAM_WRITE_HIGH = 4 * 1024 * 1024
 #: Identities of stream workers start with a zero byte, so each connection is its own session.
 _STREAM_IDENTITY_PREFIX = b"\x00stream"
 
@@ -56,6 +61,8 @@ class Frontend:
         on_disconnect: Callable[[bytes], None] | None = None,
         stream_window: int = 1024,
         reply_batch: WriteBatch | None = None,
+        budget: MemoryBudget | None = None,
+        max_workers: int = 4096,
     ) -> None:
         self._endpoints = [e for e in endpoints if not is_stream_endpoint(e)]
         self._stream_paths = [stream_path(e) for e in endpoints if is_stream_endpoint(e)]
@@ -66,11 +73,16 @@ class Frontend:
         self._socket_mode = socket_mode
         self.batch = batch or WriteBatch()
         self.reply_batch = reply_batch or WriteBatch()  # stream replies, flushed per batch
+        self.budget = budget or MemoryBudget(1 << 62, 1 << 62)
+        self.budget.on_exhausted = self._pause_all_streams
+        self.max_workers = max_workers  # stream connections at once
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._sock.setsockopt(zmq.SNDHWM, 100_000)
-        self._sock.setsockopt(zmq.RCVHWM, 100_000)
+        # Per peer: replies held for a worker that does not read them, and requests libzmq
+        # holds before the broker reads them (beyond that the worker's sends wait).
+        self._sock.setsockopt(zmq.SNDHWM, max(stream_window, 64))
+        self._sock.setsockopt(zmq.RCVHWM, max(stream_window, 64))
         # libzmq cuts a peer whose single frame exceeds this; below it we answer TOO_LARGE.
         self._sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes * 4)
         self._listeners: list[socket.socket] = []
@@ -82,6 +94,9 @@ class Frontend:
         self.accepting = True
         self.replies_dropped = 0
         self.requests_rejected = 0
+        self.connections_refused = 0  # stream connections over max_workers
+        self.stalled_closed = 0  # stream connections closed for sending half a request
+        self.internal_errors = 0  # requests that reached the last-resort handler in serve
         self.requests = 0
 
     def bind(self) -> None:
@@ -149,6 +164,8 @@ class Frontend:
         except IpcError as exc:
             self.reject(identity, exc, reply)
             return
+        if len(message) >= TRACKED_BYTES:
+            self.budget.take_request(identity, request.request_id, len(message))
         if not self.accepting:
             reply(request.request_id, Status.CLUSTER_UNAVAILABLE,
                   error_payload("shutting_down", "the broker is shutting down",
@@ -161,10 +178,12 @@ class Frontend:
             return
         try:
             self._dispatch(identity, request, reply)
-        except Exception as exc:  # a broker bug must not take the broker down
-            _log.exception("dispatch_failed", op=request.op)
+        except Exception as exc:  # dispatch answers its own failures; this is the last resort
+            self.internal_errors += 1
+            if (held := _failure_log.allow()) is not None:
+                _log.error("dispatch_failed", exc_info=exc, suppressed=held)
             reply(request.request_id, Status.INTERNAL,
-                  error_payload("internal", f"broker error: {type(exc).__name__}: {exc}"))
+                  error_payload("internal", "broker error: the broker logged it"))
 
     def reject(self, identity: bytes, exc: IpcError, reply: ReplyTo) -> None:
         self.requests_rejected += 1
@@ -174,8 +193,10 @@ class Frontend:
             status, request_id = Status.UNSUPPORTED_VERSION, exc.request_id
         elif isinstance(exc, _TooLarge):
             status = Status.TOO_LARGE
-        _log.warning("request_rejected", worker=identity.hex(), reason=str(exc))
-        reply(request_id, status, error_payload("bad_request", str(exc)))
+        message = clip(str(exc))
+        if (held := _rejected_log.allow()) is not None:
+            _log.info("request_rejected", worker=identity.hex(), reason=message, suppressed=held)
+        reply(request_id, status, error_payload("bad_request", message))
 
     # -- ZeroMQ ---------------------------------------------------------------------------------
 
@@ -214,10 +235,30 @@ class Frontend:
             self.reject(identity, IpcError(
                 f"a request is exactly one frame, got {len(frames) - 1}"), reply)
             return
-        self.serve(identity, frames[1], reply)
+        message = frames[1]
+        if len(message) >= TRACKED_BYTES and not self._budget_allows(identity, len(message)):
+            self.requests += 1
+            self.refuse_over_budget(identity, reply)
+            return
+        self.serve(identity, message, reply)
+
+    def _budget_allows(self, identity: bytes, size: int) -> bool:
+        budget = self.budget
+        return budget.fits(size) and budget.worker_held(identity) + size <= budget.per_worker
+
+    def refuse_over_budget(self, identity: bytes, reply: ReplyTo) -> None:
+        """A ZeroMQ request the memory budget cannot take (stream workers wait instead)."""
+        self.requests_rejected += 1
+        if (held := _refused_log.allow()) is not None:
+            _log.info("request_refused", worker=identity.hex(), reason="memory budget",
+                      held_bytes=self.budget.held, suppressed=held)
+        reply(0, Status.OVERLOADED, error_payload(
+            "overloaded", "the broker's memory budget for requests is spent "
+            "(limits.memory_budget, limits.worker_memory): retry later", maybe_applied=False))
 
     def reply(self, identity: bytes, request_id: int, status: int, payload: Any) -> None:
         """Send a reply to the ZeroMQ worker ``identity``."""
+        self.budget.release_request(identity, request_id)
         message = encode_reply(request_id, status, payload)
         try:
             self._sock.send(identity, _SNDMORE_NOBLOCK)
@@ -249,13 +290,41 @@ class Frontend:
         if ready is not None and not ready and self.batch.active:
             self.batch.end()
 
-    def stream_opened(self, worker: StreamWorker) -> None:
+    def stream_opened(self, worker: StreamWorker) -> bool:
+        """Take a new connection, or refuse it (False) when max_workers are connected."""
+        if len(self._streams) >= self.max_workers:
+            self.connections_refused += 1
+            if (held := _refused_log.allow()) is not None:
+                _log.warning("connection_refused", reason="limits.max_workers",
+                             connected=len(self._streams), suppressed=held)
+            return False
         self._streams.add(worker)
+        return True
 
     def stream_closed(self, worker: StreamWorker) -> None:
+        if worker not in self._streams:
+            return
         self._streams.discard(worker)
+        self.budget.forget(worker.identity)
         if self._on_disconnect is not None:
             self._on_disconnect(worker.identity)
+
+    def _pause_all_streams(self) -> None:
+        """The memory budget is spent: no stream worker is read until bytes are freed (each
+        would otherwise bring one more read's worth)."""
+        for worker in self._streams:
+            worker.update_reading()
+
+    def close_stalled(self, now: float, timeout: float) -> int:
+        """Close stream connections that sent part of a request and then nothing for
+        ``timeout`` seconds: what they hold is freed for everyone else."""
+        stalled = [w for w in self._streams if w.stalled_since(now) > timeout]
+        for worker in stalled:
+            self.stalled_closed += 1
+            _log.info("connection_closed", worker=worker.identity.hex(),
+                      reason="stalled mid-request", held_bytes=worker.buffered)
+            worker.transport.abort()
+        return len(stalled)
 
 
 class StreamWorker(asyncio.Protocol):
@@ -278,31 +347,56 @@ class StreamWorker(asyncio.Protocol):
         self._reading = True
         self._stopped = False
         self._outbuf: list[bytes] = []
+        self.buffered = 0  # bytes read but not yet served: a partial frame and waiting ones
+        self._partial = 0  # ... of which the partial frame
+        self._last_data = _monotonic()
 
     def __repr__(self) -> str:
         return f"<StreamWorker {self.identity.hex()} in_flight={self._in_flight}>"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if not self.frontend.stream_opened(self):
+            self._stopped = True
+            transport.abort()
+            return
         self.transport.set_write_buffer_limits(high=_STREAM_WRITE_HIGH)
-        self.frontend.stream_opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._waiting.clear()
         self.frontend.stream_closed(self)
 
+    def stalled_since(self, now: float) -> float:
+        """Seconds since the last bytes, while part of a request is buffered (else 0)."""
+        return now - self._last_data if self._reader.buffered else 0.0
+
     def pause_writing(self) -> None:
         self._writes_blocked = True
-        self._update_reading()
+        self.update_reading()
 
     def resume_writing(self) -> None:
         self._writes_blocked = False
-        self._update_reading()
+        self.update_reading()
 
     def data_received(self, data: bytes) -> None:
-        self._reader.max_message = self.frontend.max_request_bytes
-        self._waiting.extend(self._reader.feed(data))
+        self._last_data = _monotonic()
+        reader = self._reader
+        reader.max_message = self.frontend.max_request_bytes
+        messages = reader.feed(data)
+        self._waiting.extend(messages)
+        whole = 0
+        for message in messages:
+            if type(message) is bytes:
+                whole += len(message)
+        partial = reader.buffered
+        self._count_buffered(whole + partial - self._partial)
+        self._partial = partial
         self._serve_waiting()
+
+    def _count_buffered(self, delta: int) -> None:
+        if delta:
+            self.buffered += delta
+            self.frontend.budget.buffered(self.identity, delta)
 
     def _serve_waiting(self) -> None:
         frontend = self.frontend
@@ -315,6 +409,8 @@ class StreamWorker(asyncio.Protocol):
             while waiting and self._in_flight < frontend.stream_window and not self._stopped:
                 message = waiting.popleft()
                 self._in_flight += 1
+                if type(message) is bytes:
+                    self._count_buffered(-len(message))
                 if isinstance(message, Oversized):
                     frontend.requests += 1
                     frontend.reject(self.identity,
@@ -326,7 +422,7 @@ class StreamWorker(asyncio.Protocol):
             replies.end()
             self._serving = False
         frontend.release_node_writes_if_last()
-        self._update_reading()
+        self.update_reading()
 
     def flush(self) -> None:
         """Write the replies held back during a batch, in one go."""
@@ -336,16 +432,27 @@ class StreamWorker(asyncio.Protocol):
 
     def stop_reading(self) -> None:
         self._stopped = True
-        self._update_reading()
+        self.update_reading()
 
-    def _update_reading(self) -> None:
-        want = not self._writes_blocked and not self._waiting and not self._stopped
+    def update_reading(self) -> None:
+        want = (not self._writes_blocked and not self._waiting and not self._stopped
+                and self._within_budget())
         if want != self._reading and not self.transport.is_closing():
             self._reading = want
             (self.transport.resume_reading if want else self.transport.pause_reading)()
 
+    def _within_budget(self) -> bool:
+        """Whether more may be read: the broker's budget and this worker's share have room
+        (else reading resumes when bytes are freed)."""
+        budget = self.frontend.budget
+        if budget.held < budget.total and budget.worker_held(self.identity) < budget.per_worker:
+            return True
+        budget.wait(self, self.update_reading)
+        return False
+
     def reply(self, request_id: int, status: int, payload: Any) -> None:
         self._in_flight -= 1
+        self.frontend.budget.release_request(self.identity, request_id)
         if self.transport.is_closing():
             self.frontend.replies_dropped += 1
             return
@@ -362,11 +469,14 @@ class StreamWorker(asyncio.Protocol):
 
 
 def encode_reply(request_id: int, status: int, payload: Any) -> bytes:
+    """Every reply passes here: an error's message is bounded once, whoever wrote it."""
+    if status and type(payload) is dict and len(payload.get("message") or "") > 512:
+        payload = {**payload, "message": clip(payload["message"])}
     try:
         return _pack_reply(request_id, status, payload)
     except IpcError as exc:
-        return _pack_reply(request_id, Status.INTERNAL,
-                           error_payload("internal", f"cannot serialize the result: {exc}"))
+        return _pack_reply(request_id, Status.INTERNAL, error_payload(
+            "internal", clip(f"cannot serialize the result: {exc}")))
 
 
 def _too_large(size: int, limit: int) -> IpcError:

@@ -4,13 +4,17 @@ went silent (their transactions rolled back, their cursors closed on the server)
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import time
+from collections.abc import Callable
 
 from protocol import OpCode, cluster, queries, tx
 
 from . import log
+from .budget import MemoryBudget
 from .dispatch import Dispatcher
 from .errors import DeadlineExceeded
+from .frontend import Frontend
 from .nodeconn import NodeConnection
 from .pool import NodePool
 from .workers import Worker, Workers
@@ -18,6 +22,24 @@ from .workers import Worker, Workers
 _log = log.get("janitor")
 
 _FEATURE_HEARTBEAT = 11
+#: A burst of request bytes at least this big is followed by a heap trim once answered.
+_TRIM_AFTER_BYTES = 16 * 1024 * 1024
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def trim_heap() -> None:
+    """Give freed heap pages back to the system where the C library can (glibc)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 class Janitor:
@@ -35,6 +57,8 @@ class Janitor:
         self._task: asyncio.Task[None] | None = None
         self.released_transactions = 0
         self.released_cursors = 0
+        self.frontend: Frontend | None = None  # set once the front end exists
+        self.stalled_timeout = 10.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="janitor")
@@ -54,6 +78,9 @@ class Janitor:
 
     def sweep(self, now: float) -> None:
         self._dispatcher.expire_parked(now)
+        if self.frontend is not None:
+            self.frontend.close_stalled(now, self.stalled_timeout)
+            self._give_back_memory(self.frontend.budget)
         for conn in list(self._pool.ready):
             conn.expire(now)
             if not conn.heartbeat_in_flight and _needs_heartbeat(conn, now):
@@ -61,6 +88,14 @@ class Janitor:
         for worker in self._workers.expired(now, self.liveness, self._idle_forget):
             if worker.holds_resources:
                 self.release(worker, "worker went silent")
+
+    @staticmethod
+    def _give_back_memory(budget: MemoryBudget) -> None:
+        """After a burst of big requests has been answered, return the freed heap to the
+        system (glibc keeps it otherwise, and RSS stays at the burst's peak)."""
+        if budget.peak >= _TRIM_AFTER_BYTES and budget.held < budget.peak // 4:
+            budget.reset_peak()
+            trim_heap()
 
     def _heartbeat(self, conn: NodeConnection, now: float) -> None:
         """Keep an idle connection open, and find a node that stopped answering: a

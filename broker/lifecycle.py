@@ -31,6 +31,7 @@ from protocol.ipc import IPC_VERSION
 
 from . import __version__, log
 from .admin import AdminServer
+from .budget import MemoryBudget
 from .config import SETTINGS, Config, admin_endpoint, load, parse_address
 from .dispatch import Dispatcher, Limits
 from .errors import BrokerError, ConfigError
@@ -155,7 +156,11 @@ class Broker:
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
             batch=self.pool.batch, on_disconnect=self.workers.disconnected,
             stream_window=cfg.limits_max_in_flight_per_worker, reply_batch=self.pool.replies,
+            budget=MemoryBudget(cfg.limits_memory_budget, cfg.limits_worker_memory),
+            max_workers=cfg.limits_max_workers,
         )
+        self.janitor.frontend = self.frontend
+        self.janitor.stalled_timeout = cfg.limits_stalled_request_timeout
         try:
             self.frontend.bind()
             await self.frontend.start()
@@ -233,9 +238,13 @@ class Broker:
         log.configure(self.cfg.log_level, self.cfg.log_format)
         if self.frontend is not None:
             self.frontend.max_request_bytes = self.cfg.limits_max_request_bytes
+            self.frontend.budget.total = self.cfg.limits_memory_budget
+            self.frontend.budget.per_worker = self.cfg.limits_worker_memory
+            self.frontend.max_workers = self.cfg.limits_max_workers
         if self.janitor is not None:
             self.janitor.liveness = self.cfg.limits_worker_liveness
             self.janitor.heartbeat_timeout = self.cfg.cluster_heartbeat_timeout
+            self.janitor.stalled_timeout = self.cfg.limits_stalled_request_timeout
         if self.pool is not None:
             self.pool.node_warmup = self.cfg.cluster_node_warmup
         _log.info("reloaded", applied=applied, refused_need_restart=refused)

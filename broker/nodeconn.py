@@ -32,6 +32,7 @@ Outcome = Response | ErrorResponse | BaseException
 Callback = Callable[[Outcome], None]
 
 _log = log.get("nodeconn")
+_callback_log = log.Throttle()
 
 
 class ConnectionLost(ConnectError):
@@ -199,7 +200,7 @@ class NodeConnection(asyncio.Protocol):
                         self._on_topology(self, event.affinity_version)
                     pending = self._pending.pop(event.request_id, None)
                     if pending is not None:  # None: the caller gave up (deadline) before
-                        pending[0](event)
+                        self._settle(pending[0], event)
                     continue
                 self._handle(event)
                 if kind is ConnectionClosed:  # repeats forever, like h11's
@@ -209,6 +210,16 @@ class NodeConnection(asyncio.Protocol):
         finally:
             if replies is not None:
                 replies.end()  # the answers read here reach each worker in one write
+
+    def _settle(self, callback: Callback, outcome: Outcome) -> None:
+        """Run one caller's callback; a bug in it must not end the connection that every
+        other worker's requests share (asyncio closes a transport whose protocol raises)."""
+        try:
+            callback(outcome)
+        except Exception as exc:
+            if (held := _callback_log.allow()) is not None:
+                _log.error("callback_failed", node=f"{self.host}:{self.port}", exc_info=exc,
+                           suppressed=held)
 
     def _handle(self, event: Any) -> None:
         if isinstance(event, HandshakeAccepted):
@@ -241,7 +252,7 @@ class NodeConnection(asyncio.Protocol):
         late = [rid for rid, (_, deadline) in self._pending.items() if deadline < now]
         for rid in late:
             callback, _ = self._pending.pop(rid)
-            callback(DeadlineExceeded(
+            self._settle(callback, DeadlineExceeded(
                 f"{self.host}:{self.port} did not answer before the request's deadline"))
         return len(late)
 
@@ -273,6 +284,6 @@ class NodeConnection(asyncio.Protocol):
             self._handshake.set_exception(error)
         pending, self._pending = self._pending, {}
         for callback, _ in pending.values():
-            callback(error)
+            self._settle(callback, error)
         if self._on_lost is not None:
             self._on_lost(self, reason)

@@ -1,0 +1,103 @@
+"""The bound on request bytes the broker holds for workers: one budget for the whole broker and
+a share of it per worker, so that no worker, and no crowd of stalled ones, can grow the
+daemon's memory without limit.
+
+Counted: bytes of stream requests read but not yet served (partial and waiting frames), and
+every request of at least ``TRACKED_BYTES`` from the moment it is parsed until it is answered.
+Smaller requests are bounded by the in-flight request limits instead (counting each one would
+cost the hot path a dict operation for a few hundred bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: Requests at least this large are counted one by one while in flight.
+TRACKED_BYTES = 1024
+
+
+class MemoryBudget:
+    """Bytes held, in total and per worker identity; paused readers are woken when bytes
+    are freed."""
+
+    __slots__ = ("_by_worker", "_requests", "_waiters", "held", "on_exhausted", "peak",
+                 "per_worker", "total")
+
+    def __init__(self, total: int, per_worker: int) -> None:
+        self.total = total
+        self.per_worker = per_worker
+        self.held = 0
+        self._by_worker: dict[bytes, int] = {}
+        self._requests: dict[tuple[bytes, int], int] = {}
+        self._waiters: dict[object, Callable[[], None]] = {}
+        self.peak = 0  # the most held since the last reset_peak (for memory give-back)
+        #: Called when the budget becomes spent: readers that have not noticed yet stop.
+        self.on_exhausted: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<MemoryBudget held={self.held} total={self.total} waiting={len(self._waiters)}>"
+
+    def fits(self, size: int) -> bool:
+        return self.held + size <= self.total
+
+    def worker_held(self, identity: bytes) -> int:
+        return self._by_worker.get(identity, 0)
+
+    def take_request(self, identity: bytes, request_id: int, size: int) -> None:
+        """Count a parsed request of ``size`` bytes until ``release_request``."""
+        key = (identity, request_id)
+        if key in self._requests:  # a worker reusing an id in flight: count it once
+            return
+        self._requests[key] = size
+        self._add(identity, size)
+
+    def release_request(self, identity: bytes, request_id: int) -> None:
+        if self._requests:
+            size = self._requests.pop((identity, request_id), 0)
+            if size:
+                self._add(identity, -size)
+                self._wake()
+
+    def buffered(self, identity: bytes, delta: int) -> None:
+        """A stream worker's unserved bytes grew or shrank by ``delta``."""
+        if delta:
+            self._add(identity, delta)
+            if delta < 0:
+                self._wake()
+
+    def forget(self, identity: bytes) -> None:
+        """The worker is gone: what it still held is freed (its answers will find nobody)."""
+        held = self._by_worker.pop(identity, 0)
+        if held:
+            self.held -= held
+            for key in [k for k in self._requests if k[0] == identity]:
+                del self._requests[key]
+            self._wake()
+        self._waiters.pop(identity, None)
+
+    def wait(self, owner: object, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (once) the next time bytes are freed."""
+        self._waiters[owner] = wake
+
+    def reset_peak(self) -> int:
+        peak, self.peak = self.peak, self.held
+        return peak
+
+    def _add(self, identity: bytes, delta: int) -> None:
+        was_spent = self.held >= self.total
+        self.held += delta
+        if self.held > self.peak:
+            self.peak = self.held
+        if not was_spent and self.held >= self.total and self.on_exhausted is not None:
+            self.on_exhausted()
+        held = self._by_worker.get(identity, 0) + delta
+        if held:
+            self._by_worker[identity] = held
+        else:
+            self._by_worker.pop(identity, None)
+
+    def _wake(self) -> None:
+        if self._waiters and self.held < self.total:
+            waiters, self._waiters = self._waiters, {}
+            for wake in waiters.values():
+                wake()
