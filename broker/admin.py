@@ -36,6 +36,8 @@ def _show_nodes(broker: Broker) -> Any:
             "address": f"{host}:{port}", "state": "ready" if conn else "down",
             "node_id": str(conn.node_id) if conn else None,
             "in_flight": conn.in_flight if conn else 0,
+            "queued": conn.queued if conn else 0,
+            "bytes_in_flight": conn.bytes_in_flight if conn else 0,
         })
     return rows
 

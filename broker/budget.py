@@ -12,8 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from protocol import OpCode
+
 #: Requests at least this large are counted one by one while in flight.
 TRACKED_BYTES = 1024
+
+#: Requests whose answers carry values: their size is learned (see ReplySizes).
+VALUE_ANSWERS = frozenset({
+    OpCode.CACHE_GET, OpCode.CACHE_GET_ALL, OpCode.CACHE_GET_AND_PUT,
+    OpCode.CACHE_GET_AND_REMOVE, OpCode.CACHE_GET_AND_REPLACE,
+    OpCode.CACHE_GET_AND_PUT_IF_ABSENT, OpCode.QUERY_SCAN, OpCode.QUERY_SCAN_CURSOR_GET_PAGE,
+    OpCode.QUERY_SQL, OpCode.QUERY_SQL_CURSOR_GET_PAGE, OpCode.QUERY_SQL_FIELDS,
+    OpCode.QUERY_SQL_FIELDS_CURSOR_GET_PAGE})
 
 
 class MemoryBudget:
@@ -101,3 +111,37 @@ class MemoryBudget:
             waiters, self._waiters = self._waiters, {}
             for wake in waiters.values():
                 wake()
+
+
+class ReplySizes:
+    """The size of answer to expect for a request, learned per (op, cache) as a slowly
+    decaying maximum of the answers seen; a pessimistic guess until the first answer.
+    Only ops whose answers carry values are estimated (others cost their body)."""
+
+    __slots__ = ("_sizes", "cold_guess")
+
+    #: Remember at most this many (op, cache) pairs.
+    MAX_KEYS = 4096
+
+    def __init__(self, cold_guess: int = 1024 * 1024) -> None:
+        self.cold_guess = cold_guess
+        self._sizes: dict[tuple[int, int | None], int] = {}
+
+    def expect(self, op: int, cache_id: int | None) -> int:
+        if op not in VALUE_ANSWERS:
+            return 0
+        return self._sizes.get((op, cache_id), self.cold_guess)
+
+    def seen(self, op: int, cache_id: int | None, size: int) -> None:
+        if op not in VALUE_ANSWERS:
+            return
+        key = (op, cache_id)
+        known = self._sizes.get(key)
+        if known is None:
+            if len(self._sizes) >= self.MAX_KEYS:
+                self._sizes.clear()
+            self._sizes[key] = size
+        elif size >= known:
+            self._sizes[key] = size
+        else:  # decay: a big answer stops counting after ~100 small ones
+            self._sizes[key] = max(size, known - (known >> 5))

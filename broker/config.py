@@ -102,6 +102,10 @@ SETTINGS: tuple[Setting, ...] = (
             "it stream workers are read no further and ZeroMQ workers get 'overloaded'"),
     Setting("limits.worker_memory", int, 32 * 1024 * 1024, True,
             "one worker's share of limits.memory_budget (at least limits.max_request_bytes)"),
+    Setting("limits.node_bytes_in_flight", int, 32 * 1024 * 1024, True,
+            "bytes one node connection may have in flight (request bodies plus the answers "
+            "expected, learned per cache): beyond it requests wait in the broker, in order, "
+            "so that many big answers at once cannot exhaust a node's heap"),
     Setting("limits.max_workers", int, 4096, True,
             "unix:// connections and ZeroMQ workers served at once; more are refused"),
     Setting("limits.stalled_request_timeout", float, 10.0, True,
@@ -214,7 +218,7 @@ def _validate(values: dict[str, Any]) -> None:
     if values["log.format"] not in ("console", "json"):
         raise ConfigError("log.format must be console or json")
     for name in ("limits.memory_budget", "limits.worker_memory", "limits.max_workers",
-                 "limits.max_request_bytes"):
+                 "limits.max_request_bytes", "limits.node_bytes_in_flight"):
         if values[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
     if values["limits.worker_memory"] < values["limits.max_request_bytes"] + 4:

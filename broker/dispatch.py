@@ -29,7 +29,7 @@ from .errors import (
     brief,
     clip,
 )
-from .nodeconn import ConnectionLost, NodeConnection, Outcome
+from .nodeconn import ConnectionLost, NodeConnection, NotSent, Outcome
 from .pool import NodePool
 from .registry import BinaryTypes
 from .workers import Transaction, Worker, Workers
@@ -356,7 +356,7 @@ class Dispatcher:
         call.attempts += 1
         call.dispatcher = self
         try:
-            conn.send(call.op, call.body, call.settle, call.deadline)
+            conn.send(call.op, call.body, call.settle, call.deadline, cache_id=call.route_cache)
         except ConnectionLost as exc:  # nothing was written: safe to try elsewhere
             if call.pinned is None and call.attempts < 4 and _monotonic() < call.deadline:
                 self.call(call)
@@ -384,6 +384,12 @@ class Dispatcher:
             return
         if isinstance(outcome, DeadlineExceeded):
             call.fail(outcome)
+            return
+        if isinstance(outcome, NotSent):  # it waited in the broker: safe to try elsewhere
+            if call.pinned is None and call.attempts < 4 and _monotonic() < call.deadline:
+                self.call(call)
+            else:
+                call.fail(ClusterUnavailable(str(outcome), maybe_applied=False))
             return
         retry = (call.idempotent and call.pinned is None and call.attempts < 4
                  and _monotonic() < call.deadline)

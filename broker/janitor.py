@@ -109,7 +109,7 @@ class Janitor:
         op = OpCode.HEARTBEAT if _FEATURE_HEARTBEAT in conn.features else OpCode.CACHE_GET_NAMES
         body = cluster.heartbeat() if op == OpCode.HEARTBEAT else b""
         conn.heartbeat_in_flight = True
-        conn.send(op, body, answered, deadline=now + self.heartbeat_timeout)
+        conn.send(op, body, answered, deadline=now + self.heartbeat_timeout, urgent=True)
 
     def release(self, worker: Worker, reason: str) -> None:
         """Roll back the worker's transactions and close its cursors on their connections."""

@@ -138,6 +138,7 @@ class Broker:
             max_backoff=cfg.cluster_reconnect_max_backoff,
             heartbeat_interval=cfg.cluster_heartbeat_interval,
             node_warmup=cfg.cluster_node_warmup,
+            node_byte_budget=cfg.limits_node_bytes_in_flight,
         )
         await self.pool.start(wait=cfg.cluster_connect_timeout)
         context = zmq.Context()
@@ -247,6 +248,10 @@ class Broker:
             self.janitor.stalled_timeout = self.cfg.limits_stalled_request_timeout
         if self.pool is not None:
             self.pool.node_warmup = self.cfg.cluster_node_warmup
+            self.pool.node_byte_budget = self.cfg.limits_node_bytes_in_flight
+            self.pool.reply_sizes.cold_guess = max(self.cfg.limits_node_bytes_in_flight // 16, 1)
+            for conn in self.pool.ready:
+                conn.byte_budget = self.cfg.limits_node_bytes_in_flight
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
         sd_notify("READY=1")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -24,6 +25,7 @@ from protocol import (
 )
 
 from . import log
+from .budget import ReplySizes
 from .errors import ConnectError, DeadlineExceeded
 
 #: What a caller gets back: the node's Response or ErrorResponse, or the exception that ended
@@ -37,6 +39,11 @@ _callback_log = log.Throttle()
 
 class ConnectionLost(ConnectError):
     """The connection closed while the request was in flight: a write may have been applied."""
+
+
+class NotSent(ConnectionLost):
+    """The connection closed while the request still waited in the broker for room on it:
+    nothing of it reached the node."""
 
 
 class WriteBatch:
@@ -73,11 +80,21 @@ class NodeConnection(asyncio.Protocol):
         on_topology: Callable[[NodeConnection, tuple[int, int]], None] | None = None,
         batch: WriteBatch | None = None,
         replies: WriteBatch | None = None,
+        byte_budget: int = 1 << 62,
+        reply_sizes: ReplySizes | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._proto = ClientConnection(config)
-        self._pending: dict[int, tuple[Callback, float]] = {}  # id -> (callback, deadline)
+        # id -> (callback, deadline, cost in bytes, op, cache id)
+        self._pending: dict[int, tuple[Callback, float, int, OpCode, int | None]] = {}
+        # Requests waiting for room under byte_budget: (op, body, callback, deadline, cache).
+        self._queued: deque[tuple[OpCode, bytes, Callback, float, int | None]] = deque()
+        self.reply_sizes = reply_sizes or ReplySizes()
+        #: Bytes a node may be asked to hold for us at once: request bodies plus the answers
+        #: expected for them (a node that builds too many big answers at once runs out of heap).
+        self.byte_budget = byte_budget
+        self.bytes_in_flight = 0
         self._transport: asyncio.Transport | None = None
         self._handshake: asyncio.Future[HandshakeAccepted] | None = None
         self._outbuf: list[bytes] = []
@@ -106,6 +123,10 @@ class NodeConnection(asyncio.Protocol):
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
 
     @property
     def version(self) -> Any:
@@ -149,13 +170,32 @@ class NodeConnection(asyncio.Protocol):
     # -- requests -----------------------------------------------------------------------------
 
     def send(self, op: OpCode, body: bytes, callback: Callback,
-             deadline: float = float("inf")) -> int:
-        """Queue a request; ``callback`` runs exactly once with the outcome (the answer, the
-        connection's loss, or DeadlineExceeded once ``deadline`` (monotonic) has passed)."""
+             deadline: float = float("inf"), *, cache_id: int | None = None,
+             urgent: bool = False) -> None:
+        """Send a request; ``callback`` runs exactly once with the outcome (the answer, the
+        connection's loss, or DeadlineExceeded once ``deadline`` (monotonic) has passed).
+
+        A request costs its body plus the answer expected for (op, ``cache_id``); one that
+        would take the bytes in flight over ``byte_budget`` waits in the broker, in order,
+        until answers make room (one always goes when nothing is in flight).  ``urgent``
+        ones (heartbeats) never wait."""
         if self._transport is None or self.closed_reason is not None:
             raise ConnectionLost(f"{self.host}:{self.port}: connection is closed")
+        if not urgent and (self._queued or (self._pending and not self._fits(op, body, cache_id))):
+            self._queued.append((op, body, callback, deadline, cache_id))
+            return
+        self._write_request(op, body, callback, deadline, cache_id)
+
+    def _fits(self, op: OpCode, body: bytes, cache_id: int | None) -> bool:
+        cost = len(body) + self.reply_sizes.expect(op, cache_id)
+        return self.bytes_in_flight + cost <= self.byte_budget
+
+    def _write_request(self, op: OpCode, body: bytes, callback: Callback, deadline: float,
+                       cache_id: int | None) -> None:
+        cost = len(body) + self.reply_sizes.expect(op, cache_id)
         request_id, data = self._proto.send_request(op, body)
-        self._pending[request_id] = (callback, deadline)
+        self._pending[request_id] = (callback, deadline, cost, op, cache_id)
+        self.bytes_in_flight += cost
         outbuf = self._outbuf
         if not outbuf:
             batch = self._batch
@@ -164,7 +204,16 @@ class NodeConnection(asyncio.Protocol):
             else:
                 asyncio.get_running_loop().call_soon(self.flush)
         outbuf.append(data)
-        return request_id
+
+    def _send_queued(self) -> None:
+        """Answers made room: send what waited, in order, while it fits."""
+        queued = self._queued
+        while queued:
+            op, body, _, _, cache_id = queued[0]
+            if self._pending and not self._fits(op, body, cache_id):
+                return
+            op, body, callback, deadline, cache_id = queued.popleft()
+            self._write_request(op, body, callback, deadline, cache_id)
 
     async def request(self, op: OpCode, body: bytes) -> Response | ErrorResponse:
         loop = asyncio.get_running_loop()
@@ -200,11 +249,16 @@ class NodeConnection(asyncio.Protocol):
                         self._on_topology(self, event.affinity_version)
                     pending = self._pending.pop(event.request_id, None)
                     if pending is not None:  # None: the caller gave up (deadline) before
+                        self.bytes_in_flight -= pending[2]
+                        if kind is Response:
+                            self.reply_sizes.seen(pending[3], pending[4], len(event.body))
                         self._settle(pending[0], event)
                     continue
                 self._handle(event)
                 if kind is ConnectionClosed:  # repeats forever, like h11's
                     break
+            if self._queued and self.closed_reason is None:
+                self._send_queued()
         except ProtocolError as exc:
             self.close(f"protocol error from node: {exc}")
         finally:
@@ -249,12 +303,27 @@ class NodeConnection(asyncio.Protocol):
 
     def expire(self, now: float) -> int:
         """Fail the requests whose deadline passed (a late answer is then dropped)."""
-        late = [rid for rid, (_, deadline) in self._pending.items() if deadline < now]
+        late = [rid for rid, pending in self._pending.items() if pending[1] < now]
         for rid in late:
-            callback, _ = self._pending.pop(rid)
+            callback, _, cost, _, _ = self._pending.pop(rid)
+            self.bytes_in_flight -= cost
             self._settle(callback, DeadlineExceeded(
                 f"{self.host}:{self.port} did not answer before the request's deadline"))
+        if self._queued:
+            self._expire_queued(now)
+            if self.closed_reason is None:
+                self._send_queued()
         return len(late)
+
+    def _expire_queued(self, now: float) -> None:
+        waiting = [q for q in self._queued if q[3] < now]
+        if not waiting:
+            return
+        self._queued = deque(q for q in self._queued if q[3] >= now)
+        for _, _, callback, _, _ in waiting:
+            self._settle(callback, DeadlineExceeded(
+                "the request's deadline passed while it waited for room on the node "
+                "connection (it was not sent)"))
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -283,7 +352,12 @@ class NodeConnection(asyncio.Protocol):
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(error)
         pending, self._pending = self._pending, {}
-        for callback, _ in pending.values():
+        queued, self._queued = self._queued, deque()
+        self.bytes_in_flight = 0
+        for callback, *_ in pending.values():
             self._settle(callback, error)
+        not_sent = NotSent(f"{self.host}:{self.port}: {reason} (the request was not sent)")
+        for _, _, callback, _, _ in queued:
+            self._settle(callback, not_sent)
         if self._on_lost is not None:
             self._on_lost(self, reason)

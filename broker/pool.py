@@ -11,6 +11,7 @@ from collections.abc import Callable
 from protocol import ConnectionConfig, OpCode, Response, cluster
 
 from . import log
+from .budget import ReplySizes
 from .errors import ClusterUnavailable, ConnectError
 from .nodeconn import NodeConnection, WriteBatch
 from .topology import Topology
@@ -34,6 +35,7 @@ class NodePool:
         max_backoff: float = 5.0,
         heartbeat_interval: float = 5.0,
         node_warmup: float = 2.0,
+        node_byte_budget: int = 32 * 1024 * 1024,
     ) -> None:
         self.addresses = addresses
         self._protocol_config = protocol_config
@@ -43,6 +45,9 @@ class NodePool:
         self._max_backoff = max_backoff
         self.heartbeat_interval = heartbeat_interval
         self.node_warmup = node_warmup
+        self.node_byte_budget = node_byte_budget  # per connection, see NodeConnection.send
+        # answer sizes learned on every connection; a cold guess lets 16 unknown ones at once
+        self.reply_sizes = ReplySizes(cold_guess=max(node_byte_budget // 16, 1))
         self.ready: list[NodeConnection] = []
         self.by_node: dict[object, list[NodeConnection]] = {}  # node UUID -> ready connections
         self.topology = Topology(self)
@@ -120,7 +125,8 @@ class NodePool:
         while True:
             conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost,
                                   on_topology=self.topology.on_topology, batch=self.batch,
-                                  replies=self.replies)
+                                  replies=self.replies, byte_budget=self.node_byte_budget,
+                                  reply_sizes=self.reply_sizes)
             try:
                 accepted = await conn.open(self._ssl, self._connect_timeout)
             except ConnectError as exc:

@@ -17,7 +17,7 @@ from broker.devcluster import DevCluster
 # Session-scoped real Ignite server nodes (one JVM each) on 127.0.0.1. Each fixture yields a
 # started broker.devcluster.DevCluster: `.addresses` [(host, port)], `.ssl_files`,
 # `.credentials`, `.client_ssl_context()`, `.handshake(idx)`, `.kill_node(idx)`,
-# `.start_node(idx)`. Base ports (thin client = base + idx) are 10800/10810/10820/10830,
+# `.start_node(idx)`. Base ports (thin client = base + idx) are 10800/10810/10820/10830/10840,
 # shifted by $IGNITE_BROKER_TEST_BASE_PORT - 10800 when that is set.
 # Teardown always runs (try/finally); an atexit hook is the safety net for odd exits.
 # =============================================================================================
@@ -74,6 +74,13 @@ def ignite_ssl() -> Iterator[DevCluster]:
 def ignite_auth() -> Iterator[DevCluster]:
     """One node with authentication on (user ignite / password ignite) (10830)."""
     with _dev_cluster(1, 30, auth=True) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def ignite_expendable() -> Iterator[DevCluster]:
+    """One plain node of its own for a test module that tries to halt it (10840)."""
+    with _dev_cluster(1, 40) as cluster:
         yield cluster
 
 
