@@ -107,7 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
             "expected, learned per cache): beyond it requests wait in the broker, in order, "
             "so that many big answers at once cannot exhaust a node's heap"),
     Setting("limits.max_workers", int, 4096, True,
-            "unix:// connections and ZeroMQ workers served at once; more are refused"),
+            "workers served at once (unix:// connections and ZeroMQ sockets): a new "
+            "connection beyond it is closed, a new ZeroMQ socket's requests get 'overloaded'"),
     Setting("limits.stalled_request_timeout", float, 10.0, True,
             "seconds a unix:// worker may leave a request half sent before its connection "
             "is closed (what it holds is freed)"),

@@ -221,7 +221,11 @@ class Dispatcher:
     def dispatch(self, identity: bytes, request: Request,
                  send_reply: Callable[[int, int, Any], None]) -> None:
         now = _monotonic()
-        worker = self.workers.seen(identity, now)
+        try:
+            worker = self.workers.seen(identity, now)
+        except Overloaded as exc:
+            send_reply(request.request_id, exc.status, error_of(exc))
+            return
         reply = _Exchange(self, worker, request.request_id, send_reply).reply
         worker.in_flight += 1
         self.in_flight += 1

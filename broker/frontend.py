@@ -79,10 +79,11 @@ class Frontend:
         self._sock = context.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        # Per peer: replies held for a worker that does not read them, and requests libzmq
-        # holds before the broker reads them (beyond that the worker's sends wait).
-        self._sock.setsockopt(zmq.SNDHWM, max(stream_window, 64))
-        self._sock.setsockopt(zmq.RCVHWM, max(stream_window, 64))
+        # Per peer: replies held for a worker that does not read them (refusals included),
+        # and requests libzmq holds before the broker reads them (beyond, the worker waits).
+        hwm = max(2 * stream_window, 1000)
+        self._sock.setsockopt(zmq.SNDHWM, hwm)
+        self._sock.setsockopt(zmq.RCVHWM, hwm)
         # libzmq cuts a peer whose single frame exceeds this; below it we answer TOO_LARGE.
         self._sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes * 4)
         self._listeners: list[socket.socket] = []

@@ -142,7 +142,7 @@ class Broker:
         )
         await self.pool.start(wait=cfg.cluster_connect_timeout)
         context = zmq.Context()
-        self.workers = Workers()
+        self.workers = Workers(max_workers=cfg.limits_max_workers)
         limits = Limits(max_in_flight_per_worker=cfg.limits_max_in_flight_per_worker,
                         max_in_flight_total=cfg.limits_max_in_flight_total,
                         default_timeout=cfg.limits_request_timeout,
@@ -242,6 +242,8 @@ class Broker:
             self.frontend.budget.total = self.cfg.limits_memory_budget
             self.frontend.budget.per_worker = self.cfg.limits_worker_memory
             self.frontend.max_workers = self.cfg.limits_max_workers
+            if self.workers is not None:
+                self.workers.max_workers = self.cfg.limits_max_workers
         if self.janitor is not None:
             self.janitor.liveness = self.cfg.limits_worker_liveness
             self.janitor.heartbeat_timeout = self.cfg.cluster_heartbeat_timeout

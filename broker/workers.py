@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .errors import Overloaded
 from .nodeconn import NodeConnection
 
 SESSION_BYTES = 16
@@ -64,7 +65,8 @@ def session_of(identity: bytes) -> bytes:
 class Workers:
     """The registry of workers and sessions; no I/O here (the janitor and dispatcher act)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_workers: int = 1 << 62) -> None:
+        self.max_workers = max_workers
         self._workers: dict[bytes, Worker] = {}
         self._last_seen: dict[bytes, float] = {}  # session -> monotonic time
         self._handles = itertools.count(1)
@@ -76,9 +78,13 @@ class Workers:
         return iter(list(self._workers.values()))
 
     def seen(self, identity: bytes, now: float) -> Worker:
-        """The worker for ``identity`` (created on first sight), marked alive at ``now``."""
+        """The worker for ``identity`` (created on first sight), marked alive at ``now``;
+        Overloaded for a new one beyond ``max_workers``."""
         worker = self._workers.get(identity)
         if worker is None:
+            if len(self._workers) >= self.max_workers:
+                raise Overloaded(f"the broker serves {len(self._workers)} workers already "
+                                 "(limits.max_workers)")
             worker = self._workers[identity] = Worker(identity, session_of(identity))
         self._last_seen[worker.session] = now
         return worker
