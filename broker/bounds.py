@@ -138,7 +138,7 @@ def count(items: list[Any], name: str, limits: Any) -> list[Any]:
     high = bound.limit(limits)
     if len(items) > high:
         raise BadRequest(f"argument {name!r} has {len(items)} items: at most {high} "
-                         f"({bound.why})")
+                         f"{bound.why}")
     return items
 
 
