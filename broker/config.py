@@ -102,7 +102,7 @@ SETTINGS: tuple[Setting, ...] = (
             "for more gets pages of this size (a huge page makes a node run out of heap)"),
     Setting("limits.max_keys_per_request", int, 100_000, False,
             "keys or pairs in one get_all/put_all/remove_keys/... request; more is refused"),
-    Setting("limits.max_transactions_per_worker", int, 16, False,
+    Setting("limits.max_transactions_per_worker", int, 32, False,
             "open transactions one worker may hold; beyond, tx_start gets 'overloaded'"),
     Setting("limits.max_cursors_per_worker", int, 32, False,
             "open query cursors one worker may hold; beyond, sql/scan get 'overloaded'"),

@@ -53,7 +53,7 @@ class Limits:
     # bounds on what a worker may ask of a node (broker/bounds.py)
     max_page_size: int = 10_000
     max_keys_per_request: int = 100_000
-    max_transactions_per_worker: int = 16
+    max_transactions_per_worker: int = 32
     max_cursors_per_worker: int = 32
     node_max_active_tx_per_connection: int = 100  # Ignite's ThinClientConfiguration default
     node_max_open_cursors_per_connection: int = 128  # Ignite's ClientConnectorConfiguration

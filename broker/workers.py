@@ -79,10 +79,10 @@ class Pinned(dict[int, T]):
             self._drop(item.conn)
         super().clear()
 
-    def popitem(self) -> Any:  # type: ignore[override]
-        raise TypeError("Pinned tables change one handle at a time")
+    def _one_at_a_time(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a Pinned table changes one handle at a time (set, del, pop, clear)")
 
-    setdefault = update = popitem  # type: ignore[assignment]
+    popitem = setdefault = update = _one_at_a_time  # type: ignore[assignment]
 
     @property
     def count(self) -> int:
