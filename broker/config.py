@@ -97,6 +97,21 @@ SETTINGS: tuple[Setting, ...] = (
             "requests the whole broker may have in flight before workers get 'overloaded'"),
     Setting("limits.max_request_bytes", int, DEFAULT_MAX_REQUEST_BYTES, True,
             "largest request frame accepted from a worker"),
+    Setting("limits.max_page_size", int, 10_000, False,
+            "rows per query page a node is asked for (sql, scan, select_row); a worker asking "
+            "for more gets pages of this size (a huge page makes a node run out of heap)"),
+    Setting("limits.max_keys_per_request", int, 100_000, False,
+            "keys or pairs in one get_all/put_all/remove_keys/... request; more is refused"),
+    Setting("limits.max_transactions_per_worker", int, 32, False,
+            "open transactions one worker may hold; beyond, tx_start gets 'overloaded'"),
+    Setting("limits.max_cursors_per_worker", int, 32, False,
+            "open query cursors one worker may hold; beyond, sql/scan get 'overloaded'"),
+    Setting("limits.node_max_active_tx_per_connection", int, 100, False,
+            "the nodes' ThinClientConfiguration.maxActiveTxPerConnection: the broker spreads "
+            "transactions over its node connections to stay below it"),
+    Setting("limits.node_max_open_cursors_per_connection", int, 128, False,
+            "the nodes' ClientConnectorConfiguration.maxOpenCursorsPerConnection: the broker "
+            "spreads cursors over its node connections to stay below it"),
     Setting("limits.memory_budget", int, 256 * 1024 * 1024, True,
             "bytes of worker requests the broker holds at once (read but unanswered): beyond "
             "it stream workers are read no further and ZeroMQ workers get 'overloaded'"),
@@ -118,6 +133,12 @@ SETTINGS: tuple[Setting, ...] = (
 # fmt: on
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+_AT_LEAST_ONE = ("limits.max_page_size", "limits.max_keys_per_request",
+                 "limits.max_transactions_per_worker", "limits.max_cursors_per_worker",
+                 "limits.node_max_active_tx_per_connection",
+                 "limits.node_max_open_cursors_per_connection", "limits.memory_budget",
+                 "limits.worker_memory", "limits.max_workers", "limits.max_request_bytes",
+                 "limits.node_bytes_in_flight")
 
 
 class Config:
@@ -212,16 +233,15 @@ def _validate(values: dict[str, Any]) -> None:
             raise ConfigError(f"endpoint {endpoint!r} must start with ipc://, tcp:// or unix://")
     if values["cluster.connections_per_node"] < 1:
         raise ConfigError("cluster.connections_per_node must be at least 1")
+    for name in _AT_LEAST_ONE:
+        if values[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
     if values["log.level"] not in ("debug", "info", "warning", "error"):
         raise ConfigError("log.level must be debug, info, warning or error")
     if values["broker.event_loop"] not in ("auto", "uvloop", "asyncio"):
         raise ConfigError("broker.event_loop must be auto, uvloop or asyncio")
     if values["log.format"] not in ("console", "json"):
         raise ConfigError("log.format must be console or json")
-    for name in ("limits.memory_budget", "limits.worker_memory", "limits.max_workers",
-                 "limits.max_request_bytes", "limits.node_bytes_in_flight"):
-        if values[name] < 1:
-            raise ConfigError(f"{name} must be at least 1")
     if values["limits.worker_memory"] < values["limits.max_request_bytes"] + 4:
         raise ConfigError("limits.worker_memory must exceed limits.max_request_bytes "
                           "(a worker's share must hold its largest request)")

@@ -50,6 +50,13 @@ class Limits:
     default_timeout: float = 30.0
     queue_wait: float = 5.0  # how long a request waits for a node while none is reachable
     coalesce_reads: bool = False  # identical concurrent reads share one cluster request
+    # bounds on what a worker may ask of a node (broker/bounds.py)
+    max_page_size: int = 10_000
+    max_keys_per_request: int = 100_000
+    max_transactions_per_worker: int = 32
+    max_cursors_per_worker: int = 32
+    node_max_active_tx_per_connection: int = 100  # Ignite's ThinClientConfiguration default
+    node_max_open_cursors_per_connection: int = 128  # Ignite's ClientConnectorConfiguration
 
 
 class Call:

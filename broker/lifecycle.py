@@ -31,6 +31,7 @@ from protocol.ipc import IPC_VERSION
 
 from . import __version__, log
 from .admin import AdminServer
+from .bounds import BOUND_SETTINGS
 from .budget import MemoryBudget
 from .config import SETTINGS, Config, admin_endpoint, load, parse_address
 from .dispatch import Dispatcher, Limits
@@ -147,7 +148,8 @@ class Broker:
                         max_in_flight_total=cfg.limits_max_in_flight_total,
                         default_timeout=cfg.limits_request_timeout,
                         queue_wait=cfg.limits_queue_wait,
-                        coalesce_reads=cfg.limits_coalesce_reads)
+                        coalesce_reads=cfg.limits_coalesce_reads,
+                        **{name: cfg.get(f"limits.{name}") for name in BOUND_SETTINGS})
         dispatcher = self.dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
         self.janitor = Janitor(self.pool, self.workers, dispatcher,
                                liveness=cfg.limits_worker_liveness,

@@ -12,6 +12,7 @@ from protocol.binary import metadata
 from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status
 
+from . import bounds
 from .dispatch import Dispatcher, ReplyFn, arg, error_of, simple_call
 from .errors import BadRequest, BrokerError
 from .registry import UnknownType
@@ -57,10 +58,12 @@ def _create(dispatcher: Dispatcher, request: Request, reply: ReplyFn, *, or_get:
     """By name, or by a configuration map {property code: value} (pyignite's prop_codes)."""
     settings = request.args.get("name", request.args.get("config"))
     if isinstance(settings, str):
+        bounds.text(settings, "name", "cache_name")
         op = OpCode.CACHE_GET_OR_CREATE_WITH_NAME if or_get else OpCode.CACHE_CREATE_WITH_NAME
         build = ops.cache_get_or_create_with_name if or_get else ops.cache_create_with_name
         body = build(settings)
     elif isinstance(settings, dict) and isinstance(settings.get(_PROP_NAME), str):
+        bounds.cache_config(settings)
         op = (OpCode.CACHE_GET_OR_CREATE_WITH_CONFIGURATION if or_get
               else OpCode.CACHE_CREATE_WITH_CONFIGURATION)
         version = dispatcher.pool.pick().version
@@ -126,15 +129,16 @@ def _cluster_get_state(dispatcher: Dispatcher, worker: Worker, request: Request,
 
 def _cluster_set_state(dispatcher: Dispatcher, worker: Worker, request: Request,
                        reply: ReplyFn) -> None:
+    state = bounds.member(request.args, "state", cluster.ClusterState, None)
     conn = dispatcher.pool.pick()
-    body = cluster.cluster_change_state(arg(request.args, "state", int), features=conn.features)
+    body = cluster.cluster_change_state(state, features=conn.features)
     simple_call(dispatcher, request, reply, OpCode.CLUSTER_CHANGE_STATE, body, ops.parse_empty,
                 idempotent=True, pinned=conn)
 
 
 def _cluster_wal(dispatcher: Dispatcher, worker: Worker, request: Request,
                  reply: ReplyFn) -> None:
-    name = arg(request.args, "cache", str)
+    name = bounds.text(arg(request.args, "cache", str), "cache", "cache_name")
     enable = arg(request.args, "enable", (bool, type(None)), None)
     if enable is None:
         simple_call(dispatcher, request, reply, OpCode.CLUSTER_GET_WAL_STATE,
@@ -162,7 +166,10 @@ def _binary_type_get(dispatcher: Dispatcher, worker: Worker, request: Request,
                      reply: ReplyFn) -> None:
     """The type by name or id, from the broker's registry or, once, from the cluster."""
     wanted = arg(request.args, "type", (str, int))
-    tid = hashing.type_id(wanted) if isinstance(wanted, str) else wanted
+    if isinstance(wanted, str):
+        tid = hashing.type_id(bounds.text(wanted, "type"))
+    else:
+        tid = bounds.check(wanted, "type_id", None, "type")
     registry = dispatcher.types.registry
     if registry.get(tid) is not None:
         reply(Status.OK, _binary_type_map(registry.get(tid)))
@@ -182,17 +189,23 @@ def _binary_type_put(dispatcher: Dispatcher, worker: Worker, request: Request,
     """Register a type (pyignite's put_binary_type): fields [[name, type code]] or, for an
     enum, literals [[name, ordinal]]."""
     args = request.args
-    name = arg(args, "type_name", str)
-    schema = arg(args, "schema", list, [])
+    name = bounds.text(arg(args, "type_name", str), "type_name")
+    schema = bounds.count(arg(args, "schema", list, []), "schema", dispatcher.limits)
     if not all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str)
-               and isinstance(f[1], int) for f in schema):
+               and isinstance(f[1], int) and not isinstance(f[1], bool) for f in schema):
         raise BadRequest("schema must be a list of [name, int] pairs")
+    for field_name, _ in schema:
+        bounds.text(field_name, "schema")
     if arg(args, "is_enum", bool, False):
+        for _, ordinal in schema:
+            bounds.check(ordinal, "enum_ordinal", None, "schema")
         bt = metadata.enum_type(name, {literal: ordinal for literal, ordinal in schema})
     else:
-        bt = metadata.object_type(
-            name, [(f, code) for f, code in schema],
-            affinity_key_field=arg(args, "affinity_key_field", (str, type(None)), None))
+        bounds.members((code for _, code in schema), "schema", bounds.FIELD_TYPE_CODES)
+        affinity = bounds.text(arg(args, "affinity_key_field", (str, type(None)), None),
+                               "affinity_key_field")
+        bt = metadata.object_type(name, [(f, code) for f, code in schema],
+                                  affinity_key_field=affinity)
 
     def registered(error: BrokerError | None) -> None:
         if error is not None:

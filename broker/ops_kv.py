@@ -9,8 +9,8 @@ from typing import Any
 from protocol import OpCode, ops
 from protocol.ipc import Request
 
+from . import bounds
 from .dispatch import Dispatcher, ReplyFn, arg, simple_call
-from .errors import BadRequest
 from .workers import Worker
 
 
@@ -79,25 +79,23 @@ KEY_VALUE_OPS: dict[str, KeyValueOp] = {
 
 _LISTS = {"keys", "pairs", "peek_modes"}
 _MISSING = object()
+#: CachePeekMode ordinals, from the protocol's PeekMode.
+_PEEK_MODES = frozenset(v for k, v in vars(ops.PeekMode).items() if k.isupper())
 
 
-def _expiry(args: dict[str, Any]) -> tuple[int, int, int] | None:
-    expiry = args.get("expiry")
-    if expiry is None:
-        return None
-    if (not isinstance(expiry, list) or len(expiry) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in expiry)):
-        raise BadRequest("expiry must be [create_ms, update_ms, access_ms]")
-    return expiry[0], expiry[1], expiry[2]
-
-
-def _take(args: dict[str, Any], params: tuple[tuple[str, type], ...]) -> list[Any]:
-    """The values of ``params`` (name, kind) from a request's args, checked like ``arg``."""
+def _take(args: dict[str, Any], params: tuple[tuple[str, type], ...],
+          limits: Any) -> list[Any]:
+    """The values of ``params`` (name, kind) from a request's args, checked like ``arg``;
+    lists within their bounds (broker/bounds.py)."""
     values = []
     for name, kind in params:
         value = args.get(name, _MISSING)
         if value is _MISSING or (kind is list and type(value) is not list):
             value = arg(args, name, kind)  # the BadRequest, or a list subclass
+        if kind is list:
+            bounds.count(value, name, limits)
+            if name == "peek_modes":
+                bounds.members(value, name, _PEEK_MODES)
         values.append(value)
     return values
 
@@ -110,9 +108,9 @@ def _handler(spec: KeyValueOp) -> Callable[[Dispatcher, Worker, Request, ReplyFn
     def handle(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
         args = request.args
         cid = dispatcher.cache_id(args)
-        values = _take(args, params)
+        values = _take(args, params, dispatcher.limits)
         tx = None if args.get("tx") is None else dispatcher.transaction(worker, args)
-        expiry = None if args.get("expiry") is None else _expiry(args)
+        expiry = None if args.get("expiry") is None else bounds.expiry(args["expiry"])
         codec = dispatcher.codec
         if tx is None and expiry is None:  # the common case: no options to pass
             body = build(cid, *values, ctx=codec) if spec.takes_values else build(cid, *values)

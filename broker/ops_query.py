@@ -10,33 +10,78 @@ from protocol import OpCode, Response, queries, tx
 from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status
 
+from . import bounds
 from .dispatch import Call, Dispatcher, ReplyFn, arg, error_of
-from .errors import BadRequest, BrokerError
+from .errors import BadRequest, BrokerError, Overloaded
 from .nodeconn import NodeConnection
-from .workers import Cursor, Transaction, Worker
+from .workers import Cursor, Pinned, Transaction, Worker
 
 
 def _pinned_call(dispatcher: Dispatcher, request: Request, reply: ReplyFn, conn: NodeConnection,
                  op: OpCode, body: bytes, on_result: Callable[[Response], Any],
-                 pending_types: list[BinaryType] | None = None) -> None:
-    """One request on ``conn``; ``on_result`` returns the reply payload."""
+                 pending_types: list[BinaryType] | None = None,
+                 release: Callable[[], None] | None = None) -> None:
+    """One request on ``conn``; ``on_result`` returns the reply payload.  ``release`` un-counts
+    the transaction or cursor the request opens when it fails (on_result calls it on success)."""
 
     def ok(response: Response) -> None:
         reply(Status.OK, on_result(response))
 
     def failed(exc: BrokerError) -> None:
+        if release is not None:
+            release()
         reply(exc.status, error_of(exc))
 
     dispatcher.call(Call(op, body, False, dispatcher.deadline(request), ok, failed, pinned=conn,
                          pending_types=pending_types))
 
 
+# -- per-worker caps and per-connection limits -------------------------------------------------
+
+# (what, the worker's cap, Ignite's per-connection limit): names of Limits fields / settings
+_TRANSACTIONS = ("transactions", "max_transactions_per_worker",
+                 "node_max_active_tx_per_connection")
+_CURSORS = ("cursors", "max_cursors_per_worker", "node_max_open_cursors_per_connection")
+
+
+def _room(limit: int) -> int:
+    """How many a node connection may hold before the next goes to another: 90% of Ignite's
+    limit, the rest absorbing ends and closes the node has not processed yet."""
+    return max(1, limit - max(1, limit // 10))
+
+
+def _connection_for(dispatcher: Dispatcher, table: Pinned[Any], kind: tuple[str, str, str],
+                    conn: NodeConnection | None = None) -> NodeConnection:
+    """A connection to open one more transaction or cursor on (``conn`` when the request is
+    pinned to one), within the worker's cap and below Ignite's per-connection limit."""
+    what, cap_name, node_name = kind
+    limits = dispatcher.limits
+    cap = getattr(limits, cap_name)
+    if table.count >= cap and (not table.drop_lost() or table.count >= cap):
+        raise Overloaded(f"this worker holds {table.count} open {what}, its limit "
+                         f"(limits.{cap_name} = {cap}): end or close some first")
+    node_limit = getattr(limits, node_name)
+    room = _room(node_limit)
+    if conn is None:
+        chosen = dispatcher.pool.pick_below(table.held, room)
+    else:
+        chosen = conn if table.held.get(conn, 0) < room else None
+    if chosen is None:
+        where = "the transaction's node connection holds" if conn else (
+            "every node connection holds")
+        raise Overloaded(f"{where} {room} open {what} for the broker's workers, near Ignite's "
+                         f"limit of {node_limit} per connection (limits.{node_name}); "
+                         f"retry when some are closed")
+    return chosen
+
+
 def _query_connection(dispatcher: Dispatcher, worker: Worker,
                       args: dict[str, Any]) -> tuple[NodeConnection, int | None]:
+    """The connection a query's cursor opens on: its transaction's, or one with room."""
     transaction = dispatcher.transaction(worker, args)
-    if transaction is not None:
-        return transaction.conn, transaction.tx_id
-    return dispatcher.pool.pick(), None
+    pinned = transaction.conn if transaction is not None else None
+    conn = _connection_for(dispatcher, worker.cursors, _CURSORS, pinned)
+    return conn, transaction.tx_id if transaction is not None else None
 
 
 # -- transactions -----------------------------------------------------------------------------
@@ -44,19 +89,23 @@ def _query_connection(dispatcher: Dispatcher, worker: Worker,
 
 def _tx_start(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
     args = request.args
-    label = arg(args, "label", (str, type(None)), None)
-    body = tx.tx_start(arg(args, "concurrency", int, tx.TxConcurrency.PESSIMISTIC),
-                       arg(args, "isolation", int, tx.TxIsolation.REPEATABLE_READ),
-                       arg(args, "timeout", int, 0), label)
-    conn = dispatcher.pool.pick()
+    label = bounds.text(arg(args, "label", (str, type(None)), None), "label")
+    body = tx.tx_start(
+        bounds.member(args, "concurrency", tx.TxConcurrency, tx.TxConcurrency.PESSIMISTIC),
+        bounds.member(args, "isolation", tx.TxIsolation, tx.TxIsolation.REPEATABLE_READ),
+        bounds.number(args, "timeout", 0, dispatcher.limits, "tx.timeout"), label)
+    conn = _connection_for(dispatcher, worker.transactions, _TRANSACTIONS)
+    release = worker.transactions.reserve(conn)
 
     def started(response: Response) -> int:
+        tx_id = tx.parse_tx_start(response.body)
+        release()
         handle = dispatcher.workers.new_handle()
-        worker.transactions[handle] = Transaction(handle, conn, tx.parse_tx_start(response.body),
-                                                  label)
+        worker.transactions[handle] = Transaction(handle, conn, tx_id, label)
         return handle
 
-    _pinned_call(dispatcher, request, reply, conn, OpCode.TX_START, body, started)
+    _pinned_call(dispatcher, request, reply, conn, OpCode.TX_START, body, started,
+                 release=release)
 
 
 def _tx_end(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
@@ -86,71 +135,93 @@ def _cache_id_or_zero(dispatcher: Dispatcher, args: dict[str, Any]) -> int:
     return dispatcher.cache_id(args) if args.get("cache") is not None else 0
 
 
+def _query_args(dispatcher: Dispatcher, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments sql and select_row share, bounded (page size clamped)."""
+    limits = dispatcher.limits
+    return {
+        "args": bounds.count(arg(args, "args", list, []), "args", limits),
+        "page_size": bounds.number(args, "page_size", 1024, limits),
+        "timeout": bounds.number(args, "timeout", 0, limits, "query.timeout"),
+        "distributed_joins": arg(args, "distributed_joins", bool, False),
+        "local": arg(args, "local", bool, False),
+        "replicated_only": arg(args, "replicated_only", bool, False),
+    }
+
+
 def _sql(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
     args = request.args
-    conn, tx_id = _query_connection(dispatcher, worker, args)
     names = arg(args, "include_field_names", bool, False)
+    query = bounds.text(arg(args, "query", str), "query", "query")
+    schema = bounds.text(arg(args, "schema", (str, type(None)), None), "schema")
+    options = _query_args(dispatcher, args)
+    cache = _cache_id_or_zero(dispatcher, args)
+    conn, tx_id = _query_connection(dispatcher, worker, args)
     body = queries.sql_fields(
-        _cache_id_or_zero(dispatcher, args), arg(args, "query", str),
-        schema=arg(args, "schema", (str, type(None)), None),
-        page_size=arg(args, "page_size", int, 1024), max_rows=arg(args, "max_rows", int, -1),
-        args=arg(args, "args", list, []), statement_type=arg(args, "statement_type", int, 0),
-        distributed_joins=arg(args, "distributed_joins", bool, False),
-        local=arg(args, "local", bool, False),
-        replicated_only=arg(args, "replicated_only", bool, False),
+        cache, query, schema=schema,
+        max_rows=bounds.number(args, "max_rows", -1, dispatcher.limits),
+        statement_type=bounds.member(args, "statement_type", queries.StatementType,
+                                     queries.StatementType.ANY),
         enforce_join_order=arg(args, "enforce_join_order", bool, False),
         collocated=arg(args, "collocated", bool, False), lazy=arg(args, "lazy", bool, False),
-        timeout=arg(args, "timeout", int, 0), include_field_names=names,
-        tx_id=tx_id, features=conn.features, ctx=dispatcher.codec,
+        include_field_names=names, tx_id=tx_id, features=conn.features, ctx=dispatcher.codec,
+        **options,
     )
     pending = dispatcher.codec.take_pending()
+    release = worker.cursors.reserve(conn)
 
     def first_page(response: Response) -> dict[str, Any]:
         page = queries.parse_sql_fields(response.body, names, ctx=dispatcher.codec)
+        release()
         handle = _register(dispatcher, worker, conn, page.cursor_id, page.more, "sql",
                            page.column_count)
         fields = list(page.field_names) if names else None
         return {"cursor": handle, "fields": fields, "rows": page.rows, "more": page.more}
 
     _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SQL_FIELDS, body, first_page,
-                 pending)
+                 pending, release)
 
 
 def _entries_first_page(dispatcher: Dispatcher, worker: Worker, conn: NodeConnection,
-                        kind: str) -> Callable[[Response], dict[str, Any]]:
+                        kind: str) -> tuple[Callable[[Response], dict[str, Any]],
+                                            Callable[[], None]]:
+    release = worker.cursors.reserve(conn)
+
     def first_page(response: Response) -> dict[str, Any]:
         page = queries.parse_scan(response.body, ctx=dispatcher.codec)
+        release()
         handle = _register(dispatcher, worker, conn, page.cursor_id, page.more, kind)
         return {"cursor": handle, "rows": [list(p) for p in page.pairs], "more": page.more}
 
-    return first_page
+    return first_page, release
 
 
 def _scan(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
     args = request.args
+    limits = dispatcher.limits
+    cache = dispatcher.cache_id(args)
+    page_size = bounds.number(args, "page_size", 1024, limits)
+    partition = bounds.number(args, "partitions", -1, limits)
+    local = arg(args, "local", bool, False)
     conn, tx_id = _query_connection(dispatcher, worker, args)
-    partitions = arg(args, "partitions", int, -1)
-    body = queries.scan(dispatcher.cache_id(args), page_size=arg(args, "page_size", int, 1024),
-                        partition=partitions, local=arg(args, "local", bool, False),
+    body = queries.scan(cache, page_size=page_size, partition=partition, local=local,
                         tx_id=tx_id, features=conn.features)
-    _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SCAN, body,
-                 _entries_first_page(dispatcher, worker, conn, "scan"))
+    first_page, release = _entries_first_page(dispatcher, worker, conn, "scan")
+    _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SCAN, body, first_page,
+                 release=release)
 
 
 def _select_row(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
     args = request.args
-    conn = dispatcher.pool.pick()
-    body = queries.sql(
-        dispatcher.cache_id(args), arg(args, "table", str), arg(args, "query", str),
-        args=arg(args, "args", list, []),
-        distributed_joins=arg(args, "distributed_joins", bool, False),
-        local=arg(args, "local", bool, False),
-        replicated_only=arg(args, "replicated_only", bool, False),
-        page_size=arg(args, "page_size", int, 1024), timeout=arg(args, "timeout", int, 0),
-        ctx=dispatcher.codec)
-    _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SQL, body,
-                 _entries_first_page(dispatcher, worker, conn, "sql_row"),
-                 dispatcher.codec.take_pending())
+    table = bounds.text(arg(args, "table", str), "table")
+    query = bounds.text(arg(args, "query", str), "query", "query")
+    options = _query_args(dispatcher, args)
+    cache = dispatcher.cache_id(args)
+    conn = _connection_for(dispatcher, worker.cursors, _CURSORS)
+    body = queries.sql(cache, table, query, ctx=dispatcher.codec, **options)
+    pending = dispatcher.codec.take_pending()
+    first_page, release = _entries_first_page(dispatcher, worker, conn, "sql_row")
+    _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SQL, body, first_page, pending,
+                 release)
 
 
 # -- cursors ----------------------------------------------------------------------------------

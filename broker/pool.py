@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from protocol import ConnectionConfig, OpCode, Response, cluster
 
@@ -95,6 +95,19 @@ class NodePool:
                 f"no Ignite node is reachable (last error: {self.last_error or 'none yet'})"
             )
         return ready[next(self._round_robin) % len(ready)]
+
+    def pick_below(self, held: Mapping[NodeConnection, int], limit: int) -> NodeConnection | None:
+        """A ready connection holding fewer than ``limit`` pinned resources (transactions or
+        cursors, counted in ``held``), round-robin; None when every one holds that many."""
+        ready = self.ready
+        if not ready:
+            return self.pick()  # raises ClusterUnavailable
+        start = next(self._round_robin)
+        for i in range(len(ready)):
+            conn = ready[(start + i) % len(ready)]
+            if held.get(conn, 0) < limit:
+                return conn
+        return None
 
     def route(self, cache_id: int | None, body: bytes | None, key_pos: int) -> NodeConnection:
         """The connection to the primary node of the key encoded at ``body[key_pos]``; any

@@ -12,13 +12,16 @@ everything its workers own.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from .errors import Overloaded
 from .nodeconn import NodeConnection
 
 SESSION_BYTES = 16
+
+T = TypeVar("T", "Transaction", "Cursor")
 
 
 @dataclass(slots=True)
@@ -38,13 +41,92 @@ class Cursor:
     column_count: int = 0
 
 
+class Pinned(dict[int, T]):
+    """One worker's transactions or cursors by handle.  Every change also updates ``held``
+    (node connection -> how many of these it holds for all workers), so the per-connection
+    counts stay right whoever adds or drops an entry; ``opening`` counts those requested and
+    not yet answered, which count against both the worker's cap and the connection."""
+
+    __slots__ = ("held", "opening")
+
+    def __init__(self, held: dict[NodeConnection, int] | None = None) -> None:
+        super().__init__()
+        self.held: dict[NodeConnection, int] = {} if held is None else held
+        self.opening = 0
+
+    def __setitem__(self, handle: int, item: T) -> None:
+        old = self.get(handle)
+        if old is not None:
+            self._drop(old.conn)
+        super().__setitem__(handle, item)
+        self.held[item.conn] = self.held.get(item.conn, 0) + 1
+
+    def __delitem__(self, handle: int) -> None:
+        item = self[handle]
+        super().__delitem__(handle)
+        self._drop(item.conn)
+
+    def pop(self, handle: int, *default: Any) -> Any:  # type: ignore[override]
+        if handle in self:
+            item = super().pop(handle)
+            self._drop(item.conn)
+            return item
+        if default:
+            return default[0]
+        raise KeyError(handle)
+
+    def clear(self) -> None:
+        for item in self.values():
+            self._drop(item.conn)
+        super().clear()
+
+    def _one_at_a_time(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a Pinned table changes one handle at a time (set, del, pop, clear)")
+
+    popitem = setdefault = update = _one_at_a_time  # type: ignore[assignment]
+
+    @property
+    def count(self) -> int:
+        """Held and being opened: what the worker's cap applies to."""
+        return len(self) + self.opening
+
+    def reserve(self, conn: NodeConnection) -> Callable[[], None]:
+        """Count one being opened on ``conn``; the returned function un-counts it (once)."""
+        self.opening += 1
+        self.held[conn] = self.held.get(conn, 0) + 1
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.opening -= 1
+                self._drop(conn)
+
+        return release
+
+    def drop_lost(self) -> int:
+        """Forget entries whose connection closed (the node released them); how many."""
+        lost = [handle for handle, item in self.items() if not item.conn.is_open]
+        for handle in lost:
+            del self[handle]
+        return len(lost)
+
+    def _drop(self, conn: NodeConnection) -> None:
+        left = self.held.get(conn, 0) - 1
+        if left > 0:
+            self.held[conn] = left
+        else:
+            self.held.pop(conn, None)
+
+
 @dataclass(slots=True)
 class Worker:
     identity: bytes
     session: bytes
     in_flight: int = 0
-    transactions: dict[int, Transaction] = field(default_factory=dict)
-    cursors: dict[int, Cursor] = field(default_factory=dict)
+    transactions: Pinned[Transaction] = field(default_factory=Pinned)
+    cursors: Pinned[Cursor] = field(default_factory=Pinned)
 
     def __repr__(self) -> str:
         return (f"<Worker {self.identity.hex()} in_flight={self.in_flight} "
@@ -68,6 +150,9 @@ class Workers:
     def __init__(self, max_workers: int = 1 << 62) -> None:
         self.max_workers = max_workers
         self._workers: dict[bytes, Worker] = {}
+        # node connection -> transactions / cursors it holds (or is opening) for all workers
+        self.tx_held: dict[NodeConnection, int] = {}
+        self.cursors_held: dict[NodeConnection, int] = {}
         self._last_seen: dict[bytes, float] = {}  # session -> monotonic time
         self._handles = itertools.count(1)
 
@@ -85,7 +170,9 @@ class Workers:
             if len(self._workers) >= self.max_workers:
                 raise Overloaded(f"the broker serves {len(self._workers)} workers already "
                                  "(limits.max_workers)")
-            worker = self._workers[identity] = Worker(identity, session_of(identity))
+            worker = self._workers[identity] = Worker(
+                identity, session_of(identity), transactions=Pinned(self.tx_held),
+                cursors=Pinned(self.cursors_held))
         self._last_seen[worker.session] = now
         return worker
 

@@ -1,0 +1,152 @@
+"""The bounds table (broker/bounds.py), the per-connection counts of pinned transactions and
+cursors (broker/workers.py) and the pool's choice of a connection with room (no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker import bounds
+from broker.config import load
+from broker.dispatch import Limits
+from broker.errors import BadRequest
+from broker.pool import NodePool
+from broker.workers import Cursor, Pinned, Transaction, Workers
+from protocol import ConnectionConfig, tx
+from protocol.cacheconfig import Prop
+
+LIMITS = Limits(max_page_size=100, max_keys_per_request=3)
+
+
+class Conn:
+    """Stands in for a NodeConnection where only identity and is_open matter."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.is_open = True
+
+    def __repr__(self) -> str:
+        return f"<Conn {self.name}>"
+
+
+def test_a_page_size_above_the_bound_is_clamped_and_zero_refused():
+    assert bounds.number({"page_size": 2**31 - 1}, "page_size", 1024, LIMITS) == 100
+    assert bounds.number({"page_size": 7}, "page_size", 1024, LIMITS) == 7
+    assert bounds.number({}, "page_size", 1024, LIMITS) == 1024  # the default, as given
+    for bad in (0, -1):
+        with pytest.raises(BadRequest, match=r"'page_size' is .*allowed 1\.\.100"):
+            bounds.number({"page_size": bad}, "page_size", 1024, LIMITS)
+
+
+@pytest.mark.parametrize("name, bound, value", [
+    ("timeout", "query.timeout", -1), ("timeout", "query.timeout", 2**31),
+    ("timeout", "tx.timeout", -5), ("partitions", "partitions", 65536),
+    ("partitions", "partitions", -2), ("max_rows", "max_rows", 2**40),
+])
+def test_numbers_outside_their_range_are_refused_naming_the_argument(name, bound, value):
+    with pytest.raises(BadRequest, match=f"'{name}' is {value}: allowed"):
+        bounds.number({name: value}, name, 0, LIMITS, bound)
+
+
+def test_numbers_must_be_ints():
+    with pytest.raises(BadRequest, match="must be an int"):
+        bounds.number({"page_size": True}, "page_size", 1024, LIMITS)
+
+
+@pytest.mark.parametrize("expiry", [[-5, -5, -5], [0, -3, 0], [2**62, 0, 0], [1, 2], "x",
+                                    [1.5, 0, 0]])
+def test_expiry_outside_ignites_values_is_refused(expiry):
+    with pytest.raises(BadRequest, match="expiry"):
+        bounds.expiry(expiry)
+
+
+def test_expiry_special_values_pass():
+    assert bounds.expiry([-2, -1, 0]) == (-2, -1, 0)
+
+
+def test_counts_and_texts():
+    assert bounds.count([1, 2, 3], "keys", LIMITS) == [1, 2, 3]
+    with pytest.raises(BadRequest, match=r"'keys' has 4 items: at most 3"):
+        bounds.count([1, 2, 3, 4], "keys", LIMITS)
+    with pytest.raises(BadRequest, match="'query' is 1048577 characters"):
+        bounds.text("x" * (1 << 20 | 1), "query", "query")
+    with pytest.raises(BadRequest, match="UTF-8 bytes"):
+        bounds.text("é" * 121, "name", "cache_name")  # 242 bytes
+    assert bounds.text("é" * 120, "name", "cache_name") == "é" * 120
+
+
+def test_enums_come_from_the_protocol():
+    assert bounds.member({}, "isolation", tx.TxIsolation, tx.TxIsolation.REPEATABLE_READ) == 1
+    with pytest.raises(BadRequest, match=r"'isolation' is 7: allowed 0 \(READ_COMMITTED\)"):
+        bounds.member({"isolation": 7}, "isolation", tx.TxIsolation, 1)
+    with pytest.raises(BadRequest, match="missing argument 'state'"):
+        bounds.member({}, "state", tx.TxIsolation, None)
+
+
+def test_cache_config_numbers_and_names():
+    bounds.cache_config({Prop.NAME: "c", Prop.BACKUPS_NUMBER: 1, Prop.EXPIRY_POLICY: [-1, -2, 0]})
+    with pytest.raises(BadRequest, match=r"201 \(QUERY_PARALLELISM\) is 2147483647"):
+        bounds.cache_config({Prop.NAME: "c", Prop.QUERY_PARALLELISM: 2**31 - 1})
+    with pytest.raises(BadRequest, match="expiry"):
+        bounds.cache_config({Prop.NAME: "c", Prop.EXPIRY_POLICY: {"create": -5}})
+    with pytest.raises(BadRequest, match="UTF-8 bytes"):
+        bounds.cache_config({Prop.NAME: "n" * 241})
+
+
+def test_the_settings_reach_the_limits():
+    cfg = load(None, {"limits.max_page_size": 5, "limits.max_cursors_per_worker": 2})
+    assert cfg.limits_max_page_size == 5
+    assert {name for name in bounds.BOUND_SETTINGS} <= set(Limits.__dataclass_fields__)
+
+
+# -- pinned transactions and cursors ----------------------------------------------------------
+
+
+def test_pinned_tables_keep_the_per_connection_counts_right():
+    workers = Workers()
+    a, b = Conn("a"), Conn("b")
+    w1, w2 = workers.seen(b"w1", 0.0), workers.seen(b"w2", 0.0)
+    w1.transactions[1] = Transaction(1, a, 1, None)
+    w1.transactions[2] = Transaction(2, b, 2, None)
+    w2.transactions[3] = Transaction(3, a, 3, None)
+    assert workers.tx_held == {a: 2, b: 1}
+    del w1.transactions[1]
+    assert workers.tx_held == {a: 1, b: 1}
+    w2.transactions.clear()  # as the janitor releases a silent worker
+    assert workers.tx_held == {b: 1}
+    assert w1.transactions.pop(2) is not None and w1.transactions.pop(2, None) is None
+    assert workers.tx_held == {}
+    with pytest.raises(TypeError):
+        w1.transactions.update({})
+
+
+def test_a_reservation_counts_until_released_once():
+    held: dict = {}
+    table: Pinned[Cursor] = Pinned(held)
+    conn = Conn("a")
+    release = table.reserve(conn)
+    assert table.count == 1 and held == {conn: 1}
+    release()
+    release()
+    assert table.count == 0 and held == {}
+
+
+def test_entries_of_lost_connections_can_be_dropped():
+    table: Pinned[Cursor] = Pinned()
+    lost, live = Conn("lost"), Conn("live")
+    table[1] = Cursor(1, lost, 10, "scan")
+    table[2] = Cursor(2, live, 11, "scan")
+    lost.is_open = False
+    assert table.drop_lost() == 1
+    assert list(table) == [2] and table.held == {live: 1}
+
+
+def test_the_pool_picks_a_connection_with_room():
+    pool = NodePool([("127.0.0.1", 1)], ConnectionConfig(), ssl_context=None,
+                    connect_timeout=1.0)
+    a, b = Conn("a"), Conn("b")
+    pool.ready.extend([a, b])  # type: ignore[list-item]
+    held = {a: 5}
+    assert {pool.pick_below(held, 5) for _ in range(4)} == {b}
+    held[b] = 5
+    assert pool.pick_below(held, 5) is None
+    assert pool.pick_below(held, 6) in (a, b)
