@@ -1,11 +1,11 @@
 """The bounds on every number, count and string length a worker sends that reaches an Ignite
 node: one table, checked by the handlers of broker/ops_*.py before anything is encoded.
 
-Policy (docs/ipc.md, "Argument bounds"): a page size above its bound is clamped to it (the cursor then
-has more pages, which stubs fetch anyway); any other value outside its range, and an enum value
-the node does not know, is refused with BAD_REQUEST naming the argument and the allowed range,
-so a node never receives a request it would fail on or choke on.  Bounds whose ``high`` names a
-``Limits`` field come from limits.* settings.
+Policy (docs/ipc.md, "Argument bounds"): a page size above its bound is clamped to it (the
+cursor then has more pages, which stubs fetch anyway); any other value outside its range, and
+an enum value the node does not know, is refused with BAD_REQUEST naming the argument and the
+allowed range, so a node never receives a request it would fail on or choke on.  Bounds whose
+``high`` names a ``Limits`` field come from limits.* settings.
 """
 
 from __future__ import annotations
