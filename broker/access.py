@@ -167,6 +167,18 @@ def _key_from_text(text: str, label: str, secret: bool) -> bytes:
     return text.encode("ascii")
 
 
+def _key_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, first word) of the lines of a key file that are neither blank nor
+    comments (``#``: Z85 uses it, but never as a key's first character, since 85**4 * 84
+    exceeds 2**32); anything after the key on its line is free text."""
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split()
+        if words and not words[0].startswith("#"):
+            out.append((number, words[0]))
+    return out
+
+
 def _cert_value(text: str, name: str) -> str | None:
     """``name = "value"`` from a ZeroMQ certificate file (zmq.auth.create_certificates)."""
     for line in text.splitlines():
@@ -187,15 +199,15 @@ def load_server_secret(path: str) -> bytes:
         raise ConfigError(f"{label}: {exc.strerror}") from exc
     value = _cert_value(text, "secret-key")
     if value is None:
-        lines = [ln.strip() for ln in text.splitlines()
-                 if ln.strip() and not ln.lstrip().startswith("#")]
-        value = lines[0] if len(lines) == 1 else ""
+        lines = _key_lines(text)
+        value = lines[0][1] if len(lines) == 1 else ""
     return _key_from_text(value, label, secret=True)
 
 
 def load_client_keys(keys: Iterable[str], source: str) -> frozenset[bytes]:
     """The allowed client public keys (Z85): ``keys`` plus those in ``source``, a file with one
-    key per line (``#`` comments) or a directory of ZeroMQ public certificates (``*.key``)."""
+    key per line (first word; ``#`` comment lines) or a directory of ZeroMQ public
+    certificates (``*.key``)."""
     allowed = {_key_from_text(k, "broker.curve_client_keys", secret=False) for k in keys}
     if source:
         label = f"broker.curve_client_keys_file {source}"
@@ -210,10 +222,8 @@ def load_client_keys(keys: Iterable[str], source: str) -> frozenset[bytes]:
                             allowed.add(_key_from_text(value, f"{label}/{name}", secret=False))
             else:
                 with open(source, encoding="ascii", errors="replace") as fh:
-                    for number, line in enumerate(fh, 1):
-                        line = line.split("#", 1)[0].strip()
-                        if line:
-                            allowed.add(_key_from_text(line, f"{label}:{number}", secret=False))
+                    for number, word in _key_lines(fh.read()):
+                        allowed.add(_key_from_text(word, f"{label}:{number}", secret=False))
         except OSError as exc:
             raise ConfigError(f"{label}: {exc.strerror}") from exc
     return frozenset(allowed)
