@@ -65,7 +65,8 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def socket_dir_problem(directory: str, st_uid: int, st_mode: int, broker_uid: int) -> str | None:
+def socket_dir_problem(directory: str, st_uid: int, st_mode: int, broker_uid: int,
+                       what: str = "socket directory") -> str | None:
     """Why ``directory`` (its owner and mode given) must not hold the broker's sockets, or
     None.  The broker creates it 0750; an owner other than itself (or root), or write access
     for group or others, lets someone else squat or replace the sockets."""
@@ -73,17 +74,17 @@ def socket_dir_problem(directory: str, st_uid: int, st_mode: int, broker_uid: in
         return f"{directory} is not a directory"
     mode = f"mode {stat.S_IMODE(st_mode):04o}"
     if st_uid not in (broker_uid, 0):
-        return (f"the socket directory {directory} belongs to {_user(st_uid)}, not to the "
+        return (f"the {what} {directory} belongs to {_user(st_uid)}, not to the "
                 f"broker's {_user(broker_uid)} ({mode}): that user could replace the broker's "
                 "sockets; remove it, or configure a directory of the broker's own")
     if st_mode & _WRITABLE_BY_OTHERS:
-        return (f"the socket directory {directory} ({_user(st_uid)}, {mode}) is writable by "
+        return (f"the {what} {directory} ({_user(st_uid)}, {mode}) is writable by "
                 "group or others, who could replace the broker's sockets; "
                 f"chmod go-w {directory}")
     return None
 
 
-def ensure_socket_dir(directory: str) -> None:
+def ensure_socket_dir(directory: str, what: str = "socket directory") -> None:
     """Create ``directory`` (0750) if needed, then refuse it unless it is the broker's own and
     writable by nobody else (ConfigError naming its owner and mode)."""
     directory = directory or "."
@@ -92,14 +93,14 @@ def ensure_socket_dir(directory: str) -> None:
         st = os.lstat(directory)
     except OSError as exc:
         raise ConfigError(
-            f"cannot create the socket directory {directory}: {exc.strerror}") from exc
+            f"cannot create the {what} {directory}: {exc.strerror}") from exc
     if stat.S_ISLNK(st.st_mode):
         # Whoever owns the link can re-point it: the link is held to the owner rule too.
         if st.st_uid not in (os.geteuid(), 0):
-            raise ConfigError(f"the socket directory {directory} is a symbolic link owned by "
+            raise ConfigError(f"the {what} {directory} is a symbolic link owned by "
                               f"{_user(st.st_uid)}, who could re-point it; remove it")
         st = os.stat(directory)
-    problem = socket_dir_problem(directory, st.st_uid, st.st_mode, os.geteuid())
+    problem = socket_dir_problem(directory, st.st_uid, st.st_mode, os.geteuid(), what)
     if problem is not None:
         raise ConfigError(problem)
 
@@ -421,16 +422,19 @@ class Access:
 
     def prepare_bind(self, sock: zmq.Socket, endpoint: str) -> None:
         """Set the security options for the next bind of ``sock`` (libzmq copies them into
-        each listener at bind time, so ipc:// and tcp:// of one ROUTER differ)."""
+        each listener at bind time, so ipc:// and tcp:// of one ROUTER differ).  Local
+        endpoints must be bound first: libzmq cannot reset a ZAP domain to none."""
         if endpoint.startswith("tcp://"):
             if self.curve_secret is None:  # config validation makes this unreachable
                 raise ConfigError(f"{endpoint} needs CURVE: set broker.curve_secret_key_file")
             sock.setsockopt(zmq.CURVE_SERVER, 1)
             sock.setsockopt(zmq.CURVE_SECRETKEY, self.curve_secret)
             sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN_TCP)
-        else:
-            sock.setsockopt(zmq.CURVE_SERVER, 0)  # back to NULL
-            sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN_IPC if self.policy.active else b"")
+            return
+        if sock.getsockopt(zmq.CURVE_SERVER):
+            raise RuntimeError(f"bind {endpoint} before any tcp:// endpoint")
+        if self.policy.active:
+            sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN_IPC)
 
     def zap_reply(self, frames: list[bytes]) -> list[bytes]:
         """Answer one ZAP request: version, request id, domain, address, identity, mechanism,

@@ -203,7 +203,7 @@ class Broker:
         path = self.cfg.broker_lock_file or _default_lock_path(self.cfg.broker_endpoints)
         if path is None:
             return
-        ensure_socket_dir(os.path.dirname(path) or ".")
+        ensure_socket_dir(os.path.dirname(path) or ".", "lock file directory")
         fh = open(path, "a+")  # noqa: SIM115 - held open for the broker's life
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
