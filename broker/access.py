@@ -351,7 +351,13 @@ class ZapHandler:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            sock.send_multipart(self._access.zap_reply(frames))
+            try:
+                reply = self._access.zap_reply(frames)
+            except Exception:  # a REP socket must answer, or every later handshake stalls
+                _log.exception("zap_failed")
+                reply = [b"1.0", frames[1] if len(frames) > 1 else b"", b"500",
+                         b"internal error", b"", b""]
+            sock.send_multipart(reply)
 
     def close(self) -> None:
         if self._sock is None:
@@ -373,7 +379,8 @@ class Access:
         self.curve_secret = curve_secret
         self.client_keys = client_keys  # Z85
         self._client_keys_raw = frozenset(z85.decode(k) for k in client_keys)
-        self.refusals = RefusalLog()
+        # one rate limit per transport: a flood on one does not hide refusals on another
+        self.refusals = {name: RefusalLog() for name in ("unix", "ipc", "tcp")}
         self.zap: ZapHandler | None = None
 
     @classmethod
@@ -447,21 +454,23 @@ class Access:
             key = frames[6]
             if key in self._client_keys_raw:
                 return [b"1.0", request_id, b"200", b"OK", z85.encode(key), b""]
-            self.refusals.refused_peer(transport="tcp", address=address.decode(errors="replace"),
-                                       reason="CURVE public key not in broker.curve_client_keys",
-                                       key=z85.encode(key).decode())
+            self.refusals["tcp"].refused_peer(
+                transport="tcp", address=address.decode(errors="replace"),
+                reason="CURVE public key not in broker.curve_client_keys",
+                key=z85.encode(key).decode())
             return [b"1.0", request_id, b"400", b"unknown CURVE key", b"", b""]
         if mechanism == b"NULL" and domain == ZAP_DOMAIN_IPC:
             peer = parse_zap_peer(address)
             if peer is not None and self.policy.allows(peer[1], peer[2]):
                 return [b"1.0", request_id, b"200", b"OK", f"uid:{peer[1]}".encode(), b""]
             pid, uid, gid = peer or (None, None, None)
-            self.refusals.refused_peer(transport="ipc", pid=pid, uid=uid, gid=gid,
-                                       reason="peer not in broker.allow_uids/allow_gids")
+            self.refusals["ipc"].refused_peer(transport="ipc", pid=pid, uid=uid, gid=gid,
+                                              reason="peer not in broker.allow_uids/allow_gids")
             return [b"1.0", request_id, b"400", b"peer not allowed", b"", b""]
-        self.refusals.refused_peer(transport=domain.decode(errors="replace"),
-                                   address=address.decode(errors="replace"),
-                                   reason=f"mechanism {mechanism.decode(errors='replace')}")
+        transport = "tcp" if domain == ZAP_DOMAIN_TCP else "ipc"
+        self.refusals[transport].refused_peer(
+            transport=transport, address=address.decode(errors="replace"),
+            reason=f"mechanism {mechanism.decode(errors='replace')}")
         return [b"1.0", request_id, b"400", b"mechanism not allowed", b"", b""]
 
     # Unix stream
@@ -474,8 +483,8 @@ class Access:
         if creds is not None and self.policy.allows(creds[1], creds[2]):
             return True
         pid, uid, gid = creds or (None, None, None)
-        self.refusals.refused_peer(transport="unix", pid=pid, uid=uid, gid=gid,
-                                   reason="peer not in broker.allow_uids/allow_gids")
+        self.refusals["unix"].refused_peer(transport="unix", pid=pid, uid=uid, gid=gid,
+                                           reason="peer not in broker.allow_uids/allow_gids")
         return False
 
 

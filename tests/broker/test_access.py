@@ -159,7 +159,7 @@ def test_zap_answers_curve_by_the_listed_keys():
     no = acc.zap_reply(_zap(b"tcp", b"10.0.0.9", b"CURVE", zmq.utils.z85.decode(other)))
     assert no[2] == b"400"
     assert acc.zap_reply(_zap(b"tcp", b"10.0.0.9", b"NULL"))[2] == b"400"
-    assert acc.refusals.refused == 2
+    assert acc.refusals["tcp"].refused == 2
 
 
 def test_zap_answers_ipc_by_the_peer_policy():
@@ -286,3 +286,14 @@ def test_socket_dirs_cover_sockets_admin_and_lock(tmp_path):
                           f'curve_secret_key_file = "{tmp_path}/s"\n'
                           'curve_client_keys_file = "/k"\n')
     assert access.socket_dirs(cfg) == ["/a", "/c", "/e"]
+
+
+def test_both_clients_take_the_curve_kwargs():
+    from libclient import AioClient, Client
+
+    pub, sec = (k.decode() for k in zmq.curve_keypair())
+    kwargs = {"curve_serverkey": pub, "curve_publickey": pub, "curve_secretkey": sec}
+    Client(broker="tcp://127.0.0.1:1", **kwargs)
+    AioClient(broker="tcp://127.0.0.1:1", **kwargs)
+    with pytest.raises(ParameterError, match="curve_secretkey"):
+        Client(broker="tcp://127.0.0.1:1", curve_serverkey=pub, curve_publickey=pub).connect()
