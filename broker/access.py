@@ -28,7 +28,6 @@ import pwd
 import socket
 import stat
 import struct
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,8 +48,6 @@ ZAP_DOMAIN_IPC = b"ipc"
 ZAP_DOMAIN_TCP = b"tcp"
 #: A Z85 CURVE key is 40 characters (32 bytes).
 Z85_KEY_LENGTH = 40
-#: Refused connections are logged at most once per this many seconds (with a count).
-REFUSAL_LOG_INTERVAL = 10.0
 
 _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 _READABLE_BY_OTHERS = stat.S_IRGRP | stat.S_IROTH
@@ -296,28 +293,21 @@ def peer_credentials(transport: asyncio.BaseTransport) -> tuple[int, int, int] |
     return pid, uid, gid
 
 
-class RefusalLog:
-    """One log line per refused peer, at most one per ``interval`` seconds; the lines
-    dropped meanwhile are counted in the next one."""
+class Refusals:
+    """The refused peers of one transport: all counted, logged through the project's
+    ``log.Throttle`` (a few lines per interval, the rest counted on the next line)."""
 
-    def __init__(self, interval: float = REFUSAL_LOG_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self._clock = clock
-        self._next = float("-inf")
-        self.suppressed = 0
-        self.refused = 0
+    def __init__(self, throttle: log.Throttle | None = None) -> None:
+        self._throttle = throttle or log.Throttle()
+        self.count = 0
 
     def refused_peer(self, **fields: Any) -> bool:
-        """Count a refusal; True (and logged) when its line is due."""
-        self.refused += 1
-        now = self._clock()
-        if now < self._next:
-            self.suppressed += 1
+        """Count a refusal; True when its line was logged."""
+        self.count += 1
+        held = self._throttle.allow()
+        if held is None:
             return False
-        self._next = now + self.interval
-        _log.warning("peer_refused", **fields, suppressed_since_last=self.suppressed)
-        self.suppressed = 0
+        _log.warning("peer_refused", **fields, suppressed=held)
         return True
 
 
@@ -380,7 +370,7 @@ class Access:
         self.client_keys = client_keys  # Z85
         self._client_keys_raw = frozenset(z85.decode(k) for k in client_keys)
         # one rate limit per transport: a flood on one does not hide refusals on another
-        self.refusals = {name: RefusalLog() for name in ("unix", "ipc", "tcp")}
+        self.refusals = {name: Refusals() for name in ("unix", "ipc", "tcp")}
         self.zap: ZapHandler | None = None
 
     @classmethod

@@ -10,8 +10,8 @@ import pytest
 import zmq
 import zmq.auth
 
-from broker import access
-from broker.access import Access, PeerPolicy, RefusalLog
+from broker import access, log
+from broker.access import Access, PeerPolicy, Refusals
 from broker.config import load
 from broker.errors import ConfigError
 from libclient.exceptions import ParameterError
@@ -159,7 +159,7 @@ def test_zap_answers_curve_by_the_listed_keys():
     no = acc.zap_reply(_zap(b"tcp", b"10.0.0.9", b"CURVE", zmq.utils.z85.decode(other)))
     assert no[2] == b"400"
     assert acc.zap_reply(_zap(b"tcp", b"10.0.0.9", b"NULL"))[2] == b"400"
-    assert acc.refusals["tcp"].refused == 2
+    assert acc.refusals["tcp"].count == 2
 
 
 def test_zap_answers_ipc_by_the_peer_policy():
@@ -170,16 +170,15 @@ def test_zap_answers_ipc_by_the_peer_policy():
     assert acc.zap_reply([b"2.0", b"1"])[2] == b"500"
 
 
-def test_refusals_are_logged_once_per_interval_with_a_count():
+def test_refusals_are_all_counted_and_logged_through_a_throttle():
     now = [0.0]
-    refusals = RefusalLog(interval=10.0, clock=lambda: now[0])
+    refusals = Refusals(log.Throttle(burst=1, interval=10.0, clock=lambda: now[0]))
     assert refusals.refused_peer(uid=1)
     assert not refusals.refused_peer(uid=1)
     assert not refusals.refused_peer(uid=2)
-    assert refusals.suppressed == 2
     now[0] = 10.0
     assert refusals.refused_peer(uid=3)
-    assert refusals.suppressed == 0 and refusals.refused == 4
+    assert refusals.count == 4
 
 
 # -- CURVE keys ----------------------------------------------------------------------------------
