@@ -1,10 +1,12 @@
-"""The ``ignite-broker`` command line: ``run``, ``check-config``, ``dev-cluster`` and ``demo``."""
+"""The ``ignite-broker`` command line: ``run``, ``check-config``, ``keygen``, ``dev-cluster`` and
+``demo``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -48,8 +50,32 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from .access import check_config_files
+
     cfg = load(args.config, _overrides(args))
+    for warning in check_config_files(cfg):
+        print(f"ignite-broker: warning: {warning}", file=sys.stderr)
     print(json.dumps(cfg.public_view(), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    """A CURVE keypair: the broker's (broker.curve_secret_key_file, its public key to the
+    stubs as IGNITE_BROKER_CURVE_SERVERKEY) or a client's (public key into
+    broker.curve_client_keys)."""
+    from .access import keygen
+
+    public, secret = keygen()
+    if args.secret_file:
+        try:
+            fd = os.open(args.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {args.secret_file}: {exc.strerror}") from exc
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+        print(f'public-key = "{public}"')
+    else:
+        print(f'public-key = "{public}"\nsecret-key = "{secret}"')
     return 0
 
 
@@ -100,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(secrets masked)")
     _add_config_args(check)
     check.set_defaults(func=_cmd_check_config)
+
+    keygen = sub.add_parser("keygen", help="print a new CURVE keypair (Z85) for tcp://")
+    keygen.add_argument("--secret-file", metavar="PATH",
+                        help="write the secret key to PATH (created 0600, never overwritten) "
+                             "and print only the public key")
+    keygen.set_defaults(func=_cmd_keygen)
 
     admin = sub.add_parser("admin", help="ask a running broker: show nodes|clients|stats|"
                                          "topology|config|version")

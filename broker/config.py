@@ -50,6 +50,21 @@ SETTINGS: tuple[Setting, ...] = (
             "file mode of ipc:// and unix:// socket files (the directory is created with 0750)"),
     Setting("broker.lock_file", str, "", False,
             "flock file that keeps a second broker off the same socket; default: <socket>.lock"),
+    Setting("broker.allow_uids", list, [], False,
+            "local peers (unix://, ipc://) served: these uids, plus allow_gids; root and the "
+            "broker's own uid always; empty (with allow_gids empty): the socket file modes "
+            "decide", item_type=int),
+    Setting("broker.allow_gids", list, [], False,
+            "local peers whose gid, or whose user's groups (group database), include one of "
+            "these are served (see allow_uids)", item_type=int),
+    Setting("broker.curve_secret_key_file", str, "", False,
+            "file holding the broker's CURVE secret key (40-char Z85, or a ZeroMQ certificate "
+            "file); required by tcp:// endpoints; `ignite-broker keygen` makes a pair"),
+    Setting("broker.curve_client_keys", list, [], True,
+            "CURVE public keys (40-char Z85) of the clients tcp:// serves", item_type=str),
+    Setting("broker.curve_client_keys_file", str, "", True,
+            "more allowed client public keys: a file with one Z85 key per line (# comments), "
+            "or a directory of ZeroMQ public certificates (*.key)"),
     Setting("broker.event_loop", str, "auto", False,
             "event loop: auto (uvloop, a dependency, when importable; else asyncio's own), "
             "uvloop or asyncio"),
@@ -217,8 +232,14 @@ def _coerce(setting: Setting, value: Any) -> Any:
     if setting.type is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, setting.type) or (setting.type is int and isinstance(value, bool)):
-        raise ConfigError(f"setting {setting.name} must be {setting.type.__name__}, got {value!r}")
-    if setting.item_type and not all(isinstance(v, setting.item_type) for v in value):
+        # A secret's value is never echoed, whatever its type (TOML `password = 1234`).
+        shown = f"a {type(value).__name__} (value not shown)" if setting.secret else repr(value)
+        hint = " (quote it in TOML)" if setting.secret and setting.type is str else ""
+        raise ConfigError(
+            f"setting {setting.name} must be {setting.type.__name__}{hint}, got {shown}")
+    if setting.item_type and not all(
+            isinstance(v, setting.item_type) and not (setting.item_type is int
+                                                      and isinstance(v, bool)) for v in value):
         raise ConfigError(f"setting {setting.name} must be a list of {setting.item_type.__name__}")
     return value
 
@@ -249,6 +270,33 @@ def _validate(values: dict[str, Any]) -> None:
         raise ConfigError("limits.memory_budget must be at least limits.worker_memory")
     if values["cluster.password"] and values["cluster.password_file"]:
         raise ConfigError("set cluster.password or cluster.password_file, not both")
+    _validate_access(values)
+
+
+def _validate_access(values: dict[str, Any]) -> None:
+    """tcp:// requires CURVE; ids are ids; the admin socket stays local."""
+    for name in ("broker.allow_uids", "broker.allow_gids"):
+        if any(v < 0 for v in values[name]):
+            raise ConfigError(f"{name} holds numeric ids (>= 0); `id -u NAME` gives one")
+    admin = values["broker.admin_endpoint"]
+    if admin and not admin.startswith("ipc://"):
+        raise ConfigError(f"broker.admin_endpoint {admin!r} must be ipc:// (the admin socket "
+                          "has no authentication; its file mode 0600 is its access control)")
+    tcp = [e for e in values["broker.endpoints"] if e.startswith("tcp://")]
+    if not tcp:
+        return
+    has_keys = values["broker.curve_client_keys"] or values["broker.curve_client_keys_file"]
+    if values["broker.curve_secret_key_file"] and has_keys:
+        return
+    endpoint = tcp[0]
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    reach = ("every host that can reach this port"
+             if host in ("*", "0.0.0.0", "::", "") else "anyone who can reach it")
+    raise ConfigError(
+        f"{endpoint} without CURVE would serve {reach} with the broker's cluster credentials: "
+        "tcp:// requires broker.curve_secret_key_file and the clients' public keys "
+        "(broker.curve_client_keys or broker.curve_client_keys_file); "
+        "`ignite-broker keygen` prints a keypair")
 
 
 def admin_endpoint(cfg: Config) -> str | None:

@@ -22,6 +22,7 @@ from protocol.ipc import unpack_request as _unpack_request
 from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
 
 from . import log
+from .access import Access, PeerPolicy, ensure_socket_dir
 from .budget import TRACKED_BYTES, MemoryBudget
 from .errors import ConfigError, clip
 from .nodeconn import WriteBatch
@@ -63,7 +64,9 @@ class Frontend:
         reply_batch: WriteBatch | None = None,
         budget: MemoryBudget | None = None,
         max_workers: int = 4096,
+        access: Access | None = None,
     ) -> None:
+        self.access = access or Access(PeerPolicy())  # peer checks, CURVE, ZAP domains
         self._endpoints = [e for e in endpoints if not is_stream_endpoint(e)]
         self._stream_paths = [stream_path(e) for e in endpoints if is_stream_endpoint(e)]
         self._dispatch = dispatch
@@ -101,9 +104,12 @@ class Frontend:
         self.requests = 0
 
     def bind(self) -> None:
-        for endpoint in self._endpoints:
+        # Local endpoints first: libzmq copies the security options into each listener at
+        # bind time, and tcp:// turns CURVE on.
+        for endpoint in sorted(self._endpoints, key=lambda e: e.startswith("tcp://")):
             if endpoint.startswith("ipc://"):
                 _prepare_ipc_dir(endpoint[len("ipc://"):])
+            self.access.prepare_bind(self._sock, endpoint)
             try:
                 self._sock.bind(endpoint)
             except zmq.ZMQError as exc:
@@ -357,7 +363,9 @@ class StreamWorker(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        if not self.frontend.stream_opened(self):
+        # broker.allow_uids/allow_gids first, then limits.max_workers
+        if (not self.frontend.access.admit_stream(transport)
+                or not self.frontend.stream_opened(self)):
             self._stopped = True
             transport.abort()
             return
@@ -501,12 +509,8 @@ def _someone_listens(path: str) -> bool:
 
 
 def _prepare_ipc_dir(path: str) -> None:
-    directory = os.path.dirname(path) or "."
-    try:
-        os.makedirs(directory, mode=0o750, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the socket directory {directory}: {exc.strerror}") from exc
+    """Create the socket's directory, or refuse one someone else could write to."""
+    ensure_socket_dir(os.path.dirname(path) or ".")
 
 
 def _listen_unix(path: str, mode: int) -> socket.socket:

@@ -2,10 +2,12 @@
 
 Start-up order (each step needs the ones before it):
   1. config (already loaded by the CLI) and logging
-  2. single-instance lock (a second broker must not steal the ipc socket)
+  2. single-instance lock (a second broker must not steal the ipc socket), in a directory
+     nobody else can write; access rules: secret-file modes, CURVE keys
   3. TLS context for the nodes (fails early on unreadable certificates)
   4. node pool: connect to the configured nodes (waits up to connect_timeout for the first)
-  5. bind the ROUTER endpoints
+  5. ZAP handler (before any bind: a CURVE listener without one admits any key), then bind
+     the ROUTER endpoints and the unix:// listeners
   6. sd_notify READY=1
 SIGHUP: re-read the config file; reloadable settings take effect, others are logged as refused.
 SIGTERM/SIGINT: stop taking requests, let in-flight ones finish (bounded), close, exit 0.
@@ -30,6 +32,7 @@ from protocol import ConnectionConfig
 from protocol.ipc import IPC_VERSION
 
 from . import __version__, log
+from .access import Access, ensure_socket_dir, secret_file_warnings
 from .admin import AdminServer
 from .bounds import BOUND_SETTINGS
 from .budget import MemoryBudget
@@ -108,6 +111,7 @@ class Broker:
         self.dispatcher: Dispatcher | None = None
         self.workers: Workers | None = None
         self.admin: AdminServer | None = None
+        self.access: Access | None = None
         self.started_at = time.monotonic()
 
     def info(self) -> dict[str, Any]:
@@ -131,6 +135,9 @@ class Broker:
     async def run(self) -> int:
         cfg = self.cfg
         self._take_lock()
+        for warning in secret_file_warnings(cfg):
+            _log.warning("secret_file_readable_by_others", detail=warning)
+        access = self.access = Access.from_config(cfg)
         ssl_context = build_ssl_context(cfg)
         self.pool = NodePool(
             self.cfg_addresses(), protocol_config(cfg), ssl_context=ssl_context,
@@ -161,10 +168,12 @@ class Broker:
             stream_window=cfg.limits_max_in_flight_per_worker, reply_batch=self.pool.replies,
             budget=MemoryBudget(cfg.limits_memory_budget, cfg.limits_worker_memory),
             max_workers=cfg.limits_max_workers,
+            access=access,
         )
         self.janitor.frontend = self.frontend
         self.janitor.stalled_timeout = cfg.limits_stalled_request_timeout
         try:
+            access.start(context)
             self.frontend.bind()
             await self.frontend.start()
             self.janitor.start()
@@ -183,6 +192,7 @@ class Broker:
             if self.admin is not None:
                 self.admin.close()
             self.frontend.close()
+            access.close()
             await self.pool.close()
             context.term()
             self._release_lock()
@@ -195,7 +205,7 @@ class Broker:
         path = self.cfg.broker_lock_file or _default_lock_path(self.cfg.broker_endpoints)
         if path is None:
             return
-        os.makedirs(os.path.dirname(path) or ".", mode=0o750, exist_ok=True)
+        ensure_socket_dir(os.path.dirname(path) or ".", "lock file directory")
         fh = open(path, "a+")  # noqa: SIM115 - held open for the broker's life
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -256,6 +266,8 @@ class Broker:
             self.pool.reply_sizes.cold_guess = max(self.cfg.limits_node_bytes_in_flight // 16, 1)
             for conn in self.pool.ready:
                 conn.byte_budget = self.cfg.limits_node_bytes_in_flight
+        if self.access is not None:
+            self.access.reload(self.cfg)  # re-reads the client keys file even if unchanged
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
         sd_notify("READY=1")
 

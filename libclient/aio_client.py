@@ -44,7 +44,8 @@ class AioClient(ClientSpecs):
     _sql_cursor_class = "libclient.cursors:AioSqlFieldsCursor"
     _tx_class = "libclient.transaction:AioTransaction"
     _cluster_class = "libclient.aio_cluster:AioCluster"
-    _allowed_kwargs = frozenset({"handshake_timeout"})
+    _allowed_kwargs = frozenset({"handshake_timeout", "curve_serverkey", "curve_publickey",
+                                 "curve_secretkey"})
 
     def __init__(self, compact_footer: bool | None = None, partition_aware: bool = True,
                  event_listeners: Any = None, *, broker: str | None = None,
@@ -61,7 +62,8 @@ class AioClient(ClientSpecs):
         if self._transport is None:
             self._transport = AioTransport(
                 self._endpoint, timeout=self._timeout, heartbeat_interval=self._heartbeat,
-                on_lost=self._publish_lost, on_restored=self._publish_restored)
+                on_lost=self._publish_lost, on_restored=self._publish_restored,
+                curve=self._connection_args)
         self._publish_handshake_start()
         deadline = time.monotonic() + self._handshake_timeout
         try:

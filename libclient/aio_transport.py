@@ -40,6 +40,8 @@ from .transport import (
     GRACE,
     TransportBase,
     _close_socket,
+    check_socket_dir,
+    connect_dealer,
     lost_error,
     not_sent_error,
     timeout_error,
@@ -131,14 +133,17 @@ class AioZmqChannel(AioChannel):
     """An asyncio DEALER socket with IMMEDIATE=1, and its reader task (alive only while
     requests are pending): "not writable" means "no broker connection"."""
 
-    def __init__(self, endpoint: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, endpoint: str, loop: asyncio.AbstractEventLoop,
+                 curve: tuple[bytes, bytes, bytes] | None = None) -> None:
         zmq = zmq_module()
         sock = _zmq_asyncio().Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.ROUTING_ID, routing_id())
-        sock.connect(endpoint)
         super().__init__(loop, sock)
+        self.endpoint = endpoint
+        self.curve = curve
+        self.connected = False  # on first use, once connect_dealer finds the endpoint safe
         self.sock = sock
         self.raw = zmq.Socket.shadow(sock.underlying)  # non-blocking send/recv, no futures
         self.reader: asyncio.Task[None] | None = None
@@ -149,6 +154,10 @@ class AioZmqChannel(AioChannel):
 
     async def wait_writable(self, deadline: float) -> bool:
         while not self.writable():
+            if not self.connected:
+                self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
+                if self.connected:
+                    continue
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.05)  # only while the broker is away
@@ -199,6 +208,7 @@ class AioStreamChannel(AioChannel):
         self.connector: asyncio.Task[None] | None = None
         self.connect_until = 0.0  # the latest deadline of the requests waiting to connect
         self.paused = False  # the kernel buffer is full: the broker is not reading
+        self.refused: Exception | None = None  # the socket's directory failed the check
         self.wakeup: asyncio.Future[None] = loop.create_future()
 
     def _wake(self) -> None:
@@ -211,6 +221,9 @@ class AioStreamChannel(AioChannel):
 
     async def wait_writable(self, deadline: float) -> bool:
         while not self._ready():
+            if self.refused is not None:
+                refused, self.refused = self.refused, None
+                raise refused
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.closed:
                 return False
@@ -230,6 +243,8 @@ class AioStreamChannel(AioChannel):
         delay = _CONNECT_RETRY_FIRST
         try:
             while not self.closed and not await self._try_connect():
+                if self.refused is not None:
+                    return
                 if time.monotonic() + delay >= self.connect_until:
                     return
                 await asyncio.sleep(delay)
@@ -238,6 +253,11 @@ class AioStreamChannel(AioChannel):
             self._wake()
 
     async def _try_connect(self) -> bool:
+        try:
+            check_socket_dir(self.path)
+        except Exception as exc:  # handed to the requests waiting to connect
+            self.refused = exc
+            return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
@@ -412,7 +432,7 @@ class AioTransport(TransportBase):
     def _open_channel(self, loop: asyncio.AbstractEventLoop) -> AioChannel:
         if is_stream_endpoint(self.endpoint):
             return AioStreamChannel(stream_path(self.endpoint), loop)
-        return AioZmqChannel(self.endpoint, loop)
+        return AioZmqChannel(self.endpoint, loop, self.curve)
 
     def hold(self) -> AioHold:
         return AioHold(self, self.channel())

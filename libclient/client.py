@@ -68,7 +68,8 @@ class Client(ClientSpecs):
         if self._transport is None:
             self._transport = Transport(
                 self._endpoint, timeout=self._timeout, heartbeat_interval=self._heartbeat,
-                on_lost=self._publish_lost, on_restored=self._publish_restored)
+                on_lost=self._publish_lost, on_restored=self._publish_restored,
+                curve=self._connection_args)
         self._publish_handshake_start()
         deadline = time.monotonic() + self._handshake_timeout
         try:

@@ -133,7 +133,8 @@ class ClientSpecs:
     _sql_cursor_class: str
     _tx_class: str
     _cluster_class: str
-    _allowed_kwargs = frozenset({"timeout", "handshake_timeout"})
+    _allowed_kwargs = frozenset({"timeout", "handshake_timeout", "curve_serverkey",
+                                 "curve_publickey", "curve_secretkey"})
 
     def __init__(self, compact_footer: bool | None = None, partition_aware: bool = True,
                  event_listeners: Any = None, *, broker: str | None = None,

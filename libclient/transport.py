@@ -15,12 +15,17 @@ fails with ``BrokerUnavailable`` saying whether a write may have been applied (z
 Pirate, with disconnect detection instead of blind retries).  A stream channel needs no such
 care: a failed connect or write means nothing was processed, and end-of-file while a reply is
 awaited means the broker went away with the request.
+
+Before connecting to a socket file (ipc://, unix://) the stub checks its directory
+(``check_socket_dir``, docs/ipc.md "Access control"): one ``os.stat`` per connect, two when the
+directory belongs to another user.  tcp:// connects with CURVE keys (``curve_keys``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import stat
 import struct
 import threading
 import time
@@ -38,7 +43,13 @@ from .envelope import (
     routing_id,
     unpack_reply,
 )
-from .exceptions import BrokerTimeout, BrokerUnavailable, CacheError, ReconnectError
+from .exceptions import (
+    BrokerTimeout,
+    BrokerUnavailable,
+    CacheError,
+    ParameterError,
+    ReconnectError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +64,14 @@ _LIVENESS_SLICE = 0.1
 _RECV_BYTES = 1 << 18
 #: A stream send blocked this long means the broker stopped reading: the connection is dropped.
 _SEND_STALL = 5.0
+
+#: CURVE keys for tcp:// endpoints (40-char Z85 each), when not given to the Client.
+ENV_CURVE_SERVERKEY = "IGNITE_BROKER_CURVE_SERVERKEY"
+ENV_CURVE_PUBLICKEY = "IGNITE_BROKER_CURVE_PUBLICKEY"
+ENV_CURVE_SECRETKEY = "IGNITE_BROKER_CURVE_SECRETKEY"
+CURVE_KWARGS = ("curve_serverkey", "curve_publickey", "curve_secretkey")
+_CURVE_ENV = dict(zip(CURVE_KWARGS, (ENV_CURVE_SERVERKEY, ENV_CURVE_PUBLICKEY,
+                                     ENV_CURVE_SECRETKEY), strict=True))
 
 _zmq: Any = None
 _fork_lock = threading.Lock()
@@ -103,6 +122,104 @@ def endpoint_hint(endpoint: str) -> str:
     if not os.access(path, os.W_OK):
         return (f" (no permission on {path}: is this user in the broker's group?)")
     return ""
+
+
+# -- access: the socket directory, CURVE ----------------------------------------------------
+
+def socket_dir_refusal(directory: str, st_uid: int, st_mode: int, my_uid: int,
+                       parent_mode: Callable[[], int | None]) -> str | None:
+    """Why a socket in ``directory`` (owner ``st_uid``, mode ``st_mode``) may not be the
+    broker's, or None.  Refused: a directory every user may write (anyone could have put the
+    socket there), and one owned by a user other than root or ourselves that sits in a
+    directory every user may write (/tmp): anyone could have created it.  Another user's
+    directory elsewhere (systemd's /run/ignite-broker, owned by the service user in root's
+    /run) is the normal case.  ``parent_mode()`` is asked only then; None means unknown."""
+    mode = stat.S_IMODE(st_mode)
+    if st_mode & stat.S_IWOTH:
+        return (f"{directory} (mode {mode:04o}) is writable by every user: anyone could have "
+                "put the socket there")
+    if st_uid in (0, my_uid):
+        return None
+    pmode = parent_mode()
+    if pmode is None or pmode & stat.S_IWOTH:
+        parent = os.path.dirname(os.path.abspath(directory)) or "/"
+        return (f"{directory} belongs to uid {st_uid}, another user, and {parent} lets every "
+                "user create directories: anyone could have made it (use the broker's "
+                "XDG_RUNTIME_DIR or /run/ignite-broker)")
+    return None
+
+
+def check_socket_dir(path: str) -> bool:
+    """Refuse (BrokerUnavailable, nothing sent) to connect to socket file ``path`` when its
+    directory fails ``socket_dir_refusal``; False when the directory does not exist (no
+    broker there yet), True when it passed."""
+    directory = os.path.dirname(path) or "."
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+
+    def parent_mode() -> int | None:
+        try:
+            return os.stat(os.path.dirname(os.path.abspath(directory)) or "/").st_mode
+        except OSError:
+            return None
+
+    why = socket_dir_refusal(directory, st.st_uid, st.st_mode, os.geteuid(), parent_mode)
+    if why is not None:
+        raise BrokerUnavailable(f"refusing to connect to {path}: {why}", maybe_applied=False)
+    return True
+
+
+def socket_file(endpoint: str) -> str | None:
+    """The socket file of an ipc:// or unix:// endpoint (None for tcp:// and abstract names)."""
+    for scheme in ("ipc://", "unix://"):
+        if endpoint.startswith(scheme) and not endpoint.startswith(scheme + "@"):
+            return endpoint[len(scheme):]
+    return None
+
+
+def curve_keys(given: dict[str, Any] | None = None,
+               environ: Any = os.environ) -> tuple[bytes, bytes, bytes] | None:
+    """(server public, client public, client secret) for tcp://: Client kwargs
+    ``curve_serverkey``/``curve_publickey``/``curve_secretkey``, else $IGNITE_BROKER_CURVE_*;
+    None when none is set.  A secret key is never echoed."""
+    given = given or {}
+    values = [given.get(name) or environ.get(_CURVE_ENV[name]) for name in CURVE_KWARGS]
+    if not any(values):
+        return None
+    keys = []
+    for name, value in zip(CURVE_KWARGS, values, strict=True):
+        if isinstance(value, str):
+            value = value.encode("ascii", "replace")
+        if not isinstance(value, bytes) or len(value) != 40:
+            raise ParameterError(
+                f"{name} (or ${_CURVE_ENV[name]}) must be a 40-character Z85 CURVE key "
+                "(ignite-broker keygen prints a pair); all three are needed for tcp://")
+        keys.append(value)
+    return keys[0], keys[1], keys[2]
+
+
+def connect_dealer(sock: Any, endpoint: str, curve: tuple[bytes, bytes, bytes] | None) -> bool:
+    """Connect a DEALER to ``endpoint`` once it is safe: a socket file's directory must exist
+    and pass ``check_socket_dir`` (False while it does not exist); tcp:// needs CURVE keys."""
+    zmq = zmq_module()
+    path = socket_file(endpoint)
+    if path is not None and not check_socket_dir(path):
+        return False
+    if endpoint.startswith("tcp://"):
+        if curve is None:
+            raise ParameterError(
+                f"{endpoint}: the broker serves tcp:// only to CURVE clients; set "
+                f"${ENV_CURVE_SERVERKEY} (the broker's public key), ${ENV_CURVE_PUBLICKEY} and "
+                f"${ENV_CURVE_SECRETKEY} (this worker's pair, its public key listed in the "
+                "broker's broker.curve_client_keys), or the Client kwargs curve_serverkey, "
+                "curve_publickey, curve_secretkey")
+        sock.setsockopt(zmq.CURVE_SERVERKEY, curve[0])
+        sock.setsockopt(zmq.CURVE_PUBLICKEY, curve[1])
+        sock.setsockopt(zmq.CURVE_SECRETKEY, curve[2])
+    sock.connect(endpoint)
+    return True
 
 
 def not_sent_error(endpoint: str, call: Call, budget: float) -> BrokerUnavailable:
@@ -180,7 +297,10 @@ class Channel:
             self.drain()
             self.flush()
             frame = pack_request(next_request_id(), "ping", {}, deadline_ms(interval))
-            self.send(frame, now)  # no waiting: if the broker is not reading, skip this one
+            try:
+                self.send(frame, now)  # no waiting: if the broker is not reading, skip this one
+            except (BrokerUnavailable, ParameterError):  # a refused socket directory
+                return
             self.last_activity = now
         finally:
             self.lock.release()
@@ -191,9 +311,17 @@ class Channel:
 
 
 class ZmqChannel(Channel):
-    """A DEALER socket with IMMEDIATE=1: "not writable" means "no broker connection"."""
+    """A DEALER socket with IMMEDIATE=1: "not writable" means "no broker connection".  It
+    connects on first send, once ``connect_dealer`` finds the endpoint safe."""
 
-    __slots__ = ()
+    __slots__ = ("connected", "curve", "endpoint")
+
+    def __init__(self, sock: Any, endpoint: str,
+                 curve: tuple[bytes, bytes, bytes] | None = None) -> None:
+        super().__init__(sock)
+        self.endpoint = endpoint
+        self.curve = curve
+        self.connected = False
 
     def flush(self) -> None:
         zmq = zmq_module()
@@ -208,6 +336,13 @@ class ZmqChannel(Channel):
         zmq = zmq_module()
         while True:
             remaining = deadline - time.monotonic()
+            if not self.connected:
+                self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
+                if not self.connected:  # its directory does not exist yet: no broker
+                    if remaining <= 0:
+                        return False
+                    time.sleep(min(remaining, _LIVENESS_SLICE))
+                    continue
             if self.sock.poll(int(max(0.0, min(remaining, 0.25)) * 1000), zmq.POLLOUT):
                 try:
                     self.sock.send(frame, zmq.NOBLOCK)
@@ -261,6 +396,7 @@ class StreamChannel(Channel):
     def _connect(self, deadline: float) -> bool:
         delay = 0.005
         while True:
+            check_socket_dir(self.path)  # raises if someone else could have put it there
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
@@ -414,8 +550,11 @@ class TransportBase:
     def __init__(self, endpoint: str, *, timeout: float = 30.0, retries: int = 5,
                  heartbeat_interval: float = 5.0,
                  on_lost: Callable[[str], None] | None = None,
-                 on_restored: Callable[[], None] | None = None) -> None:
+                 on_restored: Callable[[], None] | None = None,
+                 curve: dict[str, Any] | None = None) -> None:
         self.endpoint = endpoint
+        # tcp:// only: CURVE keys from the Client's kwargs or the environment, checked now.
+        self.curve = curve_keys(curve) if endpoint.startswith("tcp://") else None
         self.timeout = timeout
         self.retries = retries
         self.heartbeat_interval = heartbeat_interval
@@ -482,8 +621,7 @@ class Transport(TransportBase):
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.ROUTING_ID, routing_id())
-        sock.connect(self.endpoint)
-        return ZmqChannel(sock)
+        return ZmqChannel(sock, self.endpoint, self.curve)  # connects on first send
 
     def hold(self) -> Hold:
         return Hold(self.channel(), self.heartbeat_interval)
@@ -561,4 +699,4 @@ def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None
 
 
 __all__ = ["GRACE", "LOST", "TIMEOUT", "CacheError", "Channel", "Hold", "StreamChannel",
-           "Transport", "ZmqChannel"]
+           "Transport", "ZmqChannel", "check_socket_dir", "curve_keys", "socket_dir_refusal"]
