@@ -69,6 +69,8 @@ def _show_stats(broker: Broker) -> Any:
         "internal_errors": broker.dispatcher.internal_errors + broker.frontend.internal_errors,
         "held_request_bytes": broker.frontend.budget.held,
         "connections_refused": broker.frontend.connections_refused,
+        "peers_refused": {transport: refusals.count for transport, refusals
+                          in broker.frontend.access.refusals.items()},
         "stalled_connections_closed": broker.frontend.stalled_closed,
         "node_connections_lost": broker.pool.connections_lost if broker.pool else 0,
         "workers": len(broker.workers or ()),
