@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import os
 import time
 from collections.abc import Callable
 
@@ -36,6 +37,19 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
 _malloc_trim = _load_malloc_trim()
 
 
+_RSS_CHECK_INTERVAL = 10.0
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes() -> int:
+    """This process's resident set (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE_BYTES
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def trim_heap() -> None:
     """Give freed heap pages back to the system where the C library can (glibc)."""
     if _malloc_trim is not None:
@@ -59,6 +73,8 @@ class Janitor:
         self.released_cursors = 0
         self.frontend: Frontend | None = None  # set once the front end exists
         self.stalled_timeout = 10.0
+        self._next_rss_check = 0.0
+        self._rss_after_trim = resident_bytes()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="janitor")
@@ -80,7 +96,7 @@ class Janitor:
         self._dispatcher.expire_parked(now)
         if self.frontend is not None:
             self.frontend.close_stalled(now, self.stalled_timeout)
-            self._give_back_memory(self.frontend.budget)
+            self._give_back_memory(self.frontend.budget, now)
         for conn in list(self._pool.ready):
             conn.expire(now)
             if not conn.heartbeat_in_flight and _needs_heartbeat(conn, now):
@@ -89,13 +105,20 @@ class Janitor:
             if worker.holds_resources:
                 self.release(worker, "worker went silent")
 
-    @staticmethod
-    def _give_back_memory(budget: MemoryBudget) -> None:
-        """After a burst of big requests has been answered, return the freed heap to the
-        system (glibc keeps it otherwise, and RSS stays at the burst's peak)."""
+    def _give_back_memory(self, budget: MemoryBudget, now: float) -> None:
+        """Return freed heap to the system (glibc keeps it otherwise, and RSS stays at its
+        peak): after a burst of big requests has been answered, and when RSS has grown
+        since the last look (many connections come and gone, e.g. ZeroMQ peers' pipes)."""
         if budget.peak >= _TRIM_AFTER_BYTES and budget.held < budget.peak // 4:
             budget.reset_peak()
             trim_heap()
+        if now < self._next_rss_check:
+            return
+        self._next_rss_check = now + _RSS_CHECK_INTERVAL
+        rss = resident_bytes()
+        if rss > self._rss_after_trim + _TRIM_AFTER_BYTES:
+            trim_heap()
+            self._rss_after_trim = resident_bytes()
 
     def _heartbeat(self, conn: NodeConnection, now: float) -> None:
         """Keep an idle connection open, and find a node that stopped answering: a

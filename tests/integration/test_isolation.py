@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import resource
 import socket
 import struct
 import time
@@ -233,6 +234,31 @@ def test_zeromq_requests_over_the_budget_are_refused_not_held(broker, dealer):
     assert ipc.Status.OVERLOADED in statuses  # 40 MiB at once: over this worker's share
     assert _wait_for(lambda: _stats(broker)["held_request_bytes"] == 0)
     _neighbour_works(broker)
+
+
+def test_memory_of_silent_zeromq_peers_is_given_back(broker):
+    """Was: 2,000 silent DEALERs took +57 MB, never returned after they left."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    context = zmq.Context()
+    context.MAX_SOCKETS = 4000
+    baseline = _rss_kb(broker.proc.pid)
+    socks = []
+    try:
+        for _ in range(1500):
+            sock = context.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(broker.endpoint)
+            socks.append(sock)
+        _wait_for(lambda: _rss_kb(broker.proc.pid) > baseline + 20 * 1024, timeout=5)
+        peak = _rss_kb(broker.proc.pid)
+    finally:
+        for sock in socks:
+            sock.close()
+        context.term()
+    assert _wait_for(lambda: _rss_kb(broker.proc.pid) < baseline + 10 * 1024, timeout=25), (
+        f"RSS {baseline} kB before, {peak} kB with 1,500 peers, "
+        f"{_rss_kb(broker.proc.pid)} kB after they left")
 
 
 def test_zeromq_sockets_beyond_max_workers_get_overloaded(broker):
