@@ -28,16 +28,19 @@ def _show_version(broker: Broker) -> Any:
 def _show_nodes(broker: Broker) -> Any:
     pool = broker.pool
     assert pool is not None
-    ready = {(c.host, c.port): c for c in pool.ready}
+    ready: dict[tuple[str, int], list[Any]] = {}
+    for c in pool.ready:
+        ready.setdefault((c.host, c.port), []).append(c)
     rows = []
     for host, port in pool.addresses:
-        conn = ready.get((host, port))
+        conns = ready.get((host, port), [])
         rows.append({
-            "address": f"{host}:{port}", "state": "ready" if conn else "down",
-            "node_id": str(conn.node_id) if conn else None,
-            "in_flight": conn.in_flight if conn else 0,
-            "queued": conn.queued if conn else 0,
-            "bytes_in_flight": conn.bytes_in_flight if conn else 0,
+            "address": f"{host}:{port}", "state": "ready" if conns else "down",
+            "node_id": str(conns[0].node_id) if conns else None,
+            "connections": len(conns),
+            "in_flight": sum(c.in_flight for c in conns),
+            "queued": sum(c.queued for c in conns),
+            "bytes_in_flight": sum(c.bytes_in_flight for c in conns),
         })
     return rows
 

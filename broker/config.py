@@ -71,6 +71,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cluster.nodes", list, ["127.0.0.1:10800"], False,
             "Ignite thin-client addresses HOST:PORT to connect to", item_type=str),
     Setting("cluster.connections_per_node", int, 1, False, "connections kept to each node"),
+    Setting("cluster.max_connections_per_node", int, 4, False,
+            "connections to each node the broker may grow to when its workers' transactions "
+            "or cursors fill the ones it has (Ignite limits both per connection); never "
+            "fewer than cluster.connections_per_node"),
     Setting("cluster.connect_timeout", float, 10.0, True, "seconds for TCP+TLS+handshake"),
     Setting("cluster.reconnect_max_backoff", float, 5.0, True,
             "longest pause between attempts to reach a lost node (seconds)"),

@@ -143,6 +143,7 @@ class Broker:
             self.cfg_addresses(), protocol_config(cfg), ssl_context=ssl_context,
             connect_timeout=cfg.cluster_connect_timeout,
             connections_per_node=cfg.cluster_connections_per_node,
+            max_connections_per_node=cfg.cluster_max_connections_per_node,
             max_backoff=cfg.cluster_reconnect_max_backoff,
             heartbeat_interval=cfg.cluster_heartbeat_interval,
             node_warmup=cfg.cluster_node_warmup,

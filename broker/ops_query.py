@@ -69,9 +69,11 @@ def _connection_for(dispatcher: Dispatcher, table: Pinned[Any], kind: tuple[str,
     if chosen is None:
         where = "the transaction's node connection holds" if conn else (
             "every node connection holds")
+        then = "retry when some are closed"
+        if conn is None and dispatcher.pool.add_connections():
+            then = "another connection to each node is being opened: retry shortly"
         raise Overloaded(f"{where} {room} open {what} for the broker's workers, near Ignite's "
-                         f"limit of {node_limit} per connection (limits.{node_name}); "
-                         f"retry when some are closed")
+                         f"limit of {node_limit} per connection (limits.{node_name}); {then}")
     return chosen
 
 

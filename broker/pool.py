@@ -32,6 +32,7 @@ class NodePool:
         ssl_context: ssl.SSLContext | None,
         connect_timeout: float,
         connections_per_node: int = 1,
+        max_connections_per_node: int | None = None,
         max_backoff: float = 5.0,
         heartbeat_interval: float = 5.0,
         node_warmup: float = 2.0,
@@ -42,6 +43,8 @@ class NodePool:
         self._ssl = ssl_context
         self._connect_timeout = connect_timeout
         self._per_node = connections_per_node
+        self._max_per_node = max(max_connections_per_node or connections_per_node,
+                                 connections_per_node)
         self._max_backoff = max_backoff
         self.heartbeat_interval = heartbeat_interval
         self.node_warmup = node_warmup
@@ -74,10 +77,27 @@ class NodePool:
         except TimeoutError:
             _log.warning("no_node_reachable_yet", waited_s=wait, last_error=self.last_error)
 
-    def _start_keepers(self, host: str, port: int) -> None:
-        for slot in range(self._per_node):
+    def _start_keepers(self, host: str, port: int, slots: range | None = None) -> None:
+        for slot in slots or range(self._per_node):
             name = f"{host}:{port}/{slot}"
             self._tasks.append(asyncio.create_task(self._keep(host, port, slot), name=name))
+
+    def add_connections(self) -> bool:
+        """One more connection to every node (pinned transactions or cursors ran short);
+        False when each node already has cluster.max_connections_per_node."""
+        if self._per_node >= self._max_per_node:
+            return False
+        slot = self._per_node
+        self._per_node += 1
+        _log.info("adding_node_connections", per_node=self._per_node,
+                  max_per_node=self._max_per_node)
+        for host, port in list(self.addresses):
+            self._start_keepers(host, port, range(slot, slot + 1))
+        return True
+
+    @property
+    def connections_per_node(self) -> int:
+        return self._per_node
 
     def add_node(self, host: str, port: int) -> None:
         """Start connecting to a node the cluster told us about (idempotent)."""

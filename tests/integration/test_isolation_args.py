@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -117,7 +118,8 @@ def tight_broker(ignite_cluster3, tmp_path_factory) -> Iterator[BrokerProcess]:
     each of the 3 node connections."""
     with running_broker(ignite_cluster3.addresses, tmp_path_factory.mktemp("isolation-tight"),
                         {"limits.node_max_active_tx_per_connection": 4,
-                         "limits.node_max_open_cursors_per_connection": 4},
+                         "limits.node_max_open_cursors_per_connection": 4,
+                         "cluster.max_connections_per_node": 1},
                         wait_nodes=NODES) as proc:
         with Client(broker=proc.endpoint) as client:
             client.connect()
@@ -341,3 +343,41 @@ def test_cursors_spread_over_node_connections_and_stop_below_ignites_limit(
             worker.call("cursor_close", cursor=cursor)
         worker.close()
     assert tight_broker.admin("show stats")["node_connections_lost"] == 0
+
+
+@pytest.fixture(scope="module")
+def growing_broker(ignite_cluster3, tmp_path_factory) -> Iterator[BrokerProcess]:
+    """As tight_broker, but allowed a second connection to each node."""
+    with running_broker(ignite_cluster3.addresses, tmp_path_factory.mktemp("isolation-grow"),
+                        {"limits.node_max_active_tx_per_connection": 4,
+                         "cluster.max_connections_per_node": 2},
+                        wait_nodes=NODES) as proc:
+        yield proc
+
+
+def test_node_connections_are_added_when_transactions_fill_them(growing_broker):
+    workers = [RawWorker(growing_broker, "unix") for _ in range(4)]
+    handles: list[tuple[RawWorker, int]] = []
+    try:
+        for i in range(NODES * 3):  # fills the room of the first connection to each node
+            worker = workers[i % len(workers)]
+            handles.append((worker, worker.call("tx_start")))
+        refused = workers[0].ask("tx_start")
+        assert refused.status == ipc.Status.OVERLOADED
+        assert "another connection to each node is being opened" in refused.payload["message"]
+        deadline = time.monotonic() + 30
+        while sum(n["connections"] for n in growing_broker.admin("show nodes")) < 2 * NODES:
+            assert time.monotonic() < deadline, growing_broker.admin("show nodes")
+            time.sleep(0.1)
+        for i in range(NODES * 3):  # as many again, on the new connections
+            worker = workers[i % len(workers)]
+            handles.append((worker, worker.call("tx_start")))
+        refused = workers[0].ask("tx_start")
+        assert refused.status == ipc.Status.OVERLOADED
+        assert "retry when some are closed" in refused.payload["message"]
+    finally:
+        for worker, handle in handles:
+            worker.call("tx_end", tx=handle, commit=False)
+        for worker in workers:
+            worker.close()
+    assert growing_broker.admin("show stats")["node_connections_lost"] == 0
