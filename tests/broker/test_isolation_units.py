@@ -1,0 +1,114 @@
+"""The broker's isolation pieces that need no JVM: every answer releases its admission slot
+exactly once, the memory budget and its shares, learned answer sizes, throttled logs, and what
+a node's error message may show a worker."""
+
+from __future__ import annotations
+
+import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
+from broker.budget import MemoryBudget, ReplySizes
+from broker.dispatch import Dispatcher, Limits, public_node_message
+from broker.errors import MAX_ERROR_MESSAGE, brief, clip
+from broker.log import Throttle
+from broker.pool import NodePool
+from broker.workers import Workers
+from protocol import ConnectionConfig, OpCode
+from protocol.ipc import Request, Status
+
+
+def _dispatcher(**limits: int) -> Dispatcher:
+    pool = NodePool([("127.0.0.1", 1)], ConnectionConfig(), ssl_context=None, connect_timeout=1)
+    return Dispatcher(pool, Workers(), lambda: {}, Limits(**limits))
+
+
+def _boom(*_: object) -> None:
+    raise TypeError("a secret detail of the bug")
+
+
+def test_a_handler_bug_is_answered_internal_and_releases_its_slots():
+    dispatcher = _dispatcher(max_in_flight_total=4, max_in_flight_per_worker=2)
+    dispatcher._handlers["ping"] = _boom  # ping runs even with no node reachable
+    replies: list[tuple[int, int, dict]] = []
+    for n in range(1000):  # far more than the in-flight limits: none may leak
+        dispatcher.dispatch(b"w", Request(n, "ping", 0, {}),
+                            lambda rid, status, payload: replies.append((rid, status, payload)))
+    assert [r[0] for r in replies] == list(range(1000))
+    assert {r[1] for r in replies} == {Status.INTERNAL}
+    assert all("secret detail" not in r[2]["message"] for r in replies)
+    assert dispatcher.in_flight == 0
+    assert dispatcher.internal_errors == 1000
+
+
+def test_a_second_answer_to_one_request_is_dropped_and_counted():
+    dispatcher = _dispatcher()
+
+    def answer_twice(dispatcher, worker, request, reply):
+        reply(Status.OK, 1)
+        reply(Status.OK, 2)
+
+    dispatcher._handlers["ping"] = answer_twice
+    replies: list[object] = []
+    dispatcher.dispatch(b"w", Request(7, "ping", 0, {}), lambda *r: replies.append(r))
+    assert replies == [(7, Status.OK, 1)]
+    assert dispatcher.in_flight == 0
+    assert dispatcher.internal_errors == 1
+
+
+def test_the_memory_budget_counts_requests_and_buffers_per_worker():
+    budget = MemoryBudget(total=100, per_worker=60)
+    woken: list[str] = []
+    budget.take_request(b"a", 1, 50)
+    budget.take_request(b"a", 1, 50)  # a reused id in flight is counted once
+    budget.buffered(b"b", 40)
+    assert (budget.held, budget.worker_held(b"a"), budget.worker_held(b"b")) == (90, 50, 40)
+    assert not budget.fits(20)
+    budget.wait("reader", lambda: woken.append("reader"))
+    budget.release_request(b"a", 1)
+    assert woken == ["reader"] and budget.held == 40
+    budget.forget(b"b")
+    assert budget.held == 0 and budget.worker_held(b"b") == 0
+
+
+def test_the_budget_says_when_it_becomes_spent():
+    budget = MemoryBudget(total=10, per_worker=10)
+    spent: list[int] = []
+    budget.on_exhausted = lambda: spent.append(budget.held)
+    budget.buffered(b"a", 6)
+    budget.buffered(b"a", 6)
+    budget.buffered(b"a", 1)  # already spent: said once
+    assert spent == [12]
+
+
+def test_answer_sizes_are_learned_per_op_and_cache_and_decay():
+    sizes = ReplySizes(cold_guess=1000)
+    assert sizes.expect(OpCode.CACHE_GET, 5) == 1000  # pessimistic until seen
+    assert sizes.expect(OpCode.CACHE_PUT, 5) == 0  # answers without values cost nothing
+    sizes.seen(OpCode.CACHE_GET, 5, 10)
+    assert sizes.expect(OpCode.CACHE_GET, 5) == 10
+    sizes.seen(OpCode.CACHE_GET, 5, 1 << 20)
+    for _ in range(400):
+        sizes.seen(OpCode.CACHE_GET, 5, 10)
+    assert 10 <= sizes.expect(OpCode.CACHE_GET, 5) < 1 << 10
+
+
+def test_a_throttle_lets_a_burst_through_then_counts():
+    now = [0.0]
+    throttle = Throttle(burst=3, interval=10.0, clock=lambda: now[0])
+    assert [throttle.allow() for _ in range(5)] == [0, 0, 0, None, None]
+    now[0] = 10.0
+    assert throttle.allow() == 2  # the next line says how many were held back
+
+
+def test_node_error_messages_lose_stack_traces_node_ids_and_addresses():
+    message = ("Failed to run query: Table \"T\" not found; node "
+               "3f1b2c4d-1111-2222-3333-444455556666 at /10.1.2.3:47500\n"
+               "\tat org.apache.ignite.Foo.bar(Foo.java:1)\nCaused by: x")
+    shown = public_node_message(message)
+    assert shown == "Failed to run query: Table \"T\" not found; node <node> at <address>"
+    assert len(public_node_message("x" * 10_000)) < MAX_ERROR_MESSAGE + 50
+
+
+def test_worker_values_in_messages_are_named_not_echoed():
+    assert brief("op") == "'op'"
+    assert brief("x" * 10_000) == "<str of length 10000>"
+    assert brief([b"t"] * 1000) == "<list of length 1000>"
+    assert clip("y" * 600).endswith("(88 more characters)")
