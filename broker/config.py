@@ -123,7 +123,7 @@ SETTINGS: tuple[Setting, ...] = (
             "keys or pairs in one get_all/put_all/remove_keys/... request; more is refused"),
     Setting("limits.max_transactions_per_worker", int, 32, False,
             "open transactions one worker may hold; beyond, tx_start gets 'overloaded'"),
-    Setting("limits.max_cursors_per_worker", int, 32, False,
+    Setting("limits.max_cursors_per_worker", int, 100, False,
             "open query cursors one worker may hold; beyond, sql/scan get 'overloaded'"),
     Setting("limits.node_max_active_tx_per_connection", int, 100, False,
             "the nodes' ThinClientConfiguration.maxActiveTxPerConnection: the broker spreads "

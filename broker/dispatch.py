@@ -54,7 +54,7 @@ class Limits:
     max_page_size: int = 10_000
     max_keys_per_request: int = 100_000
     max_transactions_per_worker: int = 32
-    max_cursors_per_worker: int = 32
+    max_cursors_per_worker: int = 100
     node_max_active_tx_per_connection: int = 100  # Ignite's ThinClientConfiguration default
     node_max_open_cursors_per_connection: int = 128  # Ignite's ClientConnectorConfiguration
 
@@ -448,18 +448,17 @@ class Dispatcher:
 _INTERNAL_PAYLOAD = error_payload(
     "internal", "broker error: the broker logged it and counts it in 'show stats'")
 _STACK_START = re.compile(r"\n\s*(at |Caused by:|Suppressed:)|\tat ")
-_NODE_ID = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b", re.IGNORECASE)
 _ADDRESS = re.compile(r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
 
 
 def public_node_message(message: str) -> str:
     """A node's error message as a worker may see it: the message, without a Java stack
-    trace, node ids or addresses, and bounded (the whole text goes to the debug log)."""
+    trace or network addresses, and bounded (the whole text goes to the debug log).  Ids
+    (node, transaction) stay: pyignite shows them, and they are what one debugs with."""
     match = _STACK_START.search(message)
     if match is not None:
         message = message[:match.start()]
-    message = _ADDRESS.sub("<address>", _NODE_ID.sub("<node>", message.strip()))
-    return clip(message)
+    return clip(_ADDRESS.sub("<address>", message.strip()))
 
 
 def simple_call(
