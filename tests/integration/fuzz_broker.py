@@ -791,7 +791,8 @@ class Tally:
                                 ipc.Status.DEADLINE_EXCEEDED):
                 self.suspicious.append((time.monotonic(), inp.index, status))
         if reply.status == ipc.Status.INTERNAL:
-            self.fail("internal", inp, message=_message(reply.payload))
+            self.fail("internal", inp, message=_message(reply.payload),
+                      matched="by id" if size else "by order (the input is a guess)")
 
     def fail(self, symptom: str, inp: Input, **detail: Any) -> None:
         key = (symptom, inp.op, inp.family, inp.kind or inp.special or "-")
@@ -1428,9 +1429,35 @@ def triage(target: Target, transport: str, suspects: list[Input], symptom: str,
         tried += 1
         outcome = probe(target, transport, inp, settle)
         if symptom in outcome["symptoms"]:
-            return {"symptom": symptom, "transport": transport, "input": inp.describe(),
-                    "signature": list(inp.signature), "probes": tried, **outcome}
+            found = {"symptom": symptom, "transport": transport, "input": inp.describe(),
+                     "signature": list(inp.signature), "probes": tried, **outcome}
+            if not (inp.special or inp.envelope):
+                found["minimal"] = shrink(target, transport, inp, symptom, settle)
+            return found
     return None
+
+
+def shrink(target: Target, transport: str, inp: Input, symptom: str, settle: float,
+           budget: int = 12) -> str:
+    """Drop the input's arguments one at a time, then make the rest plain valid values, while
+    the symptom stays: the request left is the minimal reproducer reported."""
+    args = dict(inp.args)
+    kinds = {n.lstrip("?"): k for n, k in arg_specs(inp.op).items()}
+    plain_ctx = GenContext(tuple(f"{h}:{p}" for h, p in target.addresses))
+    for name in list(args)[:budget]:
+        candidate = {k: v for k, v in args.items() if k != name}
+        if symptom in probe(target, transport, dataclasses.replace(inp, args=candidate),
+                            settle)["symptoms"]:
+            args = candidate
+    for name in list(args)[:budget]:
+        plain = _valid(kinds.get(name, "key"), random.Random(0), plain_ctx)
+        if plain == args[name]:
+            continue
+        candidate = {**args, name: plain}
+        if symptom in probe(target, transport, dataclasses.replace(inp, args=candidate),
+                            settle)["symptoms"]:
+            args = candidate
+    return f"{inp.op}({describe_args(args, 400)})"
 
 
 def _rank_for_halt(inputs: list[Input]) -> list[Input]:
@@ -1589,6 +1616,7 @@ class TransportRun:
             "node_connections_lost": lost, "node_connections_lost_events": len(
                 watch.conn_lost_events),
             "internal_errors": internal,
+            "internal_replies": tally["failure_counts"].get("internal", 0),
             "unanswered": tally["failure_counts"].get("unanswered", 0),
             "wrong_values": good.get("wrong_values", 0), "lost_writes": good.get("lost_writes", 0),
             "good_worker_errors": sum(good.get("errors", {}).values()) if "ops" in good else 1,
@@ -1630,7 +1658,8 @@ CHECKS = {
     "broker_crashes": "broker crashes (process exit, signal)",
     "node_halts": "node halts (a JVM gone)",
     "node_connections_lost": "dropped node connections (show stats)",
-    "internal_errors": "INTERNAL answers (show stats)",
+    "internal_errors": "INTERNAL answers counted by the broker (show stats)",
+    "internal_replies": "INTERNAL answers the hostile workers received",
     "unanswered": "requests without a reply by their deadline",
     "wrong_values": "wrong values read by the well-behaved worker",
     "lost_writes": "writes of the well-behaved worker that failed (value maybe lost)",
@@ -1680,9 +1709,11 @@ def _distinct_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
     for transport, result in report["transports"].items():
         for found in result["findings"]:
             inp = found["input"]
-            key = (found["symptom"], inp["op"], inp["family"], inp.get("arg") or "-")
+            key = (found["symptom"], found.get("minimal") or inp["op"] + inp["family"])
             entry = out.setdefault(key, {"symptom": found["symptom"], "example": inp,
+                                         "minimal": found.get("minimal"),
                                          "reply": found.get("reply_status"),
+                                         "reply_message": found.get("reply_message"),
                                          "transports": []})
             entry["transports"].append(transport)
         for symptom in ("internal", "unanswered"):
@@ -1724,8 +1755,9 @@ def summary_text(report: dict[str, Any]) -> str:
                          f"{_short(culprit) if culprit else 'culprit not found'}")
     lines.append("distinct findings:")
     for found in report.get("findings", []):
-        lines.append(f"  {found['symptom']:10} {','.join(found['transports']):8} "
-                     f"{_short(found['example'])}")
+        what = found.get("minimal") or _short(found["example"])
+        lines.append(f"  {found['symptom']:10} {','.join(found['transports']):8} {what}"
+                     f"  -> {found.get('reply')}: {found.get('reply_message')}")
     return "\n".join(lines)
 
 
