@@ -1418,7 +1418,7 @@ def _symptoms(target: Target, before: dict[str, Any], reply: ipc.Reply | None) -
 
 
 def triage(target: Target, transport: str, suspects: list[Input], symptom: str,
-           limit: int, settle: float = 0.3) -> dict[str, Any] | None:
+           limit: int, settle: float = 0.3, minimize: bool = True) -> dict[str, Any] | None:
     """Replay suspects one at a time until one shows ``symptom``; that one is the finding."""
     seen: set[int] = set()
     tried = 0
@@ -1431,7 +1431,7 @@ def triage(target: Target, transport: str, suspects: list[Input], symptom: str,
         if symptom in outcome["symptoms"]:
             found = {"symptom": symptom, "transport": transport, "input": inp.describe(),
                      "signature": list(inp.signature), "probes": tried, **outcome}
-            if not (inp.special or inp.envelope):
+            if minimize and not (inp.special or inp.envelope):
                 found["minimal"] = shrink(target, transport, inp, symptom, settle)
             return found
     return None
@@ -1460,9 +1460,13 @@ def shrink(target: Target, transport: str, inp: Input, symptom: str, settle: flo
     return f"{inp.op}({describe_args(args, 400)})"
 
 
-def _rank_for_halt(inputs: list[Input]) -> list[Input]:
-    """Numbers and sizes halt nodes more often than wrong types do: try those first."""
-    order = {"extreme_int": 0, "huge": 1, "bad_enum": 2, "decimal": 3}
+def _rank(inputs: list[Input], symptom: str) -> list[Input]:
+    """The families most likely to cause ``symptom`` first: numbers and sizes halt nodes,
+    nesting and hand-made values crash decoders (a guess that only orders the replays)."""
+    if symptom == "halt":
+        order = {"extreme_int": 0, "huge": 1, "bad_enum": 2, "decimal": 3}
+    else:
+        order = {"deep": 0, "huge": 1, "decimal": 2, "ext": 3, "bad_typed": 4}
     return sorted(inputs, key=lambda inp: order.get(inp.family, 9))
 
 
@@ -1561,7 +1565,7 @@ class TransportRun:
         if dead:
             recent = {i for t, i, _ in campaign.tally.suspicious if t > time.monotonic() - 10}
             gen = campaign.generator()
-            suspects += _rank_for_halt([gen.make(i) for i in sorted(recent)])
+            suspects += [gen.make(i) for i in sorted(recent)]
             record["restarted_nodes"] = target.restart_dead_nodes()
         if exit_code is not None:
             target.restart_broker()
@@ -1572,8 +1576,9 @@ class TransportRun:
         self.incidents.append(record)
         symptom = "crash" if exit_code is not None else "halt"
         if self.opts.triage_probes:
-            found = triage(target, self.transport, suspects, symptom, self.opts.triage_probes,
-                           settle=0.3 if symptom == "crash" else 2.0)
+            found = triage(target, self.transport, _rank(suspects, symptom),
+                           symptom, self.opts.triage_probes,
+                           settle=0.3 if symptom == "crash" else 2.0, minimize=self.opts.shrink)
             watch.rebase()
             if found is not None:
                 record["culprit"] = found["input"]
@@ -1590,10 +1595,10 @@ class TransportRun:
             indices += [i for i, status in event["suspects"] if status == "CLUSTER_UNAVAILABLE"]
         suspects = [gen.make(i) for i in dict.fromkeys(reversed(indices))]
         tried: set[tuple[str, str]] = set()
-        for _ in range(5):  # up to five distinct causes
+        for _ in range(self.opts.conn_lost_causes):
             left = [s for s in suspects if s.signature not in tried]
             found = triage(self.target, self.transport, left, "conn_lost",
-                           self.opts.triage_probes)
+                           self.opts.triage_probes, minimize=self.opts.shrink)
             if found is None:
                 return
             self.findings.append(found)
@@ -1718,6 +1723,8 @@ def _distinct_findings(report: dict[str, Any]) -> list[dict[str, Any]]:
             entry["transports"].append(transport)
         for symptom in ("internal", "unanswered"):
             for example in result["failures"].get(symptom, []):
+                if example.get("matched", "by id") != "by id":
+                    continue  # a reply matched by order: the input is only a guess
                 key = (symptom, example["op"], example["family"], example.get("arg") or "-")
                 entry = out.setdefault(key, {"symptom": symptom, "example": example,
                                              "transports": []})
@@ -1816,6 +1823,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="crashes/halts healed per transport before its run stops")
     p.add_argument("--triage-probes", type=int, default=40,
                    help="suspects replayed alone per incident (0: no triage)")
+    p.add_argument("--no-shrink", dest="shrink", action="store_false",
+                   help="report triaged inputs as found, without minimizing them")
+    p.add_argument("--conn-lost-causes", type=int, default=5,
+                   help="distinct causes of dropped node connections looked for after a run")
     p.add_argument("--exclude", action="append", default=[], metavar="FAMILY[:KIND]",
                    help="do not send inputs of this mutation family (and argument kind), "
                         "e.g. deep (known crash) or extreme_int:count; repeatable")
