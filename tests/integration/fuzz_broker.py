@@ -274,10 +274,11 @@ def _nest_level(kind: str, inner: bytes) -> bytes:
 _NEST_KINDS = ("collection", "ext_map", "object", "object_array", "typed", "list", "map")
 
 
-def _deep(rng: random.Random) -> Raw:
-    """A value nested up to hundreds of levels: ext containers, plain lists and maps, mixed."""
+def _deep(rng: random.Random, plain: bool = False) -> Raw:
+    """A value nested up to thousands of levels: ext containers and mixes with plain lists and
+    maps, or (``plain``) plain lists and maps only."""
     depth = rng.choice((16, 64, 100, 150, 200, 300, 500, 1000, 3000))
-    style = rng.choice((*_NEST_KINDS, "mixed_ext", "mixed"))
+    style = rng.choice(("list", "map") if plain else (*_NEST_KINDS[:5], "mixed_ext", "mixed"))
     data = msgpack.packb(rng.randrange(10))
     kinds = []
     for _ in range(depth):
@@ -360,7 +361,8 @@ def _bad_enum(kind: str, rng: random.Random) -> Any:
 
 
 #: Mutation families for one argument, with their weights.
-FAMILIES = {"type": 5, "extreme_int": 4, "float": 1, "huge": 0.25, "deep": 2, "bad_enum": 3,
+FAMILIES = {"type": 5, "extreme_int": 4, "float": 1, "huge": 0.25, "deep": 1.5,
+            "deep_plain": 0.5, "bad_enum": 3,
             "bad_kind": 2, "bad_typed": 2, "decimal": 0.5, "ext": 2}
 
 
@@ -382,8 +384,8 @@ def mutate(family: str, kind: str, rng: random.Random, limit: int) -> Any:
         return rng.choice(ODD_FLOATS)
     if family == "huge":
         return _huge(rng, limit)
-    if family == "deep":
-        return _deep(rng)
+    if family in ("deep", "deep_plain"):
+        return _deep(rng, plain=family == "deep_plain")
     if family == "bad_enum":
         return _bad_enum(kind, rng)
     if family == "bad_kind":
@@ -1311,6 +1313,8 @@ class Watch:
         self.last_stats_at = time.monotonic()
         self.conn_lost_events: list[dict[str, Any]] = []
         self.admin_timeouts = 0
+        self.workers: list[HostileWorker] = []
+        self.stall_suspects: list[Input] = []
         self.internal_base = (self.first_stats or {}).get("internal_errors", 0)
         self.lost_base = (self.first_stats or {}).get("node_connections_lost", 0)
 
@@ -1328,8 +1332,11 @@ class Watch:
 
     def _poll_stats(self, now: float) -> None:
         stats = self.target.stats(timeout=2.0)
-        if stats is None:
+        if stats is None:  # the event loop is held: note what was in flight
             self.admin_timeouts += 1
+            if len(self.stall_suspects) < 400:
+                self.stall_suspects += [p.inp for w in self.workers
+                                        for p in list(w.pending.values())]
             return
         lost = stats.get("node_connections_lost", 0)
         before = (self.last_stats or {}).get("node_connections_lost", 0)
@@ -1465,6 +1472,8 @@ def _rank(inputs: list[Input], symptom: str) -> list[Input]:
     nesting and hand-made values crash decoders (a guess that only orders the replays)."""
     if symptom == "halt":
         order = {"extreme_int": 0, "huge": 1, "bad_enum": 2, "decimal": 3}
+    elif symptom == "stall":
+        order = {"decimal": 0, "huge": 1, "deep": 2, "deep_plain": 3}
     else:
         order = {"deep": 0, "huge": 1, "decimal": 2, "ext": 3, "bad_typed": 4}
     return sorted(inputs, key=lambda inp: order.get(inp.family, 9))
@@ -1512,6 +1521,7 @@ class TransportRun:
         lost, internal = watch.totals()
         good_summary = good.finish()
         self._triage_conn_lost(campaign, watch)
+        self._triage_stalls(watch)
         exit_code = target.stop_broker()
         return self._report(campaign, watch, good_summary, baseline, after, elapsed, lost,
                             internal, exit_code)
@@ -1520,6 +1530,7 @@ class TransportRun:
         while True:
             workers = [HostileWorker(campaign, i, self.opts.window)
                        for i in range(self.opts.workers)]
+            watch.workers = workers
             for worker in workers:
                 worker.start()
             incident = watch.poll()
@@ -1603,6 +1614,15 @@ class TransportRun:
                 return
             self.findings.append(found)
             tried.add(tuple(found["signature"]))  # type: ignore[arg-type]
+
+    def _triage_stalls(self, watch: Watch) -> None:
+        """The admin socket did not answer for 2 s: which input held the event loop?"""
+        if not watch.stall_suspects or not self.opts.triage_probes:
+            return
+        found = triage(self.target, self.transport, _rank(watch.stall_suspects, "stall"),
+                       "unanswered", self.opts.triage_probes, minimize=False)
+        if found is not None:
+            self.findings.append({**found, "symptom": "stall"})
 
     def _report(self, campaign: Campaign, watch: Watch, good: dict[str, Any],
                 baseline: dict[str, Any], after: dict[str, Any], elapsed: float, lost: int,
