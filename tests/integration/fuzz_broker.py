@@ -1495,6 +1495,7 @@ class TransportRun:
         self.incidents: list[dict[str, Any]] = []
         self.findings: list[dict[str, Any]] = []
         self.worker_errors: list[str] = []
+        self._last_progress = time.monotonic()
 
     def run(self) -> dict[str, Any]:
         target, opts = self.target, self.opts
@@ -1539,6 +1540,7 @@ class TransportRun:
                     campaign.stop.set()
                 time.sleep(0.2)
                 incident = watch.poll()
+                self._progress(campaign, watch)
             if incident is None and any(w.error for w in workers):
                 time.sleep(1.0)  # a worker lost its connection: is the broker going down?
                 incident = watch.poll()
@@ -1557,6 +1559,18 @@ class TransportRun:
                 return
             campaign.stop.clear()
             campaign.abort.clear()
+
+    def _progress(self, campaign: Campaign, watch: Watch) -> None:
+        """A line on stderr every 15 s, so a long run shows where it is."""
+        now = time.monotonic()
+        if now - self._last_progress < 15:
+            return
+        self._last_progress = now
+        stats = watch.last_stats or {}
+        print(f"[{self.transport}] {campaign.tally.sent} inputs, {len(self.incidents)} "
+              f"incidents, node connections lost {stats.get('node_connections_lost')}, "
+              f"internal {stats.get('internal_errors')}, RSS {watch.rss_peak} KiB peak",
+              file=sys.stderr, flush=True)
 
     def _incident(self, kind: str, campaign: Campaign, watch: Watch,
                   in_flight: list[Input]) -> None:
