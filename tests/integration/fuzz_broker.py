@@ -70,6 +70,7 @@ TYPE_NAMES = ("FuzzType0", "FuzzType1", "FuzzEnum0")
 STATUS_NAMES = {int(s): s.name for s in ipc.Status}
 REQUEST_DEADLINE_S = 10.0  # hostile requests carry now + this as their deadline
 GRACE_S = 3.0  # beyond its deadline, a request without a reply is "unanswered"
+UNRESPONSIVE_S = 30.0  # no node connection ready this long, JVMs alive: the cluster hangs
 BROKER_REQUEST_TIMEOUT_S = 10.0  # limits.request_timeout of the broker the harness starts
 
 # Argument kinds; a leading "?" marks an optional argument (sent about half the time).
@@ -577,8 +578,9 @@ class Generator:
     """Input ``index`` of a run: a pure function of (seed, index, transport)."""
 
     def __init__(self, seed: int, max_request_bytes: int, transport: str,
-                 ctx: GenContext | None = None) -> None:
+                 ctx: GenContext | None = None, ops: tuple[str, ...] = OPS) -> None:
         self.seed = seed
+        self.ops = ops
         self.limit = max_request_bytes
         self.transport = transport
         self.ctx = ctx or GenContext()
@@ -587,7 +589,7 @@ class Generator:
 
     def make(self, index: int) -> Input:
         rng = random.Random(f"{self.seed}:{index}")
-        op = rng.choice(OPS)
+        op = rng.choice(self.ops)
         specs = arg_specs(op)
         args = self._valid_args(specs, rng)
         roll = rng.random()
@@ -866,9 +868,8 @@ class Campaign:
         return index if index < self.end else None
 
     def generator(self) -> Generator:
-        gen = Generator(self.seed, self.max_request_bytes, self.transport,
-                        GenContext(self.node_addresses))
-        return gen
+        return Generator(self.seed, self.max_request_bytes, self.transport,
+                         GenContext(self.node_addresses), self.ops)
 
 
 class HostileWorker(threading.Thread):
@@ -1292,6 +1293,16 @@ class Target:
         assert self.broker is not None
         return self.broker.stop()
 
+    def node_log_tails(self, size: int = 1500) -> list[str]:
+        assert self.cluster is not None
+        tails = []
+        for node in self.cluster.record.nodes:
+            try:
+                tails.append(node.log.read_text(errors="replace")[-size:])
+            except OSError as exc:
+                tails.append(str(exc))
+        return tails
+
     def stop_cluster(self) -> None:
         if self.cluster is not None and not self.opts.attach_cluster:
             self.cluster.stop()
@@ -1315,15 +1326,20 @@ class Watch:
         self.admin_timeouts = 0
         self.workers: list[HostileWorker] = []
         self.stall_suspects: list[Input] = []
+        self.none_ready_since: float | None = None
         self.internal_base = (self.first_stats or {}).get("internal_errors", 0)
         self.lost_base = (self.first_stats or {}).get("node_connections_lost", 0)
 
     def poll(self) -> str | None:
-        """"crash" or "halt" when that happened, else None."""
+        """"crash", "halt" or "hang" (no node took a handshake for UNRESPONSIVE_S while their
+        JVMs run) when that happened, else None."""
         if self.target.broker_exit() is not None:
             return "crash"
         if self.target.dead_nodes():
             return "halt"
+        if self.none_ready_since is not None and \
+                time.monotonic() - self.none_ready_since > UNRESPONSIVE_S:
+            return "hang"
         self.rss_peak = max(self.rss_peak, self.target.rss_kib() or 0)
         now = time.monotonic()
         if now - self.last_stats_at >= 1.0:
@@ -1338,6 +1354,7 @@ class Watch:
                 self.stall_suspects += [p.inp for w in self.workers
                                         for p in list(w.pending.values())]
             return
+        self._check_nodes_ready(now)
         lost = stats.get("node_connections_lost", 0)
         before = (self.last_stats or {}).get("node_connections_lost", 0)
         if lost > before:
@@ -1346,6 +1363,17 @@ class Watch:
                         if t >= window_start]
             self.conn_lost_events.append({"lost": lost - before, "suspects": suspects[-200:]})
         self.last_stats, self.last_stats_at = stats, now
+
+    def _check_nodes_ready(self, now: float) -> None:
+        assert self.target.broker is not None
+        try:
+            nodes = self.target.broker.admin("show nodes")
+        except (RuntimeError, TimeoutError, zmq.ZMQError):
+            return
+        if any(n["state"] == "ready" for n in nodes):  # type: ignore[union-attr]
+            self.none_ready_since = None
+        elif self.none_ready_since is None:
+            self.none_ready_since = now
 
     def rebase(self) -> None:
         """After a broker restart its counters start at zero again."""
@@ -1496,6 +1524,7 @@ class TransportRun:
         self.findings: list[dict[str, Any]] = []
         self.worker_errors: list[str] = []
         self._last_progress = time.monotonic()
+        self.hung = False
 
     def run(self) -> dict[str, Any]:
         target, opts = self.target, self.opts
@@ -1508,7 +1537,8 @@ class TransportRun:
         baseline = {"rss_kib": target.rss_kib(), "log_bytes": target.log_bytes()}
         campaign = Campaign(self.transport, endpoint, opts.seed, opts.count, self.start_index,
                             opts.max_request_bytes,
-                            tuple(f"{h}:{p}" for h, p in target.addresses))
+                            tuple(f"{h}:{p}" for h, p in target.addresses),
+                            tuple(op for op in OPS if op not in opts.skip_ops))
         campaign.quarantine.update(_exclusions(opts.exclude))
         watch = Watch(target, campaign)
         good.set_phase(FUZZ)
@@ -1521,8 +1551,9 @@ class TransportRun:
         after["rss_kib_settled"] = target.rss_kib()
         lost, internal = watch.totals()
         good_summary = good.finish()
-        self._triage_conn_lost(campaign, watch)
-        self._triage_stalls(watch)
+        if not self.hung:
+            self._triage_conn_lost(campaign, watch)
+            self._triage_stalls(watch)
         exit_code = target.stop_broker()
         return self._report(campaign, watch, good_summary, baseline, after, elapsed, lost,
                             internal, exit_code)
@@ -1554,6 +1585,12 @@ class TransportRun:
             for worker in workers:
                 worker.join(30)
             suspects = [inp for w in workers for inp in w.abandon()]
+            if incident == "hang":  # nothing to heal it with short of a new cluster
+                self.incidents.append({"kind": "hang", "at_input": campaign.tally.sent,
+                                       "in_flight": len(suspects), "dead_nodes": [],
+                                       "node_logs": self.target.node_log_tails()})
+                self.hung = True
+                return
             self._incident(incident, campaign, watch, suspects)
             if len(self.incidents) >= self.opts.max_incidents or time.monotonic() > deadline:
                 return
@@ -1646,12 +1683,14 @@ class TransportRun:
         idle99 = lat.get("idle", {}).get("p99")
         fuzz99 = lat.get("fuzzing", {}).get("p99")
         crashes = [i for i in self.incidents if "exit_code" in i]
+        hangs = [i for i in self.incidents if i["kind"] == "hang"]
         halts = [i for i in self.incidents if i.get("dead_nodes")]
         return {
             "transport": self.transport, "elapsed_s": round(elapsed, 1),
             "inputs_per_s": round(tally["inputs_sent"] / max(elapsed, 1e-9), 1),
             **tally,
             "broker_crashes": len(crashes), "node_halts": len(halts),
+            "cluster_hangs": len(hangs),
             "node_connections_lost": lost, "node_connections_lost_events": len(
                 watch.conn_lost_events),
             "internal_errors": internal,
@@ -1696,6 +1735,7 @@ def _create_hostile_caches(transport: str, endpoint: str) -> None:
 CHECKS = {
     "broker_crashes": "broker crashes (process exit, signal)",
     "node_halts": "node halts (a JVM gone)",
+    "cluster_hangs": "clusters that stopped answering while their JVMs ran",
     "node_connections_lost": "dropped node connections (show stats)",
     "internal_errors": "INTERNAL answers counted by the broker (show stats)",
     "internal_replies": "INTERNAL answers the hostile workers received",
@@ -1721,6 +1761,9 @@ def run_fuzz(opts: argparse.Namespace) -> dict[str, Any]:
             result = TransportRun(target, transport, opts, opts.start_index).run()
             report["transports"][transport] = result
             _write(opts.report, report)
+            if result["cluster_hangs"] and not opts.attach_cluster:
+                target.stop_cluster()  # a hung cluster cannot serve the next transport
+                target.start_cluster()
     finally:
         with contextlib.suppress(Exception):
             if target.broker is not None and target.broker_exit() is None:
@@ -1864,6 +1907,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exclude", action="append", default=[], metavar="FAMILY[:KIND]",
                    help="do not send inputs of this mutation family (and argument kind), "
                         "e.g. deep (known crash) or extreme_int:count; repeatable")
+    p.add_argument("--skip-ops", type=lambda s: set(s.split(",")), default=set(),
+                   help="comma-separated ops never sent (e.g. tx_start, see docs/reliability.md)")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--keep-workdir", action="store_true")
     p.add_argument("--replay", type=lambda s: [int(x) for x in s.split(",")],
@@ -1872,7 +1917,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # tear the cluster and the broker down too
     opts = parse_args(argv)
     if opts.replay:
         return replay(opts)
