@@ -1551,7 +1551,7 @@ class TransportRun:
         after["rss_kib_settled"] = target.rss_kib()
         lost, internal = watch.totals()
         good_summary = good.finish()
-        if not self.hung:
+        if not self.hung and opts.post_triage:
             self._triage_conn_lost(campaign, watch)
             self._triage_stalls(watch)
         exit_code = target.stop_broker()
@@ -1902,6 +1902,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="suspects replayed alone per incident (0: no triage)")
     p.add_argument("--no-shrink", dest="shrink", action="store_false",
                    help="report triaged inputs as found, without minimizing them")
+    p.add_argument("--no-post-triage", dest="post_triage", action="store_false",
+                   help="after the run, do not look for the causes of dropped node "
+                        "connections and event-loop stalls")
     p.add_argument("--conn-lost-causes", type=int, default=5,
                    help="distinct causes of dropped node connections looked for after a run")
     p.add_argument("--exclude", action="append", default=[], metavar="FAMILY[:KIND]",

@@ -28,8 +28,15 @@ KNOWN_FAILURES: dict[str, str] = {
                    "node connection fail as maybe applied",
     "good_worker_errors": "issue 10 item 4: the well-behaved worker's requests on a dropped "
                           "node connection fail",
-    "internal_replies": "fuzz finding: a node connection lost under binary_type_get (registry "
-                        "fetch) is answered INTERNAL, uncounted in show stats",
+    "internal_replies": "fuzz finding: a node connection lost under binary_type_get/_put or a "
+                        "value's type registration is answered INTERNAL, uncounted in stats",
+    "internal_errors": "fuzz finding: a plain array nested ~1000 deep (RecursionError) and "
+                       "issue 10 item 3's cache config {0: name, 401: 5} (TypeError) answer "
+                       "INTERNAL",
+    "unanswered": "issue 10 item 5 and a fuzz finding: a DECIMAL 1E-999999999 (12 bytes) or "
+                  "with ~1M digits holds the event loop for 15-20 s",
+    "cluster_hangs": "fuzz finding: both nodes stopped taking handshakes (blocked "
+                     "data-streamer stripe) while hostile workers held transactions open",
 }
 
 
@@ -41,7 +48,7 @@ def fuzz_report(tmp_path_factory):
         "--transport", "both", "--count", str(COUNT), "--seed", "1",
         "--base-port", str(BASE_PORT), "--idle-seconds", "2", "--settle-seconds", "2",
         "--max-seconds", "60", "--max-request-bytes", str(256 * 1024),
-        "--triage-probes", "8", "--no-shrink", "--conn-lost-causes", "0",
+        "--triage-probes", "8", "--no-shrink", "--no-post-triage",
         "--max-incidents", "4",
     ])
     report = fuzz_broker.run_fuzz(opts)
