@@ -1,0 +1,75 @@
+"""The fuzz harness's short run in CI (tests/integration/fuzz_broker.py): a few thousand
+hostile inputs per transport against the real broker and a real 2-node cluster, while a
+well-behaved worker checks its values.  One test per (transport, check), so each failure class
+can be un-xfailed on its own once its fix lands; timings are reported, never asserted."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.integration import fuzz_broker
+
+pytestmark = pytest.mark.integration
+
+COUNT = 3000  # inputs per transport
+# Base port: $IGNITE_BROKER_TEST_BASE_PORT (conftest's clusters use +0..+33) shifted by 40.
+BASE_PORT = int(os.environ.get("IGNITE_BROKER_TEST_BASE_PORT", "10800")) + 40
+
+#: Checks that today's broker fails, each with the finding of the fuzz report behind it
+#: (docs/reliability.md, issue 10).  Remove an entry when its fix lands.
+KNOWN_FAILURES: dict[str, str] = {
+    "broker_crashes": "issue 10 item 1: a value nested ~200 ext levels deep overflows the C "
+                      "stack in protocol/ipc.py's ext hook (SIGSEGV)",
+    "node_connections_lost": "issue 10 item 4: out-of-range expiry ([-5, ...], +-2**31..) and "
+                             "timeouts are forwarded and the node drops the shared connection",
+    "lost_writes": "issue 10 item 4: the well-behaved worker's writes in flight on a dropped "
+                   "node connection fail as maybe applied",
+    "good_worker_errors": "issue 10 item 4: the well-behaved worker's requests on a dropped "
+                          "node connection fail",
+    "internal_replies": "fuzz finding: a node connection lost under binary_type_get/_put or a "
+                        "value's type registration is answered INTERNAL, uncounted in stats",
+    "internal_errors": "fuzz finding: a plain array nested ~1000 deep (RecursionError) and "
+                       "issue 10 item 3's cache config {0: name, 401: 5} (TypeError) answer "
+                       "INTERNAL",
+    "unanswered": "issue 10 item 5 and a fuzz finding: a DECIMAL 1E-999999999 (12 bytes) or "
+                  "with ~1M digits holds the event loop for 15-20 s",
+    "cluster_hangs": "fuzz finding (cause not isolated): after 7,000-80,000 inputs both nodes "
+                     "stopped taking handshakes while their JVMs ran",
+}
+
+
+@pytest.fixture(scope="module")
+def fuzz_report(tmp_path_factory):
+    report_path = tmp_path_factory.mktemp("fuzz") / "fuzz-report.json"
+    opts = fuzz_broker.parse_args([
+        "--report", str(report_path),
+        "--transport", "both", "--count", str(COUNT), "--seed", "1",
+        "--base-port", str(BASE_PORT), "--idle-seconds", "2", "--settle-seconds", "2",
+        "--max-seconds", "60", "--max-request-bytes", str(256 * 1024),
+        "--triage-probes", "8", "--no-shrink", "--no-post-triage",
+        "--max-incidents", "4",
+    ])
+    report = fuzz_broker.run_fuzz(opts)
+    print(fuzz_broker.summary_text(report))
+    print(f"report: {report_path}")
+    return report
+
+
+def _cases():
+    for transport in ("unix", "ipc"):
+        for check in fuzz_broker.CHECKS:
+            marks = []
+            if check in KNOWN_FAILURES:
+                marks.append(pytest.mark.xfail(strict=False, reason=KNOWN_FAILURES[check]))
+            yield pytest.param(transport, check, marks=marks, id=f"{transport}-{check}")
+
+
+@pytest.mark.parametrize("transport, check", list(_cases()))
+def test_hostile_inputs_harm_nobody(fuzz_report, transport, check):
+    result = fuzz_report["transports"][transport]
+    assert result["inputs_sent"] >= COUNT * 0.8, "the run stopped early"
+    assert result[check] == 0, (
+        f"{fuzz_broker.CHECKS[check]}: {result[check]}; incidents {result['incidents']}; "
+        f"failures {result['failures']}")
