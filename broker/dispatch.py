@@ -4,7 +4,6 @@ retries of idempotent requests, and the handler tables of broker/ops_*.py."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from .errors import (
     Overloaded,
     UnknownOp,
     brief,
-    clip,
+    public_node_message,
 )
 from .nodeconn import ConnectionLost, NodeConnection, NotSent, Outcome
 from .pool import NodePool
@@ -447,18 +446,6 @@ class Dispatcher:
 
 _INTERNAL_PAYLOAD = error_payload(
     "internal", "broker error: the broker logged it and counts it in 'show stats'")
-_STACK_START = re.compile(r"\n\s*(at |Caused by:|Suppressed:)|\tat ")
-_ADDRESS = re.compile(r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
-
-
-def public_node_message(message: str) -> str:
-    """A node's error message as a worker may see it: the message, without a Java stack
-    trace or network addresses, and bounded (the whole text goes to the debug log).  Ids
-    (node, transaction) stay: pyignite shows them, and they are what one debugs with."""
-    match = _STACK_START.search(message)
-    if match is not None:
-        message = message[:match.start()]
-    return clip(_ADDRESS.sub("<address>", message.strip()))
 
 
 def simple_call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from protocol.ipc import Status
@@ -87,3 +88,17 @@ class ConnectError(BrokerError):
     """A node could not be reached or refused the handshake."""
 
     kind = "connect"
+
+
+_STACK_START = re.compile(r"\n\s*(at |Caused by:|Suppressed:)|\tat ")
+_ADDRESS = re.compile(r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+
+
+def public_node_message(message: str) -> str:
+    """A node's error message as a worker may see it: the message, without a Java stack
+    trace or network addresses, and bounded (the whole text goes to the debug log).  Ids
+    (node, transaction) stay: pyignite shows them, and they are what one debugs with."""
+    match = _STACK_START.search(message)
+    if match is not None:
+        message = message[:match.start()]
+    return clip(_ADDRESS.sub("<address>", message.strip()))

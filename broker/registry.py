@@ -16,7 +16,7 @@ from protocol.binary.metadata import (
 from protocol.binary.registry import BinaryType, CodecContext, Registry
 
 from . import log
-from .errors import BrokerError, NodeError
+from .errors import BrokerError, ClusterUnavailable, ConnectError, NodeError, public_node_message
 from .pool import NodePool
 
 Done = Callable[[BrokerError | None], None]
@@ -95,8 +95,13 @@ class BinaryTypes:
 
 
 def _error(outcome: object, what: str) -> BrokerError:
+    """The error a worker gets when its request could not go on for want of a type: the
+    request itself was not sent (a type is registered or fetched first)."""
     if isinstance(outcome, ErrorResponse):
-        return NodeError(f"{what}: {outcome.message}", outcome.status)
+        return NodeError(f"{what}: {public_node_message(outcome.message or '')}",
+                         outcome.status)
+    if isinstance(outcome, ConnectError):  # the node connection went away meanwhile
+        return ClusterUnavailable(f"{what}: {outcome}", maybe_applied=False)
     if isinstance(outcome, BrokerError):
         return outcome
     return BrokerError(f"{what}: {outcome}")

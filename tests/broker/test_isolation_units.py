@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
 from broker.budget import MemoryBudget, ReplySizes
-from broker.dispatch import Dispatcher, Limits, public_node_message
-from broker.errors import MAX_ERROR_MESSAGE, brief, clip
+from broker.dispatch import Dispatcher, Limits
+from broker.errors import MAX_ERROR_MESSAGE, brief, clip, public_node_message
 from broker.log import Throttle
 from broker.pool import NodePool
 from broker.workers import Workers
