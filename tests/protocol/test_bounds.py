@@ -3,6 +3,8 @@ arguments with LocalProtocolError only (see protocol/limits.py and issue 10)."""
 
 from __future__ import annotations
 
+import decimal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -11,13 +13,15 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import ipc
-from protocol.binary import decode_value, encode_value
+from protocol.binary import TypeCode, decode_value, encode_value, standard
 from protocol.binary.primitives import DEFAULT_MAX_DEPTH
 from protocol.binary.values import BinaryObject, Collection, Map, ObjectArray, Typed
 from protocol.errors import LocalProtocolError, RemoteProtocolError
-from protocol.limits import MAX_NESTING
+from protocol.limits import MAX_DECIMAL_DIGITS, MAX_DECIMAL_MAGNITUDE_BYTES, MAX_NESTING
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -267,3 +271,94 @@ def test_the_subprocess_check_would_see_a_crash() -> None:
         capture_output=True, timeout=60, check=False,
     )
     assert result.returncode != 0
+
+
+# -- decimals ------------------------------------------------------------------------------------
+
+
+def digits(n: int, first: str = "9") -> str:
+    return first + "".join(str((i * 7 + 3) % 10) for i in range(n - 1))
+
+
+@pytest.mark.parametrize("text", [
+    digits(MAX_DECIMAL_DIGITS),
+    "-" + digits(MAX_DECIMAL_DIGITS) + "E-7",
+    digits(MAX_DECIMAL_DIGITS, "1") + "E+2147483648",  # scale -2**31
+    "-0." + digits(MAX_DECIMAL_DIGITS - 1, "0"),
+    "9" * MAX_DECIMAL_DIGITS,
+])
+def test_a_decimal_at_the_bound_round_trips(text: str) -> None:
+    value = decimal.Decimal(text)
+    assert decode_value(encode_value(value)) == value
+    assert ipc.unpack(ipc.pack(value)) == value
+    assert ipc.unpack(ipc.pack(value)).as_tuple() == value.as_tuple()
+
+
+@pytest.mark.parametrize("value", [
+    decimal.Decimal(digits(MAX_DECIMAL_DIGITS + 1)),
+    decimal.Decimal("-" + digits(MAX_DECIMAL_DIGITS + 1) + "E-3"),
+    decimal.Decimal(digits(1_000_000)),  # issue 10 item 5: froze the loop for 31 s
+    10**MAX_DECIMAL_DIGITS,
+    -(10**MAX_DECIMAL_DIGITS),
+])
+def test_a_decimal_over_the_bound_is_refused_when_encoding(value: object) -> None:
+    with pytest.raises(LocalProtocolError, match=f"at most {MAX_DECIMAL_DIGITS} digits"):
+        encode_value(value, TypeCode.DECIMAL)
+    with pytest.raises(LocalProtocolError):
+        encode_value([value], TypeCode.DECIMAL_ARRAY)
+
+
+def test_an_int_at_the_bound_is_a_decimal_of_scale_zero() -> None:
+    for value in (10**MAX_DECIMAL_DIGITS - 1, -(10**MAX_DECIMAL_DIGITS - 1), 0, -5):
+        assert decode_value(encode_value(value, TypeCode.DECIMAL)) == decimal.Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["1E+2147483649", "1E-2147483648", "NaN", "-Infinity", "sNaN"])
+def test_a_decimal_java_cannot_hold_is_refused(text: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        encode_value(decimal.Decimal(text))
+
+
+def decimal_wire(scale: int, magnitude: bytes) -> bytes:
+    return b"\x1e" + struct.pack("<ii", scale, len(magnitude)) + magnitude
+
+
+def test_a_node_decimal_over_the_bound_is_refused_before_conversion() -> None:
+    limit = MAX_DECIMAL_MAGNITUDE_BYTES
+    top = decimal_wire(3, (10**MAX_DECIMAL_DIGITS - 1).to_bytes(limit, "big"))
+    assert decode_value(top) == decimal.Decimal("9" * MAX_DECIMAL_DIGITS + "E-3")
+    too_many_digits = decimal_wire(0, b"\x7f" + b"\xff" * (limit - 1))  # ~10**4096.1
+    too_many_bytes = decimal_wire(0, b"\x01" * (limit + 1))
+    huge = decimal_wire(0, b"\x01" * 1_000_000)
+    for data in (too_many_digits, too_many_bytes, huge):
+        with pytest.raises(RemoteProtocolError, match=f"{MAX_DECIMAL_DIGITS} digits"):
+            decode_value(data)
+    array = b"\x1f" + struct.pack("<i", 2) + top + huge  # Decimal[]: the same reader
+    with pytest.raises(RemoteProtocolError):
+        decode_value(array)
+
+
+def test_the_ipc_decimal_text_is_bounded_before_parsing() -> None:
+    at_bound = decimal.Decimal("-" + digits(MAX_DECIMAL_DIGITS) + "E-2147483648")
+    assert ipc.unpack(ipc.pack(at_bound)) == at_bound
+    over = msgpack.packb(msgpack.ExtType(ipc.ExtCode.DECIMAL, b"1" * (MAX_DECIMAL_DIGITS + 25)))
+    with pytest.raises(ipc.IpcError, match="digits"):
+        ipc.unpack(over)
+    with pytest.raises(ipc.IpcError, match="digits"):
+        ipc.pack(decimal.Decimal(digits(MAX_DECIMAL_DIGITS + 30)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10**MAX_DECIMAL_DIGITS - 1))
+def test_the_fast_conversions_are_exact(value: int) -> None:
+    assert standard._digits_to_int(str(value).encode()) == value  # 4096 < CPython's 4300
+    assert standard._int_to_decimal(value) == decimal.Decimal(value)
+    assert standard._int_to_decimal(value).as_tuple().exponent == 0
+
+
+@pytest.mark.parametrize("n", [1, 511, 512, 513, 1000, 2047, 2048, 2049, 4095, 4096])
+def test_the_fast_conversions_are_exact_at_their_seams(n: int) -> None:
+    text = digits(n)
+    value = decimal.Decimal(text)
+    assert standard._digits_to_int(text.encode()) == int(value)
+    assert standard._int_to_decimal(int(value)) == value
