@@ -12,6 +12,8 @@ import decimal
 import enum
 import uuid
 from collections.abc import Callable, Mapping
+from itertools import chain, compress
+from operator import not_
 from typing import Any, NamedTuple
 
 import msgpack
@@ -27,12 +29,16 @@ from .binary.values import (
     Timestamp,
     Typed,
 )
+from .limits import MAX_DECIMAL_DIGITS, MAX_NESTING
 
 IPC_VERSION = 1
 #: Largest request frame the broker accepts by default (bytes).
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_SOCKET_NAME = "broker.sock"
 ENV_ENDPOINT = "IGNITE_BROKER"
+# A DECIMAL ext's text: the digits, a sign, a point, and at most 6 leading zeros ("0.000000")
+# or an exponent ("E-" and up to 19 digits).
+_MAX_DECIMAL_TEXT = MAX_DECIMAL_DIGITS + 24
 
 
 class Status(enum.IntEnum):
@@ -68,6 +74,17 @@ class ExtCode(enum.IntEnum):
 
 class IpcError(Exception):
     """A frame that is not a valid IPC message."""
+
+
+class NestingTooDeep(IpcError):
+    """A message nests containers deeper than MAX_NESTING levels (BAD_REQUEST)."""
+
+    def __init__(self, limit: int = MAX_NESTING) -> None:
+        super().__init__(
+            f"values nested deeper than {limit} levels (arrays, maps and ext values inside "
+            "one another, the envelope included; protocol.limits.MAX_NESTING)"
+        )
+        self.limit = limit
 
 
 class Request(NamedTuple):
@@ -130,68 +147,259 @@ _FROM_EXT: dict[int, Callable[[list[Any]], Any]] = {
 }
 
 
-def _default(value: Any) -> Any:
-    to_ext = _TO_EXT.get(type(value))
-    if to_ext is not None:
-        code, fields = to_ext
-        return msgpack.ExtType(code, _pack_inner(fields(value)))
-    if isinstance(value, uuid.UUID):
-        return msgpack.ExtType(ExtCode.UUID, value.bytes)
-    if isinstance(value, decimal.Decimal):
-        return msgpack.ExtType(ExtCode.DECIMAL, str(value).encode("ascii"))
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot send a value of type {type(value).__name__} to the broker")
+def _default_at(depth: int) -> Callable[[Any], Any]:
+    """msgpack's ``default`` for values ``depth`` ext levels deep.
+
+    An ext value's payload is packed by a nested ``msgpack.packb`` with the next level's
+    function, so packing recurses once per ext level: bounded here whatever the callers
+    checked (a Collection that contains itself ends as NestingTooDeep, not a crash).
+    """
+
+    def default(value: Any) -> Any:
+        to_ext = _TO_EXT.get(type(value))
+        if to_ext is not None:
+            if depth > MAX_NESTING:
+                raise NestingTooDeep()
+            code, fields = to_ext
+            inner = _packb(fields(value), default=_DEFAULTS[depth + 1], use_bin_type=True)
+            return msgpack.ExtType(code, inner)
+        if isinstance(value, uuid.UUID):
+            return msgpack.ExtType(ExtCode.UUID, value.bytes)
+        if isinstance(value, decimal.Decimal):
+            return msgpack.ExtType(ExtCode.DECIMAL, _decimal_text(value).encode("ascii"))
+        if isinstance(value, tuple):
+            return list(value)
+        raise TypeError(f"cannot send a value of type {type(value).__name__} to the broker")
+
+    return default
 
 
-def _ext_hook(code: int, data: bytes) -> Any:
-    if code == ExtCode.UUID:
-        return uuid.UUID(bytes=data)
-    if code == ExtCode.DECIMAL:
-        return decimal.Decimal(data.decode("ascii"))
-    from_ext = _FROM_EXT.get(code)
-    if from_ext is None:
-        raise ValueError(f"unknown ext type {code}")
-    fields = _unpack_inner(data)
-    if not isinstance(fields, list):
-        raise ValueError(f"ext type {code} must hold an array")
-    return from_ext(fields)
+def _decimal_text(value: decimal.Decimal) -> str:
+    text = str(value)
+    if len(text) > _MAX_DECIMAL_TEXT:
+        raise ValueError(f"a DECIMAL has more than {MAX_DECIMAL_DIGITS} digits")
+    return text
 
 
-def _pack_inner(obj: Any) -> bytes:
-    return msgpack.packb(obj, default=_default, use_bin_type=True)
+def _decimal_from(data: bytes) -> decimal.Decimal:
+    # Parsing is linear, but bounding the text here keeps every later conversion cheap.
+    if len(data) > _MAX_DECIMAL_TEXT:
+        raise ValueError(f"a DECIMAL has more than {MAX_DECIMAL_DIGITS} digits")
+    return decimal.Decimal(data.decode("ascii"))
 
 
-def _unpack_inner(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)
+def _ext_hook_at(depth: int) -> Callable[[int, bytes], Any]:
+    """The ext hook for an ext value ``depth`` ext levels deep.
+
+    Each level unpacks its payload with the next level's hook, so unpacking recurses once
+    per ext level: the depth is refused here, *before* recursing. Beyond _FAST_EXT_LEVELS
+    the payload goes through an Unpacker, whose state is on the heap: ``msgpack.unpackb``
+    keeps ~40 KB of it on the C stack, too much for 32 levels in a small thread stack.
+    """
+    unpack_payload = _unpackb if depth <= _FAST_EXT_LEVELS else _unpack_payload_on_heap
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        if code == ExtCode.UUID:
+            return uuid.UUID(bytes=data)
+        if code == ExtCode.DECIMAL:
+            return _decimal_from(data)
+        from_ext = _FROM_EXT.get(code)
+        if from_ext is None:
+            raise ValueError(f"unknown ext type {code}")
+        if depth > MAX_NESTING:
+            raise NestingTooDeep()
+        fields = unpack_payload(data, raw=False, strict_map_key=False,
+                                ext_hook=_EXT_HOOKS[depth + 1])
+        if not isinstance(fields, list):
+            raise ValueError(f"ext type {code} must hold an array")
+        return from_ext(fields)
+
+    return ext_hook
+
+
+def _unpack_payload_on_heap(data: bytes, **options: Any) -> Any:
+    """``msgpack.unpackb(data, **options)`` with its state on the heap, not the C stack."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(data), 1), **options)
+    unpacker.feed(data)
+    value = unpacker.unpack()
+    if unpacker.tell() != len(data):
+        raise ValueError(f"{len(data) - unpacker.tell()} bytes after an ext value's payload")
+    return value
+
+
+_FAST_EXT_LEVELS = 4  # the ext levels real values use, at ~40 KB of C stack each
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+_DEFAULTS = [_default_at(depth) for depth in range(MAX_NESTING + 2)]
+_EXT_HOOKS = [_ext_hook_at(depth) for depth in range(MAX_NESTING + 2)]
+_DEFAULT = _DEFAULTS[1]  # for the top level
+_EXT_HOOK = _EXT_HOOKS[1]
+_new_tuple = tuple.__new__
 
 
 def pack(obj: Any) -> bytes:
-    """Serialize one message; raises IpcError for values msgpack cannot carry."""
+    """Serialize one message; raises IpcError for values msgpack cannot carry, and
+    NestingTooDeep (an IpcError) for values nested deeper than MAX_NESTING levels."""
+    check_nesting(obj)
+    return _pack_checked(obj)
+
+
+def _pack_checked(obj: Any) -> bytes:
+    # Only after the nesting check: _default recurses once per ext level, as unpacking does.
     try:
-        return _pack_inner(obj)
+        return _packb(obj, default=_DEFAULT, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise IpcError(str(exc)) from exc
 
 
 def unpack(data: bytes) -> Any:
-    """Deserialize one frame; any msgpack failure becomes IpcError."""
+    """Deserialize one frame; any msgpack failure becomes IpcError, nesting deeper than
+    MAX_NESTING levels NestingTooDeep (an IpcError)."""
     try:
-        return _unpack_inner(data)
-    except Exception as exc:  # msgpack raises several unrelated classes, some outside its root
-        raise IpcError(f"malformed msgpack: {exc}") from exc
+        obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_EXT_HOOK)
+    except Exception as exc:
+        raise _unpack_error(exc) from exc
+    check_nesting(obj)
+    return obj
+
+
+def _unpack_error(exc: Exception) -> IpcError:
+    """The IpcError for whatever msgpack.unpackb raised (ext values are bounded by MAX_NESTING
+    levels in the hook; plain nesting is the caller's to check)."""
+    if isinstance(exc, IpcError):
+        return exc
+    if isinstance(exc, msgpack.StackError):  # plain arrays deeper than msgpack's 1024 levels
+        return NestingTooDeep()
+    # msgpack raises several unrelated classes, some outside its root
+    return IpcError(f"malformed msgpack: {exc}")
+
+
+# -- nesting ----------------------------------------------------------------------------------
+
+# Values that hold nothing a message could nest (exact types; subclasses take the slow path).
+_SCALARS = frozenset({
+    type(None), bool, int, float, str, bytes, bytearray, memoryview, uuid.UUID, decimal.Decimal,
+})
+_STR = frozenset({str})
+_SEQUENCES = frozenset({list, tuple})
+_DICT = {dict}
+_is_scalar = _SCALARS.__contains__
+
+
+def _body(part: Any) -> tuple[Any, ...]:
+    """The values inside a part an ext value's payload is built of (its items list, its
+    field map): they sit one level below the ext value, like a container's items."""
+    if isinstance(part, (list, tuple)):
+        return (part,)
+    if isinstance(part, dict):
+        return (part.keys(), part.values())
+    return ((part,),)
+
+
+def _map_body(items: Any) -> tuple[Any, ...]:
+    flat: list[Any] = []
+    for pair in items if isinstance(items, (list, tuple)) else (items,):
+        if isinstance(pair, (list, tuple)):
+            flat.extend(pair)
+        else:
+            flat.append(pair)
+    return (flat,)
+
+
+# type -> the groups of values one level below a value of that type
+_INSIDE: dict[type, Callable[[Any], tuple[Any, ...]]] = {
+    list: lambda v: (v,),
+    tuple: lambda v: (v,),
+    dict: lambda v: (v.keys(), v.values()),
+    Typed: lambda v: ((v.type_code, v.value),),
+    Timestamp: lambda v: ((v.epoch_ms, v.nanos),),
+    Date: lambda v: ((v.epoch_ms,),),
+    Time: lambda v: ((v.ms,),),
+    EnumValue: lambda v: ((v.type_id, v.ordinal),),
+    BinaryObject: lambda v: ((v.type_name, v.type_id), *_body(v.fields)),
+    Collection: lambda v: ((v.kind,), *_body(v.items)),
+    Map: lambda v: ((v.kind,), *_map_body(v.items)),
+    ObjectArray: lambda v: ((v.type_id,), *_body(v.items)),
+}
+
+
+def _inside(value: Any) -> tuple[Any, ...] | None:
+    """What a value of a type not in _SCALARS/_INSIDE nests: msgpack packs subclasses of
+    list, tuple and dict as arrays and maps; anything else is a scalar or cannot be sent."""
+    if isinstance(value, (list, tuple)):
+        return (value,)
+    if isinstance(value, dict):
+        return (value.keys(), value.values())
+    return None
+
+
+def _check_group(values: Any, room: int) -> None:
+    """Refuse ``values`` if any nests containers more than ``room`` levels deep.
+
+    Breadth first, a level at a time, so that lists of scalars, of lists and of maps (keys,
+    pairs, rows) are scanned by C iterators: a few tens of ns per element.
+    """
+    while True:
+        if type(values) is not list:
+            values = list(values)
+        kinds = set(map(type, values))
+        if kinds <= _SCALARS:
+            return
+        if room <= 0:
+            raise NestingTooDeep()
+        room -= 1
+        if not kinds.isdisjoint(_SCALARS):
+            values = list(compress(values, map(not_, map(_is_scalar, map(type, values)))))
+        values = _next_level(values, kinds - _SCALARS)
+
+
+def _next_level(containers: list[Any], kinds: set[type]) -> list[Any]:
+    """Everything one level below ``containers`` (values of the types ``kinds``)."""
+    if kinds <= _SEQUENCES:
+        return list(chain.from_iterable(containers))
+    if kinds == _DICT:
+        keys = chain.from_iterable(containers)
+        return [*keys, *chain.from_iterable(map(dict.values, containers))]
+    out: list[Any] = []
+    for value in containers:
+        inside = _INSIDE.get(type(value))
+        groups = inside(value) if inside is not None else _inside(value)
+        for group in groups or ():
+            out.extend(group)
+    return out
+
+
+def check_nesting(value: Any, limit: int = MAX_NESTING) -> None:
+    """Raise NestingTooDeep if ``value`` nests more than ``limit`` levels (see MAX_NESTING).
+
+    Linear in the number of containers, recursion bounded by ``limit`` (so a value that
+    contains itself is refused, not followed); thread-safe.
+    """
+    _check_group((value,), limit)
 
 
 # -- envelope ---------------------------------------------------------------------------------
 
 
+# The envelopes' own levels: a request's array and args map, a reply's array.
+_ARGS_ROOM = MAX_NESTING - 2
+_PAYLOAD_ROOM = MAX_NESTING - 1
+
+
 def pack_request(request_id: int, op: str, args: Mapping[str, Any], deadline_ms: int = 0) -> bytes:
-    return pack([IPC_VERSION, request_id, op, deadline_ms, dict(args)])
+    args = dict(args)
+    for value in args.values():  # keys are strs; others are bounded by _default_at only
+        if type(value) not in _SCALARS:
+            _check_group((value,), _ARGS_ROOM)
+    return _pack_checked([IPC_VERSION, request_id, op, deadline_ms, args])
 
 
 def unpack_request(frame: bytes) -> Request:
     """Validate the request envelope; raise IpcError with a message fit for the worker."""
-    msg = unpack(frame)
+    try:  # inlined: this is the broker's hot path
+        msg = _unpackb(frame, raw=False, strict_map_key=False, ext_hook=_EXT_HOOK)
+    except Exception as exc:
+        raise _unpack_error(exc) from exc
     if not isinstance(msg, list) or len(msg) != 5:
         raise IpcError("a request must be a 5-element array [version, id, op, deadline_ms, args]")
     version, request_id, op, deadline_ms, args = msg
@@ -206,34 +414,52 @@ def unpack_request(frame: bytes) -> Request:
         raise IpcError("deadline_ms must be a non-negative integer")
     if not isinstance(args, dict):
         raise IpcError("args must be a map with string keys")
-    for key in args:
-        if type(key) is not str and not isinstance(key, str):
+    for key, value in args.items():  # msgpack makes exact types: no subclasses to expect
+        if type(key) is not str:
             raise IpcError("args must be a map with string keys")
-    return Request(request_id, op, deadline_ms, args)
+        if type(value) not in _SCALARS:  # the rest of the envelope is scalars, checked
+            _check_group((value,), _ARGS_ROOM)
+    return _new_tuple(Request, msg[1:])  # Request(request_id, op, ...) at C speed
 
 
 class UnsupportedVersion(IpcError):
     def __init__(self, version: Any, request_id: int) -> None:
         super().__init__(
-            f"IPC version {version!r} is not supported; this broker speaks {IPC_VERSION}")
+            f"IPC version {_brief(version)} is not supported; this broker speaks {IPC_VERSION}")
         self.request_id = request_id
 
 
+def _brief(value: Any) -> str:
+    """A short description of an unchecked value (never a deep or long repr)."""
+    if type(value) in _SCALARS:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"<{type(value).__name__}>"
+
+
 def pack_reply(request_id: int, status: int, payload: Any) -> bytes:
-    """Serialize one reply; raises IpcError for values msgpack cannot carry.
+    """Serialize one reply; raises IpcError for values msgpack cannot carry (NestingTooDeep
+    for a payload nested deeper than MAX_NESTING - 1 levels).
 
     A fresh packer each time (``pack``): reusing one msgpack.Packer was ~0.6 us cheaper per
     reply, yet made every sequential round trip through the broker ~50-70 us slower."""
-    return pack([IPC_VERSION, request_id, int(status), payload])
+    if type(payload) not in _SCALARS:
+        _check_group((payload,), _PAYLOAD_ROOM)
+    return _pack_checked([IPC_VERSION, request_id, int(status), payload])
 
 
 def unpack_reply(frame: bytes) -> Reply:
-    msg = unpack(frame)
+    try:
+        msg = _unpackb(frame, raw=False, strict_map_key=False, ext_hook=_EXT_HOOK)
+    except Exception as exc:
+        raise _unpack_error(exc) from exc
     if not isinstance(msg, list) or len(msg) != 4 or msg[0] != IPC_VERSION:
         raise IpcError("a reply must be a 4-element array [version, id, status, payload]")
     _, request_id, status, payload = msg
     if not _is_uint(request_id) or not isinstance(status, int):
         raise IpcError("reply id and status must be integers")
+    if type(payload) not in _SCALARS:
+        _check_group((payload,), _PAYLOAD_ROOM)
     return Reply(request_id, status, payload)
 
 
@@ -272,13 +498,16 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
     "ENV_ENDPOINT",
     "IPC_VERSION",
+    "MAX_NESTING",
     "ExtCode",
     "IpcError",
+    "NestingTooDeep",
     "Reply",
     "Request",
     "Status",
     "Typed",
     "UnsupportedVersion",
+    "check_nesting",
     "default_endpoint",
     "default_runtime_dir",
     "error_payload",

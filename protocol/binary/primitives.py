@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import LocalProtocolError, RemoteProtocolError
+from ..limits import MAX_NESTING
 from .typecodes import TypeCode
 from .values import Typed
 
@@ -67,7 +68,9 @@ NestedWriter = Callable[[bytearray, object, "Encoder"], None]
 # Picks the type code of a value whose Python type alone does not decide (lists, enums).
 Chooser = Callable[[object], int]
 
-DEFAULT_MAX_DEPTH = 64  # nesting levels of containers/objects; guards the Python stack
+# Nesting levels of containers/objects (CodecContext.max_depth's default); guards the Python
+# stack. One limit for every codec: see protocol.limits.
+DEFAULT_MAX_DEPTH = MAX_NESTING
 
 _READERS: list[Reader | None] = [None] * 256
 _NESTED_READERS: list[NestedReader | None] = [None] * 256
@@ -362,7 +365,7 @@ class Encoder:
     def __init__(self, ctx: CodecContext | None) -> None:
         self.ctx = ctx
         self.max_depth = DEFAULT_MAX_DEPTH if ctx is None else ctx.max_depth
-        self.depth = 0
+        self.depth = 1  # the value being written, as the Decoder counts it: what it reads back
 
     def write(self, buf: bytearray, value: object, hint: int | None = None) -> None:
         """Append ``value`` (an element or field of the value being written)."""

@@ -18,9 +18,11 @@ import datetime as _dt
 import decimal
 import struct
 import uuid
+from functools import lru_cache
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..hashing import type_id as _type_id
+from ..limits import MAX_DECIMAL_DIGITS, MAX_DECIMAL_MAGNITUDE_BYTES
 from .primitives import (
     Buffer,
     read_length,
@@ -54,6 +56,7 @@ _ENUM = struct.Struct("<ii")
 _ENUM_W = struct.Struct("<bii")
 
 _MASK64 = (1 << 64) - 1
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 _EPOCH_UTC = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _EPOCH_NAIVE = _dt.datetime(1970, 1, 1)
 _MS = _dt.timedelta(milliseconds=1)
@@ -136,20 +139,78 @@ def decimal_parts(value: object) -> tuple[int, bytes]:
     The magnitude is ``BigInteger.toByteArray()`` of the absolute unscaled value (big
     endian, minimal, with room for a sign bit); a negative value sets the top bit of the
     first byte. The exponent is kept as given: Decimal('1.50') has scale 2, like
-    ``new BigDecimal("1.50")``. Zero is never negative in Java.
+    ``new BigDecimal("1.50")``. Zero is never negative in Java. At most MAX_DECIMAL_DIGITS
+    digits, and a scale that fits Java's int.
     """
     if isinstance(value, int) and not isinstance(value, bool):
-        value = decimal.Decimal(value)
+        if not -_DECIMAL_BOUND < value < _DECIMAL_BOUND:  # no decimal conversion at all
+            raise LocalProtocolError(f"a DECIMAL has at most {MAX_DECIMAL_DIGITS} digits")
+        return 0, _magnitude(abs(value), value < 0)
     if not isinstance(value, decimal.Decimal):
         raise LocalProtocolError(f"a DECIMAL must be a Decimal, got {type(value).__name__}")
     if not value.is_finite():
         raise LocalProtocolError(f"a DECIMAL must be finite, got {value}")
     sign, digits, exponent = value.as_tuple()
-    unscaled = int(decimal.Decimal((0, digits, 0)))  # exact, no int/str digit limit
+    if len(digits) > MAX_DECIMAL_DIGITS:
+        raise LocalProtocolError(
+            f"a DECIMAL has at most {MAX_DECIMAL_DIGITS} digits, got {len(digits)}"
+        )
+    scale = -int(exponent)
+    if not _I32_MIN <= scale <= _I32_MAX:
+        raise LocalProtocolError(f"a DECIMAL's scale must fit a Java int, got {scale}")
+    unscaled = _digits_to_int(bytes(digits).translate(_DIGIT_TO_ASCII))
+    return scale, _magnitude(unscaled, bool(sign))
+
+
+def _magnitude(unscaled: int, negative: bool) -> bytes:
     magnitude = bytearray(unscaled.to_bytes(unscaled.bit_length() // 8 + 1, "big"))
-    if sign and unscaled:
+    if negative and unscaled:
         magnitude[0] |= 0x80
-    return -int(exponent), bytes(magnitude)
+    return bytes(magnitude)
+
+
+# CPython converts between a long int and decimal digits in quadratic time (int(str),
+# str(int), int(Decimal), Decimal(int)). Splitting in halves joined by one multiplication
+# (Karatsuba in both int and libmpdec) makes it ~O(n^1.6): ~0.1 ms at MAX_DECIMAL_DIGITS.
+_SPLIT_DIGITS = 512  # int() of fewer digits is fast
+_SPLIT_BITS = 2048  # so is Decimal() of a smaller int
+_DECIMAL_BOUND = 10**MAX_DECIMAL_DIGITS
+_DIGIT_TO_ASCII = bytes.maketrans(bytes(range(10)), b"0123456789")
+# Exact arithmetic on integers up to the bound; a result that needed rounding would raise.
+_EXACT = decimal.Context(
+    prec=2 * MAX_DECIMAL_DIGITS + 16, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
+    traps=[decimal.Inexact, decimal.Rounded, decimal.InvalidOperation, decimal.Overflow],
+)
+
+
+@lru_cache(maxsize=64)
+def _pow10(n: int) -> int:
+    return 10**n
+
+
+@lru_cache(maxsize=64)
+def _pow2(n: int) -> decimal.Decimal:
+    return _EXACT.power(decimal.Decimal(2), n)
+
+
+def _digits_to_int(digits: bytes) -> int:
+    """``int(digits)`` (ASCII decimal digits) without the quadratic cost."""
+    n = len(digits)
+    if n <= _SPLIT_DIGITS:
+        return int(digits)
+    low = n // 2
+    return _digits_to_int(digits[:-low]) * _pow10(low) + _digits_to_int(digits[-low:])
+
+
+def _int_to_decimal(value: int) -> decimal.Decimal:
+    """``decimal.Decimal(value)`` of a non-negative int without the quadratic cost."""
+    bits = value.bit_length()
+    if bits <= _SPLIT_BITS:
+        return decimal.Decimal(value)
+    half = bits // 2
+    high = _int_to_decimal(value >> half)
+    low = _int_to_decimal(value & ((1 << half) - 1))
+    return _EXACT.fma(high, _pow2(half), low)
 
 
 def read_class_name(buf: Buffer, pos: int) -> tuple[str, int]:
@@ -198,11 +259,20 @@ def _read_decimal(buf: Buffer, pos: int) -> tuple[object, int]:
     end = start + n
     if n <= 0 or end > len(buf):  # Java cannot read an empty magnitude either
         raise RemoteProtocolError(f"decimal magnitude length {n} at offset {pos + 4}")
+    if n > MAX_DECIMAL_MAGNITUDE_BYTES:  # checked before any conversion
+        raise RemoteProtocolError(
+            f"decimal magnitude of {n} bytes at offset {pos + 4}: more than "
+            f"{MAX_DECIMAL_DIGITS} digits"
+        )
     first = buf[start]
-    negative = first & 0x80
     magnitude = int.from_bytes(bytes((first & 0x7F,)) + bytes(buf[start + 1 : end]), "big")
-    digits = decimal.Decimal(magnitude).as_tuple().digits
-    return decimal.Decimal((1 if negative and magnitude else 0, digits, -scale)), end
+    coefficient = _int_to_decimal(magnitude)
+    if coefficient.adjusted() >= MAX_DECIMAL_DIGITS:
+        raise RemoteProtocolError(
+            f"decimal at offset {pos} has more than {MAX_DECIMAL_DIGITS} digits"
+        )
+    value = _EXACT.scaleb(coefficient, -scale)  # exact: the coefficient, exponent -scale
+    return (value.copy_negate() if first & 0x80 and magnitude else value), end
 
 
 def _enum_reader(binary: bool):  # type: ignore[no-untyped-def]
