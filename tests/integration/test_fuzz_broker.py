@@ -20,23 +20,12 @@ BASE_PORT = int(os.environ.get("IGNITE_BROKER_TEST_BASE_PORT", "10800")) + 50
 #: Checks that today's broker fails, each with the finding of the fuzz report behind it
 #: (docs/reliability.md, issue 10).  Remove an entry when its fix lands.
 KNOWN_FAILURES: dict[str, str] = {
-    "broker_crashes": "issue 10 item 1: a value nested ~200 ext levels deep overflows the C "
-                      "stack in protocol/ipc.py's ext hook (SIGSEGV)",
-    "node_connections_lost": "issue 10 item 4: out-of-range expiry ([-5, ...], +-2**31..) and "
-                             "timeouts are forwarded and the node drops the shared connection",
+    "node_connections_lost": "issue 10 item 4: collection/map kinds the node does not know are "
+                             "forwarded and the node drops the shared connection",
     "lost_writes": "issue 10 item 4: the well-behaved worker's writes in flight on a dropped "
                    "node connection fail as maybe applied",
     "good_worker_errors": "issue 10 item 4: the well-behaved worker's requests on a dropped "
                           "node connection fail",
-    "internal_replies": "fuzz finding: a node connection lost under binary_type_get/_put or a "
-                        "value's type registration is answered INTERNAL, uncounted in stats",
-    "internal_errors": "fuzz finding: a plain array nested ~1000 deep (RecursionError) and "
-                       "issue 10 item 3's cache config {0: name, 401: 5} (TypeError) answer "
-                       "INTERNAL",
-    "unanswered": "issue 10 item 5 and a fuzz finding: a DECIMAL 1E-999999999 (12 bytes) or "
-                  "with ~1M digits holds the event loop for 15-20 s",
-    "cluster_hangs": "fuzz finding (cause not isolated): after 7,000-80,000 inputs both nodes "
-                     "stopped taking handshakes while their JVMs ran",
 }
 
 
