@@ -98,8 +98,8 @@ class Janitor:
             self.frontend.close_stalled(now, self.stalled_timeout)
             self._give_back_memory(self.frontend.budget, now)
         for conn in list(self._pool.ready):
-            conn.expire(now)
-            if not conn.heartbeat_in_flight and _needs_heartbeat(conn, now):
+            conn.expire(now)  # may close it: an unanswered heartbeat
+            if conn.is_open and not conn.heartbeat_in_flight and _needs_heartbeat(conn, now):
                 self._heartbeat(conn, now)
         for worker in self._workers.expired(now, self.liveness, self._idle_forget):
             if worker.holds_resources:

@@ -42,6 +42,7 @@ from .errors import BrokerError, ConfigError
 from .frontend import Frontend
 from .janitor import Janitor
 from .pool import NodePool
+from .stream import tcp_connector
 from .workers import Workers
 
 _log = log.get("lifecycle")
@@ -140,7 +141,7 @@ class Broker:
         access = self.access = Access.from_config(cfg)
         ssl_context = build_ssl_context(cfg)
         self.pool = NodePool(
-            self.cfg_addresses(), protocol_config(cfg), ssl_context=ssl_context,
+            self.cfg_addresses(), protocol_config(cfg), connect=tcp_connector(ssl_context),
             connect_timeout=cfg.cluster_connect_timeout,
             connections_per_node=cfg.cluster_connections_per_node,
             max_connections_per_node=cfg.cluster_max_connections_per_node,

@@ -1,10 +1,9 @@
-"""One connection to one Ignite node: drives a sans-IO ``protocol.ClientConnection`` over an
-asyncio transport and matches responses to callers by request id."""
+"""One connection to one Ignite node: drives a sans-IO ``protocol.ClientConnection`` over a
+byte stream (broker/stream.py) and matches responses to callers by request id."""
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from protocol import (
 from . import log
 from .budget import ReplySizes
 from .errors import ConnectError, DeadlineExceeded
+from .stream import Connector, Stream, StreamError
 
 #: What a caller gets back: the node's Response or ErrorResponse, or the exception that ended
 #: the connection before an answer came.
@@ -95,7 +95,7 @@ class NodeConnection(asyncio.Protocol):
         #: expected for them (a node that builds too many big answers at once runs out of heap).
         self.byte_budget = byte_budget
         self.bytes_in_flight = 0
-        self._transport: asyncio.Transport | None = None
+        self._transport: Stream | None = None
         self._handshake: asyncio.Future[HandshakeAccepted] | None = None
         self._outbuf: list[bytes] = []
         self._on_lost = on_lost
@@ -138,34 +138,26 @@ class NodeConnection(asyncio.Protocol):
 
     # -- opening ------------------------------------------------------------------------------
 
-    async def open(self, ssl_context: ssl.SSLContext | None, timeout: float) -> HandshakeAccepted:
-        """TCP (+TLS) connect and thin-client handshake, falling back down protocol versions."""
+    async def open(self, connect: Connector, timeout: float) -> HandshakeAccepted:
+        """Connect (``connect``: broker/stream.py) and make the thin-client handshake, falling
+        back down protocol versions."""
         loop = asyncio.get_running_loop()
         self._handshake = loop.create_future()
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    lambda: self,
-                    self.host,
-                    self.port,
-                    ssl=ssl_context,
-                    server_hostname=self.host if ssl_context else None,
-                )
+                await connect(self.host, self.port, self)
                 return await self._handshake
         except TimeoutError as exc:
             self._close_unopened("connect timeout")
             raise ConnectError(f"{self.host}:{self.port}: no handshake within {timeout}s") from exc
-        except ssl.SSLError as exc:
-            self._close_unopened("tls error")
-            raise ConnectError(f"{self.host}:{self.port}: TLS failed: {exc.reason or exc}") from exc
-        except OSError as exc:
-            self._close_unopened("connect failed")
-            raise ConnectError(f"{self.host}:{self.port}: {exc.strerror or exc}") from exc
+        except StreamError as exc:
+            self._close_unopened(exc.reason)
+            raise ConnectError(f"{self.host}:{self.port}: {exc}") from exc
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
-        self._transport = transport
-        transport.write(self._proto.initiate())
+    def connection_made(self, transport: object) -> None:
+        stream = cast(Stream, transport)  # an asyncio transport (uvloop's is no subclass)
+        self._transport = stream
+        stream.write(self._proto.initiate())
 
     # -- requests -----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from protocol import ConnectionConfig, OpCode, Response, cluster
 
@@ -14,6 +15,7 @@ from . import log
 from .budget import ReplySizes
 from .errors import ClusterUnavailable, ConnectError
 from .nodeconn import NodeConnection, WriteBatch
+from .stream import Connector, tcp_connector
 from .topology import Topology
 
 _log = log.get("pool")
@@ -29,7 +31,8 @@ class NodePool:
         addresses: list[tuple[str, int]],
         protocol_config: ConnectionConfig,
         *,
-        ssl_context: ssl.SSLContext | None,
+        ssl_context: ssl.SSLContext | None = None,
+        connect: Connector | None = None,
         connect_timeout: float,
         connections_per_node: int = 1,
         max_connections_per_node: int | None = None,
@@ -40,7 +43,9 @@ class NodePool:
     ) -> None:
         self.addresses = addresses
         self._protocol_config = protocol_config
-        self._ssl = ssl_context
+        #: Opens the byte stream under each connection (broker/stream.py): TCP, with TLS when
+        #: ``ssl_context`` is given, unless another connector is.
+        self._connect = connect or tcp_connector(ssl_context)
         self._connect_timeout = connect_timeout
         self._per_node = connections_per_node
         self._max_per_node = max(max_connections_per_node or connections_per_node,
@@ -53,12 +58,13 @@ class NodePool:
         self.reply_sizes = ReplySizes(cold_guess=max(node_byte_budget // 16, 1))
         self.ready: list[NodeConnection] = []
         self.by_node: dict[object, list[NodeConnection]] = {}  # node UUID -> ready connections
-        self.topology = Topology(self)
+        self.topology = Topology(pick=self.pick, add_node=self.add_node,
+                                 addresses=self.addresses, spawn=self.spawn)
         self.batch = WriteBatch()  # the front end opens and closes it around each read batch
         self.replies = WriteBatch()  # node connections open it around each read of answers
         self.on_ready: list[Callable[[], None]] = []  # called when a connection becomes ready
         self._lost_events: dict[NodeConnection, asyncio.Event] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._round_robin = itertools.count()
         self._first_ready = asyncio.Event()
         self.last_error: str | None = None
@@ -80,7 +86,13 @@ class NodePool:
     def _start_keepers(self, host: str, port: int, slots: range | None = None) -> None:
         for slot in slots or range(self._per_node):
             name = f"{host}:{port}/{slot}"
-            self._tasks.append(asyncio.create_task(self._keep(host, port, slot), name=name))
+            self.spawn(self._keep(host, port, slot), name)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coro`` as a task the pool owns (kept referenced, cancelled by close)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def add_connections(self) -> bool:
         """One more connection to every node (pinned transactions or cursors ran short);
@@ -143,9 +155,10 @@ class NodePool:
         return self.pick()
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         for conn in list(self.ready):
             conn.close("broker shutting down")
         self.ready.clear()
@@ -161,7 +174,7 @@ class NodePool:
                                   replies=self.replies, byte_budget=self.node_byte_budget,
                                   reply_sizes=self.reply_sizes)
             try:
-                accepted = await conn.open(self._ssl, self._connect_timeout)
+                accepted = await conn.open(self._connect, self._connect_timeout)
             except ConnectError as exc:
                 self.last_error = str(exc)
                 _log.warning("node_connect_failed", node=f"{host}:{port}", reason=str(exc),

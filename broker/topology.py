@@ -11,10 +11,10 @@ arrives requests keep flowing to any node: a wrong guess only costs a hop, never
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from protocol import CodecContext, OpCode, ProtocolError, Response, affinity, cluster
 from protocol.binary.primitives import Buffer
@@ -23,7 +23,6 @@ from . import log
 
 if TYPE_CHECKING:
     from .nodeconn import NodeConnection
-    from .pool import NodePool
 
 _log = log.get("topology")
 
@@ -31,10 +30,24 @@ _FEATURE_NODE_ENDPOINTS = 3
 
 
 class Topology:
-    """Owns the affinity map; the pool asks it which node a key belongs to."""
+    """Owns the affinity map; the pool asks it which node a key belongs to.
 
-    def __init__(self, pool: NodePool) -> None:
-        self._pool = pool
+    It reaches the cluster through the callables it is given: ``pick()`` any ready
+    connection, ``add_node(host, port)`` a discovered node, ``addresses`` the nodes known so
+    far, and ``spawn(coroutine, name)`` runs its refresh (it creates no task itself)."""
+
+    def __init__(
+        self,
+        *,
+        pick: Callable[[], NodeConnection],
+        add_node: Callable[[str, int], None],
+        addresses: list[tuple[str, int]],
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+    ) -> None:
+        self._pick = pick
+        self._add_node = add_node
+        self._addresses = addresses
+        self._spawn = spawn
         self.mapping: affinity.AffinityMapping | None = None
         self.latest: tuple[int, int] | None = None  # newest affinity version any node reported
         self._caches: set[int] = set()
@@ -81,11 +94,11 @@ class Topology:
     def _schedule_refresh(self) -> None:
         if not self._refreshing:
             self._refreshing = True
-            asyncio.get_running_loop().create_task(self._refresh(), name="topology-refresh")
+            self._spawn(self._refresh(), "topology-refresh")
 
     async def _refresh(self) -> None:
         try:
-            conn = self._pool.pick()
+            conn = self._pick()
             await self._refresh_partitions(conn)
             if _FEATURE_NODE_ENDPOINTS in conn.features:
                 await self._discover_nodes(conn)
@@ -114,9 +127,9 @@ class Topology:
             return
         endpoints = cluster.parse_cluster_group_get_node_endpoints(response.body)
         for endpoint in endpoints.added:
-            address = pick_address(endpoint.addresses, self._pool.addresses)
+            address = pick_address(endpoint.addresses, self._addresses)
             if address is not None:
-                self._pool.add_node(address, endpoint.port)
+                self._add_node(address, endpoint.port)
 
 
 def pick_address(candidates: tuple[str, ...], configured: list[tuple[str, int]]) -> str | None:

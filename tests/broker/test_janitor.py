@@ -1,0 +1,60 @@
+"""The janitor over fake nodes (no JVM): heartbeats on idle connections, a frozen node taken
+out of routing, silent workers' transactions rolled back and cursors closed."""
+
+from __future__ import annotations
+
+from broker.janitor import _needs_heartbeat
+from broker.workers import Cursor
+from protocol import OpCode
+from protocol.ipc import Status
+from tests.broker.fakenode import Harness, run
+
+
+@run
+async def test_an_idle_connection_gets_a_heartbeat_and_a_busy_one_does_not_need_one():
+    h = await Harness(1, heartbeat_interval=0.5).start()
+    conn = h.pool.ready[0]
+    assert not _needs_heartbeat(conn, conn.last_sent + 0.1)
+    h.janitor.sweep(conn.last_sent + 1.0)
+    assert conn.heartbeat_in_flight
+    h.janitor.sweep(conn.last_sent + 1.0)  # one at a time
+    await h.until(lambda: not conn.heartbeat_in_flight)
+    assert h.nodes[0].ops().count(OpCode.HEARTBEAT) == 1 and conn.is_open
+    await h.close()
+
+
+@run
+async def test_a_frozen_node_is_taken_out_of_routing_by_an_unanswered_heartbeat():
+    h = await Harness(2, heartbeat_interval=0.5).start()
+    frozen = h.nodes[0]
+    frozen.frozen = True
+    conn = next(c for c in h.pool.ready if c.port == frozen.port)
+    now = conn.last_sent + 1.0
+    h.janitor.sweep(now)
+    await h.settle()
+    h.janitor.sweep(now + h.janitor.heartbeat_timeout + 0.1)
+    assert not conn.is_open and "no heartbeat answer within 0.5s" in conn.closed_reason
+    assert conn not in h.pool.ready and len(h.pool.ready) == 1
+    await h.close()
+
+
+@run
+async def test_a_silent_workers_transactions_and_cursors_are_released():
+    h = await Harness(1).start()
+    status, handle = await h.call("tx_start", {}, worker=b"quiet")
+    assert status == Status.OK
+    worker = h.workers._workers[b"quiet"]
+    conn = worker.transactions[handle].conn
+    worker.cursors[99] = Cursor(99, conn, 7, "scan")
+    h.janitor.liveness = 0.0
+    h.janitor.sweep(worker_last_seen(h, b"quiet") + 1.0)
+    await h.settle()
+    assert h.nodes[0].ops()[-2:] == [OpCode.TX_END, OpCode.RESOURCE_CLOSE]
+    assert (h.janitor.released_transactions, h.janitor.released_cursors) == (1, 1)
+    assert not worker.transactions and not worker.cursors
+    assert h.workers.tx_held.get(conn, 0) == 0
+    await h.close()
+
+
+def worker_last_seen(h: Harness, identity: bytes) -> float:
+    return h.workers._last_seen[h.workers._workers[identity].session]
