@@ -101,15 +101,13 @@ def optional_str(value: object, what: str) -> str | None:
 
 
 def items(values: Iterable[T], what: str) -> list[T]:
-    """The items of a list-like argument (a str, bytes or a mapping is not one)."""
-    if isinstance(values, (str, bytes, bytearray, memoryview, dict)) or not isinstance(
-        values, Iterable
-    ):
+    """The items of a list-like argument (a str, bytes or a mapping is not one), as a new list."""
+    if isinstance(values, (str, bytes, bytearray, memoryview, dict)):
         raise LocalProtocolError(f"{what} must be a list of items, got {describe(values)}")
     try:
         return list(values)
-    except (TypeError, ValueError) as exc:  # an iterable that fails while iterating
-        raise LocalProtocolError(f"{what} could not be read: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # not iterable, or failing while iterating
+        raise LocalProtocolError(f"{what} must be a list of items: {exc}") from exc
 
 
 def feature_set(features: Iterable[int]) -> frozenset[int]:

@@ -127,6 +127,7 @@ _KNOWN_FLAGS = FLAG_KEEP_BINARY | FLAG_TRANSACTIONAL | FLAG_WITH_EXPIRY_POLICY
 # other negative fails the node's request parsing, and the node then drops the connection.
 TTL_UNCHANGED = -2
 TTL_ETERNAL = -1
+_I64_MAX = 2**63 - 1
 
 _PREFIX = struct.Struct("<ib")  # cache id, flags
 _EXPIRY = struct.Struct("<qqq")  # create, update, access TTL in ms (-2 unchanged, -1 eternal)
@@ -274,7 +275,8 @@ def write_cache_prefix(
     The TRANSACTIONAL and WITH_EXPIRY_POLICY flags follow ``tx_id`` and ``expiry``:
     they are set when those are given; setting them by hand without the value is an error.
     """
-    flags = check.integer(flags, "flags", 0, _KNOWN_FLAGS)
+    if type(flags) is not int or not 0 <= flags <= _KNOWN_FLAGS:
+        flags = check.integer(flags, "flags", 0, _KNOWN_FLAGS)
     if tx_id is not None:
         flags |= FLAG_TRANSACTIONAL
     elif flags & FLAG_TRANSACTIONAL:
@@ -283,7 +285,11 @@ def write_cache_prefix(
         flags |= FLAG_WITH_EXPIRY_POLICY
     elif flags & FLAG_WITH_EXPIRY_POLICY:
         raise LocalProtocolError("the WITH_EXPIRY_POLICY flag needs an expiry")
-    prefix = _PREFIX.pack(check.i32(cache_id, "cache id"), flags)
+    try:
+        prefix = _PREFIX.pack(cache_id, flags)
+    except (struct.error, TypeError):
+        check.i32(cache_id, "cache id")  # raises the LocalProtocolError naming it
+        raise
     if expiry is not None:
         prefix += _EXPIRY.pack(*check_expiry(expiry))
     if tx_id is not None:
@@ -293,6 +299,12 @@ def write_cache_prefix(
 
 def check_expiry(expiry: object) -> Expiry:
     """(create, update, access) TTLs a node accepts: each -2, -1, 0 or a positive ms count."""
+    if type(expiry) is tuple and len(expiry) == 3:  # the usual: three plain ints in range
+        create, update, access = expiry
+        if (type(create) is int and type(update) is int and type(access) is int
+                and TTL_UNCHANGED <= create <= _I64_MAX and TTL_UNCHANGED <= update <= _I64_MAX
+                and TTL_UNCHANGED <= access <= _I64_MAX):
+            return expiry  # type: ignore[return-value]
     ttls = check.items(expiry, "expiry")  # type: ignore[arg-type]
     if len(ttls) != 3:
         raise LocalProtocolError(f"expiry must be 3 TTLs (create, update, access), got {len(ttls)}")
@@ -336,7 +348,10 @@ def write_raw_uuid(buf: bytearray, value: uuid.UUID) -> None:
 
 def _keyed(cache_id: int, flags: int, tx_id: int | None, expiry: Expiry | None) -> bytearray:
     if tx_id is None and expiry is None and flags == 0 and type(flags) is int:  # the usual
-        return bytearray(pack(_PREFIX, cache_id, 0))
+        try:
+            return bytearray(_PREFIX.pack(cache_id, 0))
+        except (struct.error, TypeError):
+            check.i32(cache_id, "cache id")  # raises the LocalProtocolError naming it
     buf = bytearray()
     write_cache_prefix(buf, cache_id, flags, tx_id, expiry)
     return buf
