@@ -16,6 +16,7 @@ from typing import Any
 _EXPORTS: dict[str, str | None] = {
     "affinity": None,
     "binary": None,
+    "limits": None,
     "ops": None,
     "DEFAULT_FEATURES": "._connection",
     "NEED_DATA": "._connection",

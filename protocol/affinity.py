@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from . import _checks as check
 from .binary.primitives import Buffer, encode_value
 from .binary.typecodes import TypeCode
 from .binary.values import BinaryObject, Date, EnumValue, Time, Timestamp, Typed
@@ -684,9 +685,9 @@ def cache_partitions(
     The bool is written only when ALL_AFFINITY_MAPPINGS (bit 13) is among the negotiated
     ``features``; asking for custom mappings without it is an error.
     """
-    ids = list(cache_ids)
-    with_flag = ALL_AFFINITY_MAPPINGS in features
-    if custom_mappings and not with_flag:
+    ids = [check.i32(cache_id, "cache id") for cache_id in check.items(cache_ids, "cache ids")]
+    with_flag = ALL_AFFINITY_MAPPINGS in check.feature_set(features)
+    if check.flag(custom_mappings, "custom_mappings") and not with_flag:
         raise LocalProtocolError("custom_mappings needs feature bit 13 (ALL_AFFINITY_MAPPINGS)")
     try:
         body = struct.pack(f"<i{len(ids)}i", len(ids), *ids)

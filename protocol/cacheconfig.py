@@ -23,14 +23,16 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from . import _checks as check
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
-from .ops import BodyReader, pack, write_obj, write_string
+from .ops import BodyReader, check_expiry, pack, write_obj, write_string
 
 if TYPE_CHECKING:
     from .ops import Ctx
 
 __all__ = [
+    "INDEX_TYPES",
     "CacheAtomicityMode",
     "CacheKeyConfiguration",
     "CacheMode",
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 Version = tuple[int, int, int]  # a ProtocolVersion or a plain tuple
+Writer = Callable[[bytearray, Any, Version, Any], None]
 
 _V1_2_0 = (1, 2, 0)  # query-entity field precision and scale
 _V1_6_0 = (1, 6, 0)  # expiry policy
@@ -133,6 +136,9 @@ class IndexType(IntEnum):
     SORTED = 0
     FULLTEXT = 1
     GEOSPATIAL = 2
+
+
+INDEX_TYPES = frozenset(IndexType)
 
 
 # -- structured property values ----------------------------------------------------------------
@@ -254,11 +260,21 @@ def _expiry(value: Any) -> ExpiryPolicy | None:
 
 
 def _write_i32(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> None:
-    buf += pack(_I32, _strict_int(value))
+    buf += pack(_I32, check.i32(value, "the value"))
 
 
 def _write_i64(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> None:
-    buf += pack(_I64, _strict_int(value))
+    buf += pack(_I64, check.i64(value, "the value"))
+
+
+def _enum_writer(enum: type[IntEnum]) -> Writer:
+    """An i32 enum ordinal; the node reads others as null and fails later, or not at all."""
+    valid = frozenset(enum)
+
+    def write(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> None:
+        buf += pack(_I32, check.one_of(value, valid, enum.__name__))
+
+    return write
 
 
 def _write_bool(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> None:
@@ -271,14 +287,8 @@ def _write_str(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> None:
     write_string(buf, value)
 
 
-def _strict_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise LocalProtocolError(f"expected an int, got {value!r}")
-    return value
-
-
 def _write_key_configs(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> None:
-    configs = [_key_config(item) for item in value or ()]
+    configs = [_key_config(item) for item in check.items(value or (), "key configurations")]
     buf += pack(_I32, len(configs))
     for config in configs:
         write_string(buf, config.type_name)
@@ -286,7 +296,7 @@ def _write_key_configs(buf: bytearray, value: Any, version: Version, ctx: Ctx) -
 
 
 def _write_entities(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> None:
-    entities = [_entity(item) for item in value or ()]
+    entities = [_entity(item) for item in check.items(value or (), "query entities")]
     buf += pack(_I32, len(entities))
     for entity in entities:
         _write_entity(buf, entity, version, ctx)
@@ -317,7 +327,9 @@ def _write_entity(buf: bytearray, entity: QueryEntity, version: Version,
 
 def _write_index(buf: bytearray, index: QueryIndex) -> None:
     write_string(buf, index.index_name)
-    buf += pack(_I8, index.index_type) + pack(_I32, index.inline_size)
+    # The node indexes QueryIndexType.values() with this byte: anything else drops the link.
+    buf += pack(_I8, check.one_of(index.index_type, INDEX_TYPES, "index type"))
+    buf += pack(_I32, check.i32(index.inline_size, "inline size"))
     buf += pack(_I32, len(index.fields))
     for item in index.fields:
         write_string(buf, item.name)
@@ -331,17 +343,15 @@ def _write_expiry(buf: bytearray, value: Any, version: Version, ctx: Ctx) -> Non
     if policy is None:
         buf += pack(_BOOL, False)
     else:
-        buf += pack(_EXPIRY, True, policy.create, policy.update, policy.access)
+        buf += pack(_EXPIRY, True, *check_expiry((policy.create, policy.update, policy.access)))
 
-
-Writer = Callable[[bytearray, Any, Version, Any], None]
 
 _WRITERS: dict[int, Writer] = {
     Prop.NAME: _write_str,
-    Prop.CACHE_MODE: _write_i32,
-    Prop.CACHE_ATOMICITY_MODE: _write_i32,
+    Prop.CACHE_MODE: _enum_writer(CacheMode),
+    Prop.CACHE_ATOMICITY_MODE: _enum_writer(CacheAtomicityMode),
     Prop.BACKUPS_NUMBER: _write_i32,
-    Prop.WRITE_SYNCHRONIZATION_MODE: _write_i32,
+    Prop.WRITE_SYNCHRONIZATION_MODE: _enum_writer(WriteSynchronizationMode),
     Prop.COPY_ON_READ: _write_bool,
     Prop.READ_FROM_BACKUP: _write_bool,
     Prop.DATA_REGION_NAME: _write_str,
@@ -353,7 +363,7 @@ _WRITERS: dict[int, Writer] = {
     Prop.SQL_INDEX_INLINE_MAX_SIZE: _write_i32,
     Prop.SQL_ESCAPE_ALL: _write_bool,
     Prop.MAX_QUERY_ITERATORS: _write_i32,
-    Prop.REBALANCE_MODE: _write_i32,
+    Prop.REBALANCE_MODE: _enum_writer(RebalanceMode),
     Prop.REBALANCE_DELAY: _write_i64,
     Prop.REBALANCE_TIMEOUT: _write_i64,
     Prop.REBALANCE_BATCH_SIZE: _write_i32,
@@ -364,7 +374,7 @@ _WRITERS: dict[int, Writer] = {
     Prop.CACHE_KEY_CONFIGURATION: _write_key_configs,
     Prop.DEFAULT_LOCK_TIMEOUT: _write_i64,
     Prop.MAX_CONCURRENT_ASYNC_OPERATIONS: _write_i32,
-    Prop.PARTITION_LOSS_POLICY: _write_i32,
+    Prop.PARTITION_LOSS_POLICY: _enum_writer(PartitionLossPolicy),
     Prop.EAGER_TTL: _write_bool,
     Prop.STATISTICS_ENABLED: _write_bool,
     Prop.EXPIRY_POLICY: _write_expiry,
@@ -379,20 +389,42 @@ def build_cache_config(
     Properties go out in the mapping's order. NAME is required; unknown codes are refused.
     """
     if not isinstance(config, Mapping):
-        raise LocalProtocolError(f"a cache configuration is a mapping, not {type(config).__name__}")
+        raise LocalProtocolError(
+            f"a cache configuration is a mapping, not {check.describe(config)}"
+        )
     if not isinstance(config.get(Prop.NAME), str):
         raise LocalProtocolError("a cache configuration needs a str NAME (property 0)")
+    version = _version(version)
     props = bytearray(pack(_I16, len(config)))
     for code, value in config.items():
+        if type(code) is not int and not isinstance(code, Prop):
+            raise LocalProtocolError(f"a cache property code is an int, not {check.describe(code)}")
         writer = _WRITERS.get(code)
-        if writer is None or isinstance(code, bool):
-            raise LocalProtocolError(f"unknown cache property code {code!r}")
+        if writer is None:
+            raise LocalProtocolError(f"unknown cache property code {code}")
         props += pack(_I16, code)
-        try:
-            writer(props, value, version, ctx)
-        except LocalProtocolError as exc:
-            raise LocalProtocolError(f"cache property {Prop(code).name}: {exc}") from exc
+        _write_property(props, Prop(code), writer, value, version, ctx)
     return pack(_I32, len(props)) + bytes(props)
+
+
+def _write_property(buf: bytearray, prop: Prop, writer: Writer, value: Any, version: Version,
+                    ctx: Ctx) -> None:
+    """One property's value; whatever is wrong with it is a LocalProtocolError naming it."""
+    try:
+        writer(buf, value, version, ctx)
+    except LocalProtocolError as exc:
+        raise LocalProtocolError(f"cache property {prop.name}: {exc}") from exc
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, struct.error) as exc:
+        message = f"cache property {prop.name}: {type(exc).__name__}: {exc}"
+        raise LocalProtocolError(message) from exc
+
+
+def _version(version: object) -> Version:
+    if (not isinstance(version, tuple) or len(version) != 3
+            or not all(type(part) is int for part in version)):
+        raise LocalProtocolError(f"version must be a (major, minor, patch) tuple, got "
+                                 f"{check.describe(version)}")
+    return version  # type: ignore[return-value]
 
 
 # -- reading (1055) ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from . import _checks as check
 from .binary import TypeCode
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from .ops import Ctx
 
 __all__ = [
+    "CLUSTER_STATES",
     "FEATURE_CLUSTER_STATES",
     "FEATURE_FORCE_DEACTIVATION",
     "AttributeFilter",
@@ -95,6 +97,9 @@ class ClusterState(IntEnum):
     ACTIVE_READ_ONLY = 2  # needs feature bit 2
 
 
+CLUSTER_STATES = frozenset(ClusterState)
+
+
 # -- state and WAL ---------------------------------------------------------------------------
 
 
@@ -122,14 +127,14 @@ def cluster_change_state(
     Without bit 19 the server always forces deactivation, so ``force=False`` is refused;
     without bit 2 only INACTIVE and ACTIVE exist.
     """
-    features = frozenset(features)
-    if isinstance(state, bool) or state not in set(ClusterState):
-        raise LocalProtocolError(f"invalid cluster state {state!r}")
+    features = check.feature_set(features)
+    state = check.one_of(state, CLUSTER_STATES, "cluster state")
+    force = check.flag(force, "force")
     if state == ClusterState.ACTIVE_READ_ONLY and FEATURE_CLUSTER_STATES not in features:
         raise LocalProtocolError("ACTIVE_READ_ONLY needs feature bit 2 (CLUSTER_STATES)")
     body = pack(_I8, state)
     if FEATURE_FORCE_DEACTIVATION in features:
-        return body + pack(_BOOL, bool(force))
+        return body + pack(_BOOL, force)
     if not force:
         raise LocalProtocolError("force=False needs feature bit 19 (FORCE_DEACTIVATION_FLAG)")
     return body
@@ -141,8 +146,8 @@ parse_cluster_change_state = parse_empty
 def cluster_change_wal_state(cache_name: str, enable: bool) -> bytes:
     """Body of CLUSTER_CHANGE_WAL_STATE (5002): ``str cache name | bool enable`` -> bool changed."""
     buf = bytearray()
-    write_string(buf, _required(cache_name, "cache name"), "cache name")
-    buf += pack(_BOOL, bool(enable))
+    write_string(buf, check.required_str(cache_name, "cache name"), "cache name")
+    buf += pack(_BOOL, check.flag(enable, "enable"))
     return bytes(buf)
 
 
@@ -152,17 +157,11 @@ parse_cluster_change_wal_state = parse_bool
 def cluster_get_wal_state(cache_name: str) -> bytes:
     """Body of CLUSTER_GET_WAL_STATE (5003): ``str cache name`` -> bool enabled."""
     buf = bytearray()
-    write_string(buf, _required(cache_name, "cache name"), "cache name")
+    write_string(buf, check.required_str(cache_name, "cache name"), "cache name")
     return bytes(buf)
 
 
 parse_cluster_get_wal_state = parse_bool
-
-
-def _required(value: str | None, what: str) -> str:
-    if value is None:
-        raise LocalProtocolError(f"{what} must not be None")
-    return value
 
 
 # -- heartbeat ---------------------------------------------------------------------------------
@@ -224,17 +223,17 @@ def cluster_group_get_node_ids(
     A filter is ``i16 1 | str name | obj value`` or ``i16 2 | bool server``. The server
     answers "unchanged" unless its topology version is above ``top_version``.
     """
-    items = list(filters)
+    items = check.items(filters, "filters")
     buf = bytearray(pack(_TOP_VER_COUNT, top_version, len(items)))
     for item in items:
         if isinstance(item, AttributeFilter):
             buf += pack(_I16, _FILTER_ATTRIBUTE)
-            write_string(buf, _required(item.name, "attribute name"), "attribute name")
+            write_string(buf, check.required_str(item.name, "attribute name"), "attribute name")
             write_obj(buf, item.value, item.value_hint, ctx)
         elif isinstance(item, NodeTypeFilter):
-            buf += pack(_I16, _FILTER_NODE_TYPE) + pack(_BOOL, bool(item.server))
+            buf += pack(_I16, _FILTER_NODE_TYPE) + pack(_BOOL, check.flag(item.server, "server"))
         else:
-            raise LocalProtocolError(f"not a node filter: {item!r}")
+            raise LocalProtocolError(f"not a node filter: {check.describe(item)}")
     return bytes(buf)
 
 
@@ -291,7 +290,7 @@ class NodeInfo:
 
 def cluster_group_get_node_info(node_ids: Iterable[uuid.UUID]) -> bytes:
     """Body of CLUSTER_GROUP_GET_NODE_INFO (5101): ``i32 n | n x rawuuid``."""
-    ids = list(node_ids)
+    ids = check.items(node_ids, "node ids")
     buf = bytearray(pack(_I32, len(ids)))
     for node_id in ids:
         write_raw_uuid(buf, node_id)

@@ -7,7 +7,12 @@ can cost, whoever sent it: stack depth and CPU time, not sizes (frame limits do 
 
 from __future__ import annotations
 
-__all__ = ["MAX_DECIMAL_DIGITS", "MAX_DECIMAL_MAGNITUDE_BYTES", "MAX_NESTING"]
+__all__ = [
+    "MAX_DECIMAL_DIGITS",
+    "MAX_DECIMAL_MAGNITUDE_BYTES",
+    "MAX_NESTING",
+    "MAX_PARTITIONS_COUNT",
+]
 
 MAX_NESTING = 32
 """Containers nested inside one another, at most, in one value or IPC message.
@@ -39,3 +44,7 @@ way, where an unbounded 1 MB value froze the event loop for 31 s.
 MAX_DECIMAL_MAGNITUDE_BYTES = ((10**MAX_DECIMAL_DIGITS - 1).bit_length() + 8) // 8
 """Bytes of the largest magnitude with MAX_DECIMAL_DIGITS digits, sign bit included (1701):
 the bound a node's DECIMAL is checked against before any conversion."""
+
+MAX_PARTITIONS_COUNT = 65_000
+"""Ignite's own bound on partitions (CacheConfiguration.MAX_PARTITIONS_COUNT): a partition
+number in a query is 0..MAX_PARTITIONS_COUNT - 1."""

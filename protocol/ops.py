@@ -21,8 +21,9 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from . import _checks as check
 from .binary import TypeCode, read_value, write_value
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -38,6 +39,9 @@ __all__ = [
     "FLAG_KEEP_BINARY",
     "FLAG_TRANSACTIONAL",
     "FLAG_WITH_EXPIRY_POLICY",
+    "PEEK_MODES",
+    "TTL_ETERNAL",
+    "TTL_UNCHANGED",
     "BodyReader",
     "Expiry",
     "PeekMode",
@@ -70,6 +74,7 @@ __all__ = [
     "cache_remove_keys",
     "cache_replace",
     "cache_replace_if_equals",
+    "check_expiry",
     "pack",
     "parse_bool",
     "parse_cache_clear",
@@ -116,6 +121,13 @@ __all__ = [
 FLAG_KEEP_BINARY = 0x01
 FLAG_TRANSACTIONAL = 0x02  # >= 1.5.0, tx id follows
 FLAG_WITH_EXPIRY_POLICY = 0x04  # >= 1.6.0, three TTLs follow
+_KNOWN_FLAGS = FLAG_KEEP_BINARY | FLAG_TRANSACTIONAL | FLAG_WITH_EXPIRY_POLICY
+
+# TTLs in ms (PlatformExpiryPolicy): -2 unchanged, -1 eternal, 0 expire at once, > 0 ms. Any
+# other negative fails the node's request parsing, and the node then drops the connection.
+TTL_UNCHANGED = -2
+TTL_ETERNAL = -1
+_I64_MAX = 2**63 - 1
 
 _PREFIX = struct.Struct("<ib")  # cache id, flags
 _EXPIRY = struct.Struct("<qqq")  # create, update, access TTL in ms (-2 unchanged, -1 eternal)
@@ -127,9 +139,7 @@ _UUID = struct.Struct("<QQ")  # most, least significant bits (Java longs, read u
 
 Expiry = tuple[int, int, int]
 """(create, update, access) TTLs in ms: -2 unchanged, -1 eternal, 0 expire at once."""
-
-T = TypeVar("T")
-
+_TTL_NAMES = ("create", "update", "access")
 
 class PeekMode:
     """CachePeekMode ordinals for CACHE_GET_SIZE / CACHE_LOCAL_PEEK (pyignite's PeekModes)."""
@@ -140,6 +150,10 @@ class PeekMode:
     BACKUP = 3
     ONHEAP = 4
     OFFHEAP = 5
+
+
+PEEK_MODES = frozenset(range(PeekMode.ALL, PeekMode.OFFHEAP + 1))
+"""The CachePeekMode ordinals a node reads."""
 
 
 # -- value codec seams -----------------------------------------------------------------------
@@ -261,6 +275,8 @@ def write_cache_prefix(
     The TRANSACTIONAL and WITH_EXPIRY_POLICY flags follow ``tx_id`` and ``expiry``:
     they are set when those are given; setting them by hand without the value is an error.
     """
+    if type(flags) is not int or not 0 <= flags <= _KNOWN_FLAGS:
+        flags = check.integer(flags, "flags", 0, _KNOWN_FLAGS)
     if tx_id is not None:
         flags |= FLAG_TRANSACTIONAL
     elif flags & FLAG_TRANSACTIONAL:
@@ -271,28 +287,48 @@ def write_cache_prefix(
         raise LocalProtocolError("the WITH_EXPIRY_POLICY flag needs an expiry")
     try:
         prefix = _PREFIX.pack(cache_id, flags)
-        if expiry is not None:
-            prefix += _EXPIRY.pack(*expiry)
-        if tx_id is not None:
-            prefix += _I32.pack(tx_id)
-    except (struct.error, TypeError) as exc:
-        raise LocalProtocolError(f"invalid cache prefix: {exc}") from exc
+    except (struct.error, TypeError):
+        check.i32(cache_id, "cache id")  # raises the LocalProtocolError naming it
+        raise
+    if expiry is not None:
+        prefix += _EXPIRY.pack(*check_expiry(expiry))
+    if tx_id is not None:
+        prefix += _I32.pack(check.i32(tx_id, "tx id"))
     buf += prefix
+
+
+def check_expiry(expiry: object) -> Expiry:
+    """(create, update, access) TTLs a node accepts: each -2, -1, 0 or a positive ms count."""
+    if type(expiry) is tuple and len(expiry) == 3:  # the usual: three plain ints in range
+        create, update, access = expiry
+        if (type(create) is int and type(update) is int and type(access) is int
+                and TTL_UNCHANGED <= create <= _I64_MAX and TTL_UNCHANGED <= update <= _I64_MAX
+                and TTL_UNCHANGED <= access <= _I64_MAX):
+            return expiry  # type: ignore[return-value]
+    ttls = check.items(expiry, "expiry")  # type: ignore[arg-type]
+    if len(ttls) != 3:
+        raise LocalProtocolError(f"expiry must be 3 TTLs (create, update, access), got {len(ttls)}")
+    create, update, access = (
+        check.integer(ttl, f"{name} TTL", TTL_UNCHANGED, check.I64[1])
+        for name, ttl in zip(_TTL_NAMES, ttls, strict=True)
+    )
+    return create, update, access
 
 
 def pack(st: struct.Struct, *values: object) -> bytes:
     """``st.pack(*values)``, with encoding failures as LocalProtocolError."""
     try:
         return st.pack(*values)
-    except (struct.error, TypeError) as exc:
-        raise LocalProtocolError(f"cannot encode {values!r}: {exc}") from exc
+    except (struct.error, TypeError, OverflowError) as exc:
+        shown = ", ".join(check.describe(value) for value in values)
+        raise LocalProtocolError(f"cannot encode ({shown}): {exc}") from exc
 
 
 def write_objects(
     buf: bytearray, values: Iterable[object], hint: int | None = None, ctx: Ctx = None
 ) -> None:
     """Append ``i32 n | n x obj`` (a bare counted list, no collection type code)."""
-    items = _as_list(values, "values")
+    items = check.items(values, "values")
     buf += pack(_I32, len(items))
     for item in items:
         write_value(buf, item, hint, ctx=ctx)
@@ -300,44 +336,29 @@ def write_objects(
 
 def write_string(buf: bytearray, value: str | None, what: str = "string") -> None:
     """Append a typed String (or NULL for None)."""
-    if value is not None and not isinstance(value, str):
-        raise LocalProtocolError(f"{what} must be a str, got {type(value).__name__}")
-    write_value(buf, value, TypeCode.STRING)
+    write_value(buf, check.optional_str(value, what), TypeCode.STRING)
 
 
 def write_raw_uuid(buf: bytearray, value: uuid.UUID) -> None:
     """Append ``i64 msb | i64 lsb`` without a type code."""
     if not isinstance(value, uuid.UUID):
-        raise LocalProtocolError(f"expected a uuid.UUID, got {type(value).__name__}")
+        raise LocalProtocolError(f"expected a uuid.UUID, got {check.describe(value)}")
     buf += _UUID.pack(value.int >> 64, value.int & 0xFFFFFFFFFFFFFFFF)
-
-
-def _as_list(values: Iterable[T], what: str) -> list[T]:
-    if isinstance(values, str | bytes | bytearray | memoryview):
-        kind = type(values).__name__
-        raise LocalProtocolError(f"{what} must be an iterable of items, not {kind}")
-    try:
-        return list(values)
-    except TypeError as exc:
-        raise LocalProtocolError(f"{what} must be iterable: {exc}") from exc
 
 
 def _keyed(cache_id: int, flags: int, tx_id: int | None, expiry: Expiry | None) -> bytearray:
     if tx_id is None and expiry is None and flags == 0 and type(flags) is int:  # the usual
         try:
             return bytearray(_PREFIX.pack(cache_id, 0))
-        except (struct.error, TypeError) as exc:
-            raise LocalProtocolError(f"invalid cache prefix: {exc}") from exc
+        except (struct.error, TypeError):
+            check.i32(cache_id, "cache id")  # raises the LocalProtocolError naming it
     buf = bytearray()
     write_cache_prefix(buf, cache_id, flags, tx_id, expiry)
     return buf
 
 
 def _peek_modes(buf: bytearray, modes: Iterable[int]) -> None:
-    items = _as_list(modes, "peek_modes")
-    for mode in items:
-        if not isinstance(mode, int) or not 0 <= mode <= PeekMode.OFFHEAP:
-            raise LocalProtocolError(f"invalid peek mode {mode!r}")
+    items = [check.one_of(m, PEEK_MODES, "peek mode") for m in check.items(modes, "peek_modes")]
     buf += pack(_I32, len(items)) + bytes(items)
 
 
@@ -402,10 +423,8 @@ def cache_get_or_create_with_name(name: str) -> bytes:
 
 
 def _cache_name_body(name: str) -> bytes:
-    if not isinstance(name, str):
-        raise LocalProtocolError(f"cache name must be a str, got {type(name).__name__}")
     buf = bytearray()
-    write_value(buf, name, TypeCode.STRING)
+    write_value(buf, check.required_str(name, "cache name"), TypeCode.STRING)
     return bytes(buf)
 
 
@@ -437,8 +456,9 @@ parse_cache_get_or_create_with_configuration = parse_empty
 
 
 def cache_get_configuration(cache_id: int, *, flags: int = 0) -> bytes:
-    """Body of CACHE_GET_CONFIGURATION (1055): ``i32 cache_id | i8 flags`` (no tx, no expiry)."""
-    return pack(_PREFIX, cache_id, flags)
+    """Body of CACHE_GET_CONFIGURATION (1055): ``i32 cache_id | i8 flags`` (no tx, no expiry:
+    those flags would make the node read fields that are not there)."""
+    return pack(_PREFIX, cache_id, check.one_of(flags, (0, FLAG_KEEP_BINARY), "flags"))
 
 
 def parse_cache_get_configuration(
@@ -698,10 +718,10 @@ def cache_put_all(
 def _pairs(pairs: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     if isinstance(pairs, Mapping):
         return list(pairs.items())
-    items = _as_list(pairs, "pairs")
+    items = check.items(pairs, "pairs")
     for item in items:
         if not isinstance(item, tuple | list) or len(item) != 2:
-            raise LocalProtocolError(f"expected a (key, value) pair, got {item!r}")
+            raise LocalProtocolError(f"expected a (key, value) pair, got {check.describe(item)}")
     return [(k, v) for k, v in items]
 
 

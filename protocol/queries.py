@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from . import _checks as check
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
+from .limits import MAX_PARTITIONS_COUNT
 from .ops import (
     BodyReader,
     pack,
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FEATURE_QRY_PARTITIONS_BATCH_SIZE",
     "FEATURE_TX_AWARE_QUERIES",
+    "SQL_TIMEOUT_MAX",
+    "STATEMENT_TYPES",
     "CacheEntryEvent",
     "EntryPage",
     "EventType",
@@ -81,6 +85,12 @@ class StatementType(IntEnum):
     ANY = 0
     SELECT = 1
     UPDATE = 2
+
+
+STATEMENT_TYPES = frozenset(StatementType)
+SQL_TIMEOUT_MAX = 2**31 - 1
+"""SQL query timeouts travel as i64 but a node casts them to int and refuses a negative
+result while parsing (a dropped connection): 0..SQL_TIMEOUT_MAX ms."""
 
 
 class EventType(IntEnum):
@@ -129,7 +139,7 @@ class CacheEntryEvent:
 
 def resource_close(resource_id: int) -> bytes:
     """Body of RESOURCE_CLOSE (0): ``i64 resource id`` (cursor, continuous query, task)."""
-    return pack(_I64, resource_id)
+    return pack(_I64, check.i64(resource_id, "resource id"))
 
 
 cursor_close = resource_close
@@ -138,12 +148,12 @@ parse_cursor_close = parse_empty
 
 
 def _cursor_page(cursor_id: int) -> bytes:
-    return pack(_I64, cursor_id)
+    return pack(_I64, check.i64(cursor_id, "cursor id"))
 
 
-def _query_prefix(cache_id: int, flags: int, tx_id: int | None, features: frozenset[int]
+def _query_prefix(cache_id: int, flags: int, tx_id: int | None, features: Iterable[int]
                   ) -> bytearray:
-    if tx_id is not None and FEATURE_TX_AWARE_QUERIES not in features:
+    if tx_id is not None and FEATURE_TX_AWARE_QUERIES not in check.feature_set(features):
         raise LocalProtocolError(
             "a tx id on a query needs feature bit 18 (TX_AWARE_QUERIES); older servers "
             "would misread every later field"
@@ -187,20 +197,29 @@ def sql_fields(
     ``update_batch_size`` are sent only with feature bit 7 (asking for them without it is
     an error); ``args`` are typed by the value codec (use hints through ``values.Typed``).
     """
-    features = frozenset(features)
-    if statement_type not in set(StatementType):
-        raise LocalProtocolError(f"invalid statement type {statement_type!r}")
+    features = check.feature_set(features)
+    statement_type = check.one_of(statement_type, STATEMENT_TYPES, "statement type")
     buf = _query_prefix(cache_id, flags, tx_id, features)
     write_string(buf, schema, "schema")
-    buf += pack(_SQL_FIELDS_HEAD, page_size, max_rows)
-    write_string(buf, _required_str(query, "query"), "query")
+    buf += pack(_SQL_FIELDS_HEAD, check.positive_i32(page_size, "page size"),
+                check.i32(max_rows, "max rows"))
+    write_string(buf, check.required_str(query, "query"), "query")
     write_objects(buf, args, None, ctx)
-    buf += pack(
-        _SQL_FIELDS_FLAGS, statement_type, distributed_joins, local, replicated_only,
-        enforce_join_order, collocated, lazy, timeout, include_field_names,
-    )
+    flags_ = _flags(distributed_joins=distributed_joins, local=local,
+                    replicated_only=replicated_only, enforce_join_order=enforce_join_order,
+                    collocated=collocated, lazy=lazy)
+    buf += pack(_SQL_FIELDS_FLAGS, statement_type, *flags_, _sql_timeout(timeout),
+                check.flag(include_field_names, "include_field_names"))
     _sql_fields_extras(buf, partitions, update_batch_size, features)
     return bytes(buf)
+
+
+def _flags(**flags: object) -> list[bool]:
+    return [check.flag(value, name) for name, value in flags.items()]
+
+
+def _sql_timeout(timeout: object) -> int:
+    return check.integer(timeout, "timeout (ms)", 0, SQL_TIMEOUT_MAX)
 
 
 def _sql_fields_extras(
@@ -216,17 +235,18 @@ def _sql_fields_extras(
     if partitions is None:
         buf += pack(_I32, -1)
     else:
-        parts = list(partitions)
-        buf += pack(_I32, len(parts))
-        for part in parts:
-            buf += pack(_I32, part)
-    buf += pack(_I32, update_batch_size)
+        parts = _partitions(partitions)
+        buf += pack(_I32, len(parts)) + struct.pack(f"<{len(parts)}i", *parts)
+    buf += pack(_I32, check.positive_i32(update_batch_size, "update batch size"))
 
 
-def _required_str(value: str, what: str) -> str:
-    if not isinstance(value, str):
-        raise LocalProtocolError(f"{what} must be a str, got {type(value).__name__}")
-    return value
+def _partitions(partitions: object) -> list[int]:
+    """What SqlFieldsQuery.setPartitions accepts: distinct partitions, at least one."""
+    parts = [check.integer(part, "partition", 0, MAX_PARTITIONS_COUNT - 1)
+             for part in check.items(partitions, "partitions")]  # type: ignore[arg-type]
+    if not parts or len(set(parts)) != len(parts):
+        raise LocalProtocolError("partitions must be distinct, and at least one")
+    return parts
 
 
 def parse_sql_fields(body: Buffer, include_field_names: bool, ctx: Ctx = None) -> SqlFieldsPage:
@@ -281,9 +301,11 @@ def scan(
 
     ``partition`` -1 scans all partitions.
     """
-    buf = _query_prefix(cache_id, flags, tx_id, frozenset(features))
+    buf = _query_prefix(cache_id, flags, tx_id, features)
     buf += _NULL  # no filter, hence no filter platform byte either
-    buf += pack(_SCAN_TAIL, page_size, partition, local)
+    buf += pack(_SCAN_TAIL, check.positive_i32(page_size, "page size"),
+                check.integer(partition, "partition", -1, MAX_PARTITIONS_COUNT - 1),
+                check.flag(local, "local"))
     return bytes(buf)
 
 
@@ -336,10 +358,13 @@ def sql(
     """
     buf = bytearray()
     write_cache_prefix(buf, cache_id, flags)
-    write_string(buf, _required_str(table_name, "table name"), "table name")
-    write_string(buf, _required_str(query, "query"), "query")
+    write_string(buf, check.required_str(table_name, "table name"), "table name")
+    write_string(buf, check.required_str(query, "query"), "query")
     write_objects(buf, args, None, ctx)
-    buf += pack(_SQL_TAIL, distributed_joins, local, replicated_only, page_size, timeout)
+    flags_ = _flags(distributed_joins=distributed_joins, local=local,
+                    replicated_only=replicated_only)
+    buf += pack(_SQL_TAIL, *flags_, check.positive_i32(page_size, "page size"),
+                _sql_timeout(timeout))
     return bytes(buf)
 
 
@@ -373,7 +398,9 @@ def continuous_query(
     """
     buf = bytearray()
     write_cache_prefix(buf, cache_id, flags)
-    buf += pack(_CQ_TAIL, page_size, time_interval, include_expired)
+    buf += pack(_CQ_TAIL, check.positive_i32(page_size, "page size"),
+                check.integer(time_interval, "time interval (ms)", 0, check.I64[1]),
+                check.flag(include_expired, "include_expired"))
     buf += _NULL
     return bytes(buf)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import struct
 from enum import IntEnum
 
+from . import _checks as check
 from .binary.primitives import Buffer
-from .errors import LocalProtocolError
 from .ops import BodyReader, pack, parse_empty, write_string
 
 __all__ = [
+    "TX_CONCURRENCIES",
+    "TX_ISOLATIONS",
     "TxConcurrency",
     "TxIsolation",
     "parse_tx_end",
@@ -38,6 +40,10 @@ class TxIsolation(IntEnum):
     SERIALIZABLE = 2
 
 
+TX_CONCURRENCIES = frozenset(TxConcurrency)
+TX_ISOLATIONS = frozenset(TxIsolation)
+
+
 def tx_start(
     concurrency: int = TxConcurrency.PESSIMISTIC,
     isolation: int = TxIsolation.REPEATABLE_READ,
@@ -46,18 +52,16 @@ def tx_start(
 ) -> bytes:
     """Body of TX_START: ``i8 concurrency | i8 isolation | i64 timeout ms | str label``.
 
-    The defaults are Ignite's (PESSIMISTIC, REPEATABLE_READ, no timeout, no label).
+    The defaults are Ignite's (PESSIMISTIC, REPEATABLE_READ, no timeout, no label); a
+    negative timeout is refused, as the node would.
     """
-    _check_enum(TxConcurrency, concurrency, "concurrency")
-    _check_enum(TxIsolation, isolation, "isolation")
-    buf = bytearray(pack(_TX_START, concurrency, isolation, timeout))
+    buf = bytearray(pack(
+        _TX_START, check.one_of(concurrency, TX_CONCURRENCIES, "tx concurrency"),
+        check.one_of(isolation, TX_ISOLATIONS, "tx isolation"),
+        check.integer(timeout, "tx timeout (ms)", 0, check.I64[1]),
+    ))
     write_string(buf, label, "label")
     return bytes(buf)
-
-
-def _check_enum(enum: type[IntEnum], value: int, what: str) -> None:
-    if isinstance(value, bool) or value not in {member.value for member in enum}:
-        raise LocalProtocolError(f"invalid tx {what} {value!r}")
 
 
 def parse_tx_start(body: Buffer) -> int:
@@ -73,9 +77,7 @@ def tx_end(tx_id: int, committed: bool) -> bytes:
 
     Committing an unknown tx fails with status 1021; rolling one back succeeds silently.
     """
-    if not isinstance(committed, bool):
-        raise LocalProtocolError(f"committed must be a bool, got {committed!r}")
-    return pack(_TX_END, tx_id, committed)
+    return pack(_TX_END, check.i32(tx_id, "tx id"), check.flag(committed, "committed"))
 
 
 parse_tx_end = parse_empty

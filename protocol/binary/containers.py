@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 
+from .._checks import one_of
 from ..errors import LocalProtocolError, RemoteProtocolError
 from .primitives import (
     Buffer,
@@ -30,7 +31,15 @@ from .primitives import (
     register_writer,
 )
 from .typecodes import TypeCode
-from .values import Collection, CollectionKind, Map, MapKind, Typed
+from .values import (
+    COLLECTION_KINDS,
+    MAP_KINDS,
+    Collection,
+    CollectionKind,
+    Map,
+    MapKind,
+    Typed,
+)
 
 __all__: list[str] = []
 
@@ -66,7 +75,7 @@ def _write_collection(buf: bytearray, value: object, enc: Encoder) -> None:
         kind, items = CollectionKind.HASH_SET, list(value)
     else:
         raise LocalProtocolError(f"a COLLECTION must be a Collection, got {type(value).__name__}")
-    buf += _HEAD_W.pack(T.COLLECTION, len(items), kind)
+    buf += _HEAD_W.pack(T.COLLECTION, len(items), one_of(kind, COLLECTION_KINDS, "collection kind"))
     write = enc.write
     for x in items:
         write(buf, x)
@@ -96,7 +105,7 @@ def _write_map(buf: bytearray, value: object, enc: Encoder) -> None:
         kind, items = MapKind.HASH_MAP, list(value.items())
     else:
         raise LocalProtocolError(f"a MAP must be a Map or dict, got {type(value).__name__}")
-    buf += _HEAD_W.pack(T.MAP, len(items), kind)
+    buf += _HEAD_W.pack(T.MAP, len(items), one_of(kind, MAP_KINDS, "map kind"))
     write = enc.write
     for pair in items:
         key, item = pair

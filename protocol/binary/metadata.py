@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Mapping
 
+from .. import _checks as check
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..hashing import field_id as _field_id
 from ..hashing import schema_id as _schema_id
@@ -45,6 +46,7 @@ __all__ = [
 
 PLATFORM_JAVA = 0
 PLATFORM_DOTNET = 1
+_PLATFORMS = (PLATFORM_JAVA, PLATFORM_DOTNET)
 
 _I32 = struct.Struct("<i")
 _I8 = struct.Struct("<b")
@@ -119,7 +121,8 @@ def write_binary_type(buf: bytearray, bt: BinaryType) -> None:
         for sid, ids in bt.schemas.items():
             out += struct.pack(f"<ii{len(ids)}i", sid, len(ids), *ids)
     except (struct.error, TypeError, ValueError) as exc:
-        raise LocalProtocolError(f"invalid BinaryType {bt.type_name!r}: {exc}") from exc
+        name = check.describe(bt.type_name)
+        raise LocalProtocolError(f"invalid BinaryType {name}: {exc}") from exc
     buf += out
 
 
@@ -196,10 +199,7 @@ def _expect_end(body: Buffer, pos: int, what: str) -> None:
 
 def binary_type_get(type_id: int) -> bytes:
     """Body of BINARY_TYPE_GET (3002): ``i32 type_id``."""
-    try:
-        return _I32.pack(type_id)
-    except struct.error as exc:
-        raise LocalProtocolError(f"invalid type id {type_id!r}: {exc}") from exc
+    return _I32.pack(check.i32(type_id, "type id"))
 
 
 def parse_binary_type_get(body: Buffer) -> BinaryType | None:
@@ -231,10 +231,8 @@ def parse_binary_type_put(body: Buffer) -> None:
 
 def binary_type_name_get(type_id: int, platform: int = PLATFORM_JAVA) -> bytes:
     """Body of BINARY_TYPE_NAME_GET (3000): ``i8 platform | i32 type_id``."""
-    try:
-        return _PLATFORM_TYPE.pack(platform, type_id)
-    except struct.error as exc:
-        raise LocalProtocolError(f"invalid platform/type id: {exc}") from exc
+    platform = check.one_of(platform, _PLATFORMS, "platform")
+    return _PLATFORM_TYPE.pack(platform, check.i32(type_id, "type id"))
 
 
 def parse_binary_type_name_get(body: Buffer) -> str | None:
@@ -250,10 +248,8 @@ def parse_binary_type_name_get(body: Buffer) -> str | None:
 
 def binary_type_name_put(type_id: int, name: str, platform: int = PLATFORM_JAVA) -> bytes:
     """Body of BINARY_TYPE_NAME_PUT (3001): ``i8 platform | i32 type_id | str name``."""
-    if not isinstance(name, str):
-        raise LocalProtocolError(f"type name must be a str, got {type(name).__name__}")
     buf = bytearray(binary_type_name_get(type_id, platform))
-    write_value(buf, name, TypeCode.STRING)
+    write_value(buf, check.required_str(name, "type name"), TypeCode.STRING)
     return bytes(buf)
 
 

@@ -23,6 +23,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._checks import describe
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..limits import MAX_NESTING
 from .typecodes import TypeCode
@@ -62,7 +63,7 @@ Reader = Callable[[Buffer, int], tuple[object, int]]
 NestedReader = Callable[[Buffer, int, "Decoder"], tuple[object, int]]
 # A writer appends type code + payload. write_value removes whatever a failed write
 # appended, and turns struct.error / OverflowError / TypeError / ValueError /
-# UnicodeEncodeError into LocalProtocolError.
+# UnicodeEncodeError / AttributeError into LocalProtocolError.
 Writer = Callable[[bytearray, object], None]
 NestedWriter = Callable[[bytearray, object, "Encoder"], None]
 # Picks the type code of a value whose Python type alone does not decide (lists, enums).
@@ -92,7 +93,9 @@ _LENGTH = struct.Struct("<bi")
 
 _NULL = TypeCode.NULL.value
 _READ_ERRORS = (struct.error, UnicodeDecodeError, IndexError)
-_WRITE_ERRORS = (struct.error, OverflowError, UnicodeEncodeError, TypeError, ValueError)
+_WRITE_ERRORS = (
+    struct.error, OverflowError, UnicodeEncodeError, TypeError, ValueError, AttributeError,
+)
 
 
 def register_reader(code: int, reader: Reader | NestedReader, *, nested: bool = False) -> None:
@@ -264,15 +267,16 @@ def leaf_writer(code: int) -> Writer:
 
 
 def _code_name(code: object) -> str:
+    if type(code) is not int and not isinstance(code, TypeCode):
+        return f"type code {describe(code)}"
     try:
-        return TypeCode(code).name  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        return str(code)
+        return TypeCode(code).name
+    except ValueError:
+        return f"type code {code}"
 
 
 def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return describe(value)  # never repr: the value may be nested deep or huge
 
 
 def _unsupported(code: int, pos: int) -> RemoteProtocolError:

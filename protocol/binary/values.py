@@ -108,7 +108,15 @@ class MapKind:
     LINKED_HASH_MAP = 2
 
 
+# The kinds a node reads (BinaryUtils): any other fails its request parsing, and the node then
+# drops the connection.
+COLLECTION_KINDS = frozenset(range(CollectionKind.USER_SET, CollectionKind.SINGLETON_LIST + 1))
+MAP_KINDS = frozenset({MapKind.HASH_MAP, MapKind.LINKED_HASH_MAP})
+
+
 __all__ = [
+    "COLLECTION_KINDS",
+    "MAP_KINDS",
     "BinaryObject",
     "Collection",
     "CollectionKind",

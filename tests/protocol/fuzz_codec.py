@@ -11,7 +11,11 @@ captured/handwritten vectors in tests/protocol/vectors/*.json, fed to:
 - ``decode_value``: ``protocol.binary.decode_value``, with and without a CodecContext;
 - ``affinity.encoded_*``: the key hashes computed from encoded keys;
 - ``parse:<module>.<name>``: every ``parse_*`` function of protocol.affinity and
-  protocol.ops (and, with ``--all-parsers``, the other op modules).
+  protocol.ops (and, with ``--all-parsers``, the other op modules);
+- ``ipc.unpack_request`` / ``ipc.unpack_reply``: mutated worker/broker frames (deep ext and
+  plain nesting, decimals at the digit bound), where IpcError is the allowed refusal;
+- ``builders``: every request builder with one argument replaced by whatever a mutated
+  msgpack value decodes to (or a hostile value), where LocalProtocolError is the allowed one.
 
     .venv/bin/python tests/protocol/fuzz_codec.py --count 1000000 [--seed 1] [--out crashes.json]
 
@@ -42,7 +46,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root
 
-from protocol import NEED_DATA, ClientConnection, ConnectionConfig, ProtocolError, Response, ops
+from protocol import (
+    NEED_DATA,
+    ClientConnection,
+    ConnectionConfig,
+    ProtocolError,
+    Response,
+    ipc,
+    ops,
+)
 from protocol.affinity import encoded_affinity_hash, encoded_key_hash
 from protocol.binary import decode_value, encode_value
 from protocol.binary.metadata import object_type
@@ -59,6 +71,8 @@ from protocol.binary.values import (
     Typed,
 )
 from protocol.hashing import field_id, type_id
+from protocol.limits import MAX_DECIMAL_DIGITS, MAX_NESTING
+from tests.protocol.test_bounds import BUILDERS, HOSTILE
 
 VECTOR_DIR = Path(__file__).parent / "vectors"
 OP_MODULES = ("protocol.affinity", "protocol.ops")
@@ -216,6 +230,53 @@ def inputs(seeds: list[bytes], rnd: random.Random) -> Iterator[bytes]:
         for _ in range(rnd.choice((1, 1, 1, 2, 3, 5))):
             rnd.choice(MUTATORS)(data, rnd)
         yield bytes(data)
+
+
+# -- IPC seeds and targets ------------------------------------------------------------------
+
+
+def ipc_seeds() -> list[bytes]:
+    """Requests and replies as workers and the broker send them, some at the nesting and
+    decimal bounds (mutations then cross them)."""
+    deep_ext: Any = 1
+    deep_plain: Any = 1
+    for _ in range(MAX_NESTING - 2):
+        deep_ext = Collection(1, [deep_ext])
+        deep_plain = [deep_plain]
+    big = decimal.Decimal("-" + "7" * MAX_DECIMAL_DIGITS + "E-9")
+    args: list[dict[str, Any]] = [
+        {"cache": "c", "key": "k"},
+        {"cache": 5, "key": 1, "value": b"v", "expiry": [-2, -1, 0], "tx": 1},
+        {"cache": "c", "pairs": [[1, "a"], [Typed(3, 2), Timestamp(5, 6)]]},
+        {"cache": "c", "value": deep_ext}, {"cache": "c", "value": deep_plain},
+        {"cache": "c", "value": big},
+        {"cache": "c", "value": Map(1, [(uuid.UUID(int=3), Date(1))])},
+        {"query": "select ?", "args": [1, "x"], "page_size": 10, "partitions": [1]},
+        {"config": {0: "c", 1: 2, 401: [["T", "f"]]}},
+    ]
+    frames = [ipc.pack_request(i, "cache_put", a, i) for i, a in enumerate(args)]
+    frames += [ipc.pack_reply(i, 0, a.get("value")) for i, a in enumerate(args)]
+    return frames
+
+
+def target_ipc(unpack: Callable[[bytes], Any]) -> Target:
+    def run(data: bytes, rnd: random.Random) -> None:
+        with contextlib.suppress(ipc.IpcError):
+            unpack(data)
+
+    return run
+
+
+def target_builders(data: bytes, rnd: random.Random) -> None:
+    """One builder, one argument replaced: by the value a mutated frame decodes to."""
+    try:
+        value = ipc.unpack(data)
+    except ipc.IpcError:
+        value = rnd.choice(list(HOSTILE.values()))
+    if isinstance(value, list) and len(value) == 5 and isinstance(value[4], dict) and value[4]:
+        value = rnd.choice(list(value[4].values()))  # an argument of a request
+    func, kwargs = BUILDERS[rnd.choice(list(BUILDERS))]
+    func(**{**kwargs, rnd.choice(list(kwargs)): value})
 
 
 # -- targets ---------------------------------------------------------------------------------
@@ -380,6 +441,10 @@ def fuzz(count: int, seed: int, all_parsers: bool, slow: float
         "decode_value": (target_decode(None), seeds.values),
         "decode_value+ctx": (target_decode(ctx), seeds.values),
     }
+    ipc_frames = ipc_seeds()
+    targets["ipc.unpack_request"] = (target_ipc(ipc.unpack_request), ipc_frames)
+    targets["ipc.unpack_reply"] = (target_ipc(ipc.unpack_reply), ipc_frames)
+    targets["builders"] = (target_builders, ipc_frames)
     configs = {type_id("FuzzKey"): field_id("name"), type_id("AffinityLiveKey"): field_id("grp")}
     targets["affinity.encoded_key_hash"] = (lambda d, r: encoded_key_hash(d), seeds.values)
     targets["affinity.encoded_affinity_hash"] = (

@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,10 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import ipc
-from protocol.binary import TypeCode, decode_value, encode_value, standard
+from protocol import affinity, cacheconfig, cluster, ipc, ops, queries, tx
+from protocol.binary import TypeCode, decode_value, encode_value, metadata, standard
 from protocol.binary.primitives import DEFAULT_MAX_DEPTH
-from protocol.binary.values import BinaryObject, Collection, Map, ObjectArray, Typed
+from protocol.binary.values import (
+    COLLECTION_KINDS,
+    BinaryObject,
+    Collection,
+    Map,
+    ObjectArray,
+    Typed,
+)
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.limits import MAX_DECIMAL_DIGITS, MAX_DECIMAL_MAGNITUDE_BYTES, MAX_NESTING
 
@@ -206,7 +214,7 @@ def test_the_binary_codec_has_the_same_limit() -> None:
 DEEP_SCRIPT = textwrap.dedent("""
     import sys, threading
     import msgpack
-    from protocol import ipc
+    from protocol import affinity, cacheconfig, cluster, ipc, ops, queries, tx
     from protocol.binary import encode_value, decode_value
     from protocol.binary.values import Collection
     from protocol.errors import ProtocolError
@@ -362,3 +370,228 @@ def test_the_fast_conversions_are_exact_at_their_seams(n: int) -> None:
     value = decimal.Decimal(text)
     assert standard._digits_to_int(text.encode()) == int(value)
     assert standard._int_to_decimal(int(value)) == value
+
+
+# -- request builders: LocalProtocolError or bytes, nothing else ----------------------------------
+
+V170 = (1, 7, 0)
+ALL_FEATURES = frozenset(range(20))
+NODE = uuid.UUID("8f1c2a3b-4d5e-4f60-8172-93a4b5c6d7e8")
+
+
+def deep_list(levels: int) -> list[object]:
+    outer: list[object] = []
+    inner = outer
+    for _ in range(levels):
+        nxt: list[object] = []
+        inner.append(nxt)
+        inner = nxt
+    return outer
+
+
+def self_containing() -> Collection:
+    c = Collection(1, [])
+    c.items.append(c)
+    return c
+
+
+HOSTILE: dict[str, object] = {
+    "None": None,
+    "-1": -1,
+    "0": 0,
+    "2**31": 2**31,
+    "2**63": 2**63,
+    "-2**63-1": -(2**63) - 1,
+    "''": "",
+    "list": [1, "a"],
+    "dict": {"a": 1},
+    "float": 1.5,
+    "nan": float("nan"),
+    "bytes": b"\x00\xff",
+    "True": True,
+    "deep list": deep_list(5000),
+    "deep collection": nested(5000, lambda v: Collection(1, [v])),
+    "self-containing": self_containing(),
+    "kind 127": Collection(127, [1]),
+    "map kind 99": Map(99, [(1, 2)]),
+    "typed 77": Typed(77, 1),
+    "typed int overflow": Typed(3, 2**40),
+    "typed list code": Typed([3], 1),  # type: ignore[arg-type]
+    "object": object(),
+    "huge decimal": decimal.Decimal("9" * 10_000),
+}
+
+# builder -> the arguments of one valid call (positional names follow the signature)
+BUILDERS: dict[str, tuple[object, dict[str, object]]] = {}
+
+
+def builder(qualname: str, /, **kwargs: object) -> None:
+    module, func = qualname.rsplit(".", 1)
+    BUILDERS[qualname] = (getattr(MODULES[module], func), kwargs)
+
+
+MODULES = {"ops": ops, "queries": queries, "tx": tx, "cluster": cluster,
+           "cacheconfig": cacheconfig, "metadata": metadata, "affinity": affinity}
+KV = {"cache_id": 5, "key": "k", "flags": 0, "tx_id": 1, "expiry": (-2, -1, 0), "ctx": None}
+for _name in ("get_and_remove", "contains_key", "clear_key", "remove_key", "get"):
+    builder(f"ops.cache_{_name}", **KV)
+for _name in ("put", "put_if_absent", "get_and_put", "get_and_replace", "get_and_put_if_absent",
+              "replace"):
+    builder(f"ops.cache_{_name}", **KV, value="v", value_hint=None, key_hint=None)
+builder("ops.cache_replace_if_equals", **KV, expected="e", value="v")
+builder("ops.cache_remove_if_equals", **KV, expected="e")
+builder("ops.cache_local_peek", **KV, peek_modes=[0, 2])
+for _name in ("get_all", "contains_keys", "clear_keys", "remove_keys"):
+    builder(f"ops.cache_{_name}", cache_id=5, keys=["a", 1], key_hint=None, flags=0, tx_id=None,
+            expiry=None)
+builder("ops.cache_put_all", cache_id=5, pairs=[("a", 1)], key_hint=None, value_hint=None,
+        flags=0, tx_id=None, expiry=(1, 2, 3))
+builder("ops.cache_clear", cache_id=5, flags=0, tx_id=None, expiry=None)
+builder("ops.cache_remove_all", cache_id=5, flags=0, tx_id=None, expiry=None)
+builder("ops.cache_get_size", cache_id=5, peek_modes=[0], flags=0, tx_id=None, expiry=None)
+builder("ops.cache_create_with_name", name="c")
+builder("ops.cache_get_or_create_with_name", name="c")
+builder("ops.cache_get_configuration", cache_id=5, flags=0)
+builder("ops.cache_destroy", cache_id=5)
+builder("ops.cache_create_with_configuration", config={0: "c", 1: 2}, version=V170, ctx=None)
+builder("ops.cache_get_or_create_with_configuration", config={0: "c"}, version=V170, ctx=None)
+builder("queries.sql_fields", cache_id=5, query="select 1", schema="PUBLIC", page_size=10,
+        max_rows=-1, args=[1, "a"], statement_type=0, distributed_joins=False, local=False,
+        replicated_only=False, enforce_join_order=False, collocated=False, lazy=False,
+        timeout=0, include_field_names=True, partitions=[1, 2], update_batch_size=1, tx_id=1,
+        features=ALL_FEATURES, flags=0, ctx=None)
+builder("queries.scan", cache_id=5, page_size=10, partition=-1, local=False, flags=0, tx_id=1,
+        features=ALL_FEATURES)
+builder("queries.sql", cache_id=5, table_name="T", query="x = ?", args=[1],
+        distributed_joins=False, local=False, replicated_only=False, page_size=10, timeout=0,
+        flags=0, ctx=None)
+builder("queries.continuous_query", cache_id=5, page_size=1, time_interval=0,
+        include_expired=False, flags=0)
+for _name in ("resource_close", "sql_fields_page", "scan_page", "sql_page"):
+    builder(f"queries.{_name}", **{"resource_id" if _name == "resource_close" else "cursor_id": 7})
+builder("tx.tx_start", concurrency=1, isolation=2, timeout=0, label="l")
+builder("tx.tx_end", tx_id=1, committed=True)
+builder("cluster.cluster_change_state", state=1, force=True, features=ALL_FEATURES)
+builder("cluster.cluster_change_wal_state", cache_name="c", enable=True)
+builder("cluster.cluster_get_wal_state", cache_name="c")
+builder("cluster.cluster_group_get_node_ids", top_version=-1,
+        filters=[cluster.NodeTypeFilter(True), cluster.AttributeFilter("a", 1)], ctx=None)
+builder("cluster.cluster_group_get_node_info", node_ids=[NODE])
+builder("cluster.cluster_group_get_node_endpoints", start_top_version=-1, end_top_version=-1)
+builder("metadata.binary_type_get", type_id=5)
+builder("metadata.binary_type_put", bt=metadata.object_type("T", [("a", 3)]))
+builder("metadata.binary_type_name_get", type_id=5, platform=0)
+builder("metadata.binary_type_name_put", type_id=5, name="T", platform=0)
+builder("affinity.cache_partitions", cache_ids=[1, 2], features=ALL_FEATURES,
+        custom_mappings=False)
+
+HOSTILE_CALLS = [
+    pytest.param(name, param, bad, id=f"{name}:{param}={label}")
+    for name, (_, kwargs) in BUILDERS.items()
+    for param in kwargs
+    for label, bad in HOSTILE.items()
+]
+
+
+def call(func, kwargs: dict[str, object]) -> object:  # type: ignore[no-untyped-def]
+    return func(**kwargs)  # every builder parameter can be given by name
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_every_builder_accepts_its_valid_call(name: str) -> None:
+    func, kwargs = BUILDERS[name]
+    assert isinstance(call(func, kwargs), bytes)
+
+
+@pytest.mark.parametrize(("name", "param", "bad"), HOSTILE_CALLS)
+def test_builders_raise_only_local_protocol_error(name: str, param: str, bad: object) -> None:
+    func, kwargs = BUILDERS[name]
+    try:
+        body = call(func, {**kwargs, param: bad})
+    except LocalProtocolError as exc:
+        assert str(exc)
+        return
+    assert isinstance(body, bytes)
+
+
+# Values of the right type that a node cannot take: each closes its connection, or would
+# be refused by it anyway (issue 10 item 4). name -> (builder, the bad argument).
+REFUSED: dict[str, tuple[str, dict[str, object]]] = {
+    "sql page size 0": ("queries.sql_fields", {"page_size": 0}),
+    "sql page size -1": ("queries.sql_fields", {"page_size": -1}),
+    "sql timeout -1": ("queries.sql_fields", {"timeout": -1}),
+    "sql timeout over int": ("queries.sql_fields", {"timeout": 2**31}),
+    "statement type 3": ("queries.sql_fields", {"statement_type": 3}),
+    "partition 65000": ("queries.sql_fields", {"partitions": [65_000]}),
+    "negative partition": ("queries.sql_fields", {"partitions": [-1]}),
+    "duplicate partitions": ("queries.sql_fields", {"partitions": [1, 1]}),
+    "update batch size 0": ("queries.sql_fields", {"update_batch_size": 0}),
+    "int flag": ("queries.sql_fields", {"lazy": 1}),
+    "scan page size 0": ("queries.scan", {"page_size": 0}),
+    "scan partition -2": ("queries.scan", {"partition": -2}),
+    "old sql page size 0": ("queries.sql", {"page_size": 0}),
+    "old sql timeout -5": ("queries.sql", {"timeout": -5}),
+    "continuous page size 0": ("queries.continuous_query", {"page_size": 0}),
+    "continuous interval -1": ("queries.continuous_query", {"time_interval": -1}),
+    "unknown prefix flag": ("queries.scan", {"flags": 8}),
+    "expiry -5": ("ops.cache_put", {"expiry": (-5, -5, -5)}),
+    "expiry -3": ("ops.cache_get", {"expiry": (1, -3, 1)}),
+    "expiry of two": ("ops.cache_get", {"expiry": (1, 1)}),
+    "expiry flag by hand": ("ops.cache_get", {"expiry": None, "flags": 4}),
+    "config flags with expiry": ("ops.cache_get_configuration", {"flags": 4}),
+    "peek mode 6": ("ops.cache_get_size", {"peek_modes": [6]}),
+    "collection kind 127": ("ops.cache_put", {"value": Collection(127, [1])}),
+    "collection kind -2": ("ops.cache_put", {"value": Collection(-2, [1])}),
+    "map kind 0": ("ops.cache_put", {"value": Map(0, [(1, 2)])}),
+    "map kind 3": ("ops.cache_put", {"value": Map(3, [(1, 2)])}),
+    "typed 77": ("ops.cache_put", {"value": Typed(77, 1)}),
+    "typed class": ("ops.cache_put", {"value": Typed(TypeCode.CLASS, "java.lang.String")}),
+    "int overflow": ("ops.cache_put", {"value": Typed(TypeCode.INT, 2**31)}),
+    "long overflow": ("ops.cache_put", {"key": 2**63}),
+    "tx concurrency 2": ("tx.tx_start", {"concurrency": 2}),
+    "tx isolation 3": ("tx.tx_start", {"isolation": 3}),
+    "tx timeout -1": ("tx.tx_start", {"timeout": -1}),
+    "cluster state 3": ("cluster.cluster_change_state", {"state": 3}),
+    "platform 2": ("metadata.binary_type_name_get", {"platform": 2}),
+    "cache mode 3": ("ops.cache_create_with_configuration", {"config": {0: "c", 1: 3}}),
+    "atomicity 2": ("ops.cache_create_with_configuration", {"config": {0: "c", 2: 2}}),
+    "loss policy 5": ("ops.cache_create_with_configuration", {"config": {0: "c", 404: 5}}),
+    "key configs 5": ("ops.cache_create_with_configuration", {"config": {0: "x", 401: 5}}),
+    "config expiry -5": ("ops.cache_create_with_configuration",
+                         {"config": {0: "c", 407: cacheconfig.ExpiryPolicy(-5, -5, -5)}}),
+    "index type 3": ("ops.cache_create_with_configuration", {"config": {0: "c", 200: [
+        cacheconfig.QueryEntity("K", "V", query_indexes=(cacheconfig.QueryIndex("i", 3),))]}}),
+    "property code str": ("ops.cache_create_with_configuration", {"config": {0: "c", "1": 2}}),
+    "property code 999": ("ops.cache_create_with_configuration", {"config": {0: "c", 999: 2}}),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_values_a_node_cannot_take_are_refused(name: str) -> None:
+    qualname, bad = REFUSED[name]
+    func, kwargs = BUILDERS[qualname]
+    with pytest.raises(LocalProtocolError):
+        call(func, {**kwargs, **bad})
+
+
+def test_the_error_names_the_field() -> None:
+    func, kwargs = BUILDERS["queries.sql_fields"]
+    with pytest.raises(LocalProtocolError, match="page size"):
+        call(func, {**kwargs, "page_size": 0})
+    with pytest.raises(LocalProtocolError, match="create TTL"):
+        ops.cache_put(1, "k", "v", expiry=(-5, -1, -1))
+    with pytest.raises(LocalProtocolError, match="CACHE_KEY_CONFIGURATION"):
+        ops.cache_create_with_configuration({0: "x", 401: 5}, version=V170)
+    with pytest.raises(LocalProtocolError, match="collection kind"):
+        encode_value(Collection(127, []))
+
+
+@pytest.mark.parametrize("ttl", [-2, -1, 0, 1, 2**63 - 1])
+def test_every_ttl_a_node_takes_is_accepted(ttl: int) -> None:
+    body = ops.cache_put(1, "k", "v", expiry=(ttl, ttl, ttl))
+    assert body[5:29] == struct.pack("<qqq", ttl, ttl, ttl)
+
+
+@pytest.mark.parametrize("kind", sorted(COLLECTION_KINDS))
+def test_every_collection_kind_is_accepted(kind: int) -> None:
+    assert decode_value(encode_value(Collection(kind, [1]))) == Collection(kind, [1])
