@@ -16,7 +16,14 @@ from typing import Any
 
 import zmq
 
-from protocol.ipc import IpcError, Request, Status, UnsupportedVersion, error_payload
+from protocol.ipc import (
+    IpcError,
+    NestingTooDeep,
+    Request,
+    Status,
+    UnsupportedVersion,
+    error_payload,
+)
 from protocol.ipc import pack_reply as _pack_reply
 from protocol.ipc import unpack_request as _unpack_request
 from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
@@ -483,6 +490,9 @@ def encode_reply(request_id: int, status: int, payload: Any) -> bytes:
         payload = {**payload, "message": clip(payload["message"])}
     try:
         return _pack_reply(request_id, status, payload)
+    except NestingTooDeep as exc:  # a value from the cluster deeper than the IPC carries
+        return _pack_reply(request_id, Status.BAD_REQUEST, error_payload(
+            "unsupported_value", clip(f"the result cannot be sent to a worker: {exc}")))
     except IpcError as exc:
         return _pack_reply(request_id, Status.INTERNAL, error_payload(
             "internal", clip(f"cannot serialize the result: {exc}")))
