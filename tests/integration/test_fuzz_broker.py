@@ -19,14 +19,7 @@ BASE_PORT = int(os.environ.get("IGNITE_BROKER_TEST_BASE_PORT", "10800")) + 50
 
 #: Checks that today's broker fails, each with the finding of the fuzz report behind it
 #: (docs/reliability.md, issue 10).  Remove an entry when its fix lands.
-KNOWN_FAILURES: dict[str, str] = {
-    "node_connections_lost": "issue 10 item 4: collection/map kinds the node does not know are "
-                             "forwarded and the node drops the shared connection",
-    "lost_writes": "issue 10 item 4: the well-behaved worker's writes in flight on a dropped "
-                   "node connection fail as maybe applied",
-    "good_worker_errors": "issue 10 item 4: the well-behaved worker's requests on a dropped "
-                          "node connection fail",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
