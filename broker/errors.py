@@ -7,8 +7,10 @@ from typing import Any
 
 from protocol.ipc import Status
 
-#: The longest error message a worker gets; the rest is cut (a reply never echoes a request).
-MAX_ERROR_MESSAGE = 512
+#: The longest error message a worker gets; the rest is cut.  Long enough for a node's own
+#: messages (a transaction's description runs to ~600 characters, and pyignite shows it whole);
+#: the broker's own messages never echo a request (see ``brief``).
+MAX_ERROR_MESSAGE = 2048
 
 
 def clip(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:

@@ -31,7 +31,7 @@ from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoi
 from . import log
 from .access import Access, PeerPolicy, ensure_socket_dir
 from .budget import TRACKED_BYTES, MemoryBudget
-from .errors import ConfigError, clip
+from .errors import MAX_ERROR_MESSAGE, ConfigError, clip
 from .nodeconn import WriteBatch
 
 _log = log.get("frontend")
@@ -486,7 +486,7 @@ class StreamWorker(asyncio.Protocol):
 
 def encode_reply(request_id: int, status: int, payload: Any) -> bytes:
     """Every reply passes here: an error's message is bounded once, whoever wrote it."""
-    if status and type(payload) is dict and len(payload.get("message") or "") > 512:
+    if status and type(payload) is dict and len(payload.get("message") or "") > MAX_ERROR_MESSAGE:
         payload = {**payload, "message": clip(payload["message"])}
     try:
         return _pack_reply(request_id, status, payload)

@@ -112,4 +112,4 @@ def test_worker_values_in_messages_are_named_not_echoed():
     assert brief("op") == "'op'"
     assert brief("x" * 10_000) == "<str of length 10000>"
     assert brief([b"t"] * 1000) == "<list of length 1000>"
-    assert clip("y" * 600).endswith("(88 more characters)")
+    assert clip("y" * (MAX_ERROR_MESSAGE + 88)).endswith("(88 more characters)")

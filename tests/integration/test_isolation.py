@@ -16,6 +16,7 @@ import pytest
 import zmq
 
 from broker.devcluster.brokerproc import running_broker
+from broker.errors import MAX_ERROR_MESSAGE
 from libclient import Client
 from protocol import ipc
 from protocol.binary.values import Collection
@@ -112,7 +113,7 @@ def test_error_replies_never_echo_a_big_request(stream, op, args):
     message = ipc.pack_request(1, op, args)
     reply = stream.ask(message)
     assert reply.status != ipc.Status.OK
-    assert len(ipc.pack_reply(1, reply.status, reply.payload)) < 2048
+    assert len(ipc.pack_reply(1, reply.status, reply.payload)) < 1024
 
 
 def test_a_flood_of_bad_requests_costs_a_few_log_lines(broker, stream):
@@ -137,7 +138,7 @@ def test_node_errors_reach_workers_without_stack_traces(stream):
     assert "NO_SUCH_TABLE_X" in message  # what the worker needs
     assert "\tat " not in message and "Caused by" not in message
     assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}:\d+", message)
-    assert len(message) <= 600
+    assert len(message) <= MAX_ERROR_MESSAGE + 40
 
 
 # -- item 6: memory is bounded across connections ----------------------------------------------

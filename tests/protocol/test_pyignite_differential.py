@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import keyword
 import struct
 import uuid
 from collections import OrderedDict
@@ -279,8 +280,9 @@ def _class(type_name: str, schema: OrderedDict) -> Any:
 
 
 POINT_CLASS = _class("diff.Point", POINT_SCHEMA)
+# pyignite makes each field an attrs attribute: Python keywords and `self` cannot be one.
 NAMES = st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,7}", fullmatch=True).filter(
-    lambda n: n.lower() != "version")
+    lambda n: n.lower() != "version" and not keyword.iskeyword(n) and n != "self")
 
 
 @st.composite
