@@ -120,7 +120,10 @@ def test_kill_9_a_node_under_load(broker, cluster):
     preloaded = 2000
     with Client(broker=broker.endpoint) as client:
         client.connect()
-        cache = client.get_or_create_cache({0: name, 1: 2, 3: 1})  # PARTITIONED, backups=1
+        # PARTITIONED, backups=1, FULL_SYNC: an acknowledged write is on its backup too.
+        # (With Ignite's default PRIMARY_SYNC a write acknowledged by a primary that is
+        # killed before its backup got the update is lost: Ignite's contract, not ours.)
+        cache = client.get_or_create_cache({0: name, 1: 2, 3: 1, 4: 0})
         for start in range(0, preloaded, 500):
             cache.put_all({k: f"v{k}" for k in range(start, start + 500)})
     ctx = multiprocessing.get_context("fork")
@@ -143,14 +146,16 @@ def test_kill_9_a_node_under_load(broker, cluster):
     unsure = sum(len(r[3]) for r in results)
     print(f"reads={reads} failed_reads={failed_reads} acked_writes={len(acked)} "
           f"maybe_applied={unsure} failed_writes={sum(r[4] for r in results)}")
-    assert reads > 100 and acked
-    assert failed_reads == 0
-    with Client(broker=broker.endpoint) as client:
-        client.connect()
-        cache = client.get_cache(name)
-        missing = [k for k in acked if cache.get(k) is None]
-    assert missing == [], f"{len(missing)} acknowledged writes lost"
-    cluster.start_node(2)
+    try:
+        assert reads > 100 and acked
+        assert failed_reads == 0
+        with Client(broker=broker.endpoint) as client:
+            client.connect()
+            cache = client.get_cache(name)
+            missing = [k for k in acked if cache.get(k) is None]
+        assert missing == [], f"{len(missing)} acknowledged writes lost"
+    finally:
+        cluster.start_node(2)  # the next tests need all three
 
 
 def _reader(endpoint: str, cache_name: str, preloaded: int, stop, out) -> None:
