@@ -123,6 +123,20 @@ def curve_keys(given: dict[str, Any] | None = None,
     return keys[0], keys[1], keys[2]
 
 
+def new_dealer(context: Any) -> Any:
+    """A DEALER of ``context`` (blocking or asyncio) with the stub's options: LINGER 0,
+    IMMEDIATE (nothing is queued without a broker connection, so "not writable" means "no
+    broker"), and a routing id in this process's session."""
+    from .envelope import routing_id
+
+    zmq = zmq_module()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.setsockopt(zmq.ROUTING_ID, routing_id())
+    return sock
+
+
 def connect_dealer(sock: Any, endpoint: str, curve: tuple[bytes, bytes, bytes] | None) -> bool:
     """Connect a DEALER to ``endpoint`` once it is safe: a socket file's directory must exist
     and pass ``check_socket_dir`` (False while it does not exist); tcp:// needs CURVE keys."""

@@ -26,10 +26,9 @@ from protocol.ipcstream import MessageReader, Oversized, is_stream_endpoint, str
 from protocol.ipcstream import frame as stream_frame
 
 from . import core
-from .access import check_socket_dir, connect_dealer, zmq_module
+from .access import check_socket_dir, connect_dealer, new_dealer, zmq_module
 from .calls import Call
 from .core import TO_SEND, Exchange, closed_error
-from .envelope import routing_id
 from .exceptions import BrokerProtocolError
 from .transport import TransportBase, _close_socket
 
@@ -109,10 +108,7 @@ class AioZmqChannel(AioChannel):
     def __init__(self, endpoint: str, loop: asyncio.AbstractEventLoop,
                  curve: tuple[bytes, bytes, bytes] | None = None) -> None:
         zmq = zmq_module()
-        sock = _zmq_asyncio().Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.ROUTING_ID, routing_id())
+        sock = new_dealer(_zmq_asyncio().Context.instance())
         super().__init__(loop, sock)
         self.endpoint = endpoint
         self.curve = curve

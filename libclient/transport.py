@@ -33,12 +33,13 @@ from .access import (
     check_socket_dir,
     connect_dealer,
     curve_keys,
+    new_dealer,
     socket_dir_refusal,
     zmq_module,
 )
 from .calls import Call
 from .core import GRACE, LIVENESS_SLICE, Exchange, closed_error
-from .envelope import deadline_ms, next_request_id, pack_request, routing_id
+from .envelope import deadline_ms, next_request_id, pack_request
 from .exceptions import BrokerUnavailable, CacheError, ParameterError
 
 TYPE_CHECKING = False
@@ -449,11 +450,7 @@ class Transport(TransportBase):
     def _open_channel(self) -> Channel:
         if is_stream_endpoint(self.endpoint):
             return StreamChannel(stream_path(self.endpoint))
-        zmq = zmq_module()
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.ROUTING_ID, routing_id())
+        sock = new_dealer(zmq_module().Context.instance())
         return ZmqChannel(sock, self.endpoint, self.curve)  # connects on first send
 
     def hold(self) -> Hold:
