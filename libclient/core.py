@@ -121,6 +121,13 @@ class Exchange:
             raise RuntimeError(f"{self!r}: sent twice")
         self.state = IN_FLIGHT
 
+    def match(self, message: bytes) -> Any:
+        """The reply in ``message`` if it answers this request, else None (a reply nobody
+        waits for any more: a ping, a deferred frame, an abandoned request); for drivers that
+        await one request at a time.  Raises BrokerProtocolError for a malformed reply."""
+        reply = unpack_reply(message)
+        return reply if reply.request_id == self.request_id else None
+
     def not_sent(self) -> None:
         """The broker could not be reached by the deadline: nothing was sent.  Raises."""
         self.state = DONE
@@ -186,7 +193,7 @@ class ChannelState:
 
     def reply_to(self, message: bytes) -> tuple[Any, Any] | None:
         """(waiter, reply) for a reply whose request is in flight; None for one nobody waits
-        for any more (a ping, a deferred frame, an abandoned request).  Raises
+        for any more (``Exchange.match`` for many requests at once).  Raises
         BrokerProtocolError for a malformed reply."""
         reply = unpack_reply(message)
         waiter = self.in_flight.get(reply.request_id)

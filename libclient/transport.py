@@ -113,7 +113,8 @@ class Channel(core.ChannelState):
         raise NotImplementedError
 
     def wait_reply(self, exchange: Exchange) -> Any:
-        """The reply to ``exchange`` (in flight on this channel), or LOST; raises
+        """The reply to ``exchange`` (the one request in flight on this channel: a channel is
+        used under its lock), or LOST; raises
         BrokerTimeout (``exchange.wait``) when none came in time."""
         raise NotImplementedError
 
@@ -199,9 +200,9 @@ class ZmqChannel(Channel):
                         message = sock.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    matched = self.reply_to(message)
-                    if matched is not None:
-                        return matched[1]
+                    reply = exchange.match(message)
+                    if reply is not None:
+                        return reply
             elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
                 return LOST
 
@@ -281,9 +282,9 @@ class StreamChannel(Channel):
     def wait_reply(self, exchange: Exchange) -> Any:
         while True:
             while self.unread:
-                matched = self.reply_to(self.unread.pop(0))
-                if matched is not None:
-                    return matched[1]
+                reply = exchange.match(self.unread.pop(0))
+                if reply is not None:
+                    return reply
             sock = self.sock.socket
             if sock is None:
                 return LOST
@@ -491,11 +492,7 @@ class Transport(TransportBase):
             if chan.closed:
                 raise closed_error(self._again)
             chan.flush()
-            chan.in_flight[exchange.request_id] = exchange
-            try:
-                return self._drive(chan, exchange)
-            finally:
-                del chan.in_flight[exchange.request_id]
+            return self._drive(chan, exchange)
 
     def _drive(self, chan: Channel, exchange: Exchange) -> Any:
         while True:

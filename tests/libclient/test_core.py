@@ -200,6 +200,14 @@ def test_a_reply_finds_the_waiter_of_its_request_in_flight():
     assert waiter == "waiter" and got.payload == "v"
 
 
+def test_an_exchange_matches_only_its_own_reply():
+    ex = exchange()
+    assert ex.match(pack_reply(ex.request_id, 0, "v")).payload == "v"
+    assert ex.match(pack_reply(ex.request_id + 1, 0, "pong")) is None
+    with pytest.raises(BrokerProtocolError, match="malformed reply"):
+        ex.match(b"\xc1")
+
+
 def test_a_reply_nobody_waits_for_is_dropped():
     chan = ChannelState(pid=7, now=0.0)
     assert chan.reply_to(pack_reply(123456789, 0, "pong")) is None
