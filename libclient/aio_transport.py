@@ -69,7 +69,7 @@ class AioChannel(core.ChannelState):
         ``deadline`` (then nothing was sent)."""
         raise NotImplementedError
 
-    def send(self, frame: bytes) -> bool:
+    def try_send(self, frame: bytes) -> bool:
         """Send deferred frames, then ``frame``; False if it could not be sent just now."""
         raise NotImplementedError
 
@@ -132,7 +132,7 @@ class AioZmqChannel(AioChannel):
             await asyncio.sleep(0.05)  # only while the broker is away
         return True
 
-    def send(self, frame: bytes) -> bool:
+    def try_send(self, frame: bytes) -> bool:
         zmq = zmq_module()
         while self.deferred:
             try:
@@ -264,7 +264,7 @@ class AioStreamChannel(AioChannel):
         if not paused:
             self._wake()
 
-    def send(self, frame: bytes) -> bool:
+    def try_send(self, frame: bytes) -> bool:
         transport = self.slot.transport
         if transport is None or transport.is_closing():
             return False
@@ -430,7 +430,7 @@ class AioTransport(TransportBase):
             if exchange.state is TO_SEND:
                 if not await chan.wait_writable(exchange.deadline):
                     exchange.not_sent()
-                if not chan.send(exchange.frame):
+                if not chan.try_send(exchange.frame):
                     await asyncio.sleep(0.01)
                     continue
                 exchange.sent()

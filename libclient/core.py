@@ -20,7 +20,8 @@ request the driver could not send is never in doubt; one that was sent and whose
 then ended is in doubt, and only reads (``Call.idempotent``) are sent again.
 
 A *channel* (``ChannelState``) is one connection to the broker and what rides on it: the
-requests *in flight* (request id -> waiter), the *deferred* frames (fire-and-forget closes of
+requests *in flight* (request id -> waiter, ``reply_to``; the blocking driver has one at a time
+and matches it with ``Exchange.match``), the *deferred* frames (fire-and-forget closes of
 abandoned cursors, sent with the channel's next traffic; their replies are dropped by id), the
 *holds* (cursors and transactions pinned to it, which keep it pinged), and the pid that made
 it: a forked child never uses it (``pinned_refusal``) and opens its own.
