@@ -304,7 +304,8 @@ class Link:
 
 class Backoff:
     """Connect retries while the broker is away: delays from CONNECT_RETRY_FIRST doubling to
-    CONNECT_RETRY_MAX, none once the next try would start past ``until``."""
+    CONNECT_RETRY_MAX, the last one cut short so that the last try is made at ``until``; none
+    once ``until`` has come."""
 
     __slots__ = ("delay",)
 
@@ -313,7 +314,7 @@ class Backoff:
 
     def next_delay(self, now: float, until: float) -> float | None:
         delay = self.delay
-        if now + delay >= until:
+        if now >= until:
             return None
         self.delay = min(delay * 2, CONNECT_RETRY_MAX)
-        return delay
+        return min(delay, until - now)

@@ -318,5 +318,14 @@ def test_the_backoff_doubles_to_its_cap_and_stops_at_the_deadline():
     backoff = Backoff()
     delays = [backoff.next_delay(0.0, 100.0) for _ in range(9)]
     assert delays == [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.25, 0.25, 0.25]
-    assert Backoff().next_delay(0.0, 0.005) is None  # the first try would end past it
-    assert Backoff().next_delay(0.0, 0.006) == 0.005
+    assert Backoff().next_delay(0.0, 0.003) == 0.003  # the last try is made at the deadline
+    assert Backoff().next_delay(0.5, 0.5) is None
+
+
+def test_the_backoff_tries_until_the_whole_budget_is_spent():
+    backoff, now, tries = Backoff(), 0.0, 1
+    while (delay := backoff.next_delay(now, 0.5)) is not None:
+        now += delay
+        tries += 1
+    assert now == pytest.approx(0.5)  # not 0.315, where the next full delay would overshoot
+    assert tries == 8
