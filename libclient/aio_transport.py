@@ -405,15 +405,13 @@ class AioTransport(TransportBase):
             chan.close()
         self._forget_channels()
 
+    def _pinned_refusal(self, call: Call, chan: AioChannel) -> Exception | None:
+        # A closed channel gets the closed-client error of ``request``.
+        return core.pinned_refusal(call, chan, os.getpid(), refuse_closed=False,
+                                   same_loop=chan.loop is asyncio.get_running_loop())
+
     async def request(self, call: Call, deadline: float | None = None) -> Any:
-        if call.hold is not None:
-            chan = call.hold.channel
-            refusal = core.pinned_refusal(call, chan, os.getpid(), refuse_closed=False,
-                                          same_loop=chan.loop is asyncio.get_running_loop())
-            if refusal is not None:
-                raise refusal
-        else:
-            chan = self.channel()
+        chan = self._channel_for(call)
         if chan.closed:
             raise closed_error(self._again)
         exchange = self._exchange(call, deadline)

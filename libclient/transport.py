@@ -412,6 +412,23 @@ class TransportBase:
         if callback is not None:
             callback() if up else callback(reason)
 
+    def channel(self) -> Any:
+        raise NotImplementedError
+
+    def _channel_for(self, call: Call) -> Any:
+        """The channel ``call`` goes on: its cursor's or transaction's, when the core's
+        ownership rules allow, else this thread's (or loop's)."""
+        if call.hold is None:
+            return self.channel()
+        chan = call.hold.channel
+        refusal = self._pinned_refusal(call, chan)
+        if refusal is not None:
+            raise refusal
+        return chan
+
+    def _pinned_refusal(self, call: Call, chan: Any) -> Exception | None:
+        return core.pinned_refusal(call, chan, os.getpid())
+
     def _exchange(self, call: Call, deadline: float | None) -> Exchange:
         now = time.monotonic()
         return Exchange(call, self.endpoint, now, now + self.timeout if deadline is None
@@ -480,13 +497,7 @@ class Transport(TransportBase):
 
     def request(self, call: Call, deadline: float | None = None) -> Any:
         """Send ``call`` and return its result, or raise the mapped exception."""
-        if call.hold is not None:
-            chan = call.hold.channel
-            refusal = core.pinned_refusal(call, chan, os.getpid())
-            if refusal is not None:
-                raise refusal
-        else:
-            chan = self.channel()
+        chan = self._channel_for(call)
         exchange = self._exchange(call, deadline)
         with chan.lock:
             if chan.closed:
