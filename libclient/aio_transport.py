@@ -411,10 +411,12 @@ class AioTransport(TransportBase):
                                    same_loop=chan.loop is asyncio.get_running_loop())
 
     async def request(self, call: Call, deadline: float | None = None) -> Any:
-        chan = self._channel_for(call)
+        chan = self.channel() if call.hold is None else self._pinned_channel(call)
         if chan.closed:
             raise closed_error(self._again)
-        exchange = self._exchange(call, deadline)
+        now = time.monotonic()
+        exchange = Exchange(call, self.endpoint, now,
+                            now + self.timeout if deadline is None else deadline, self.retries)
         waiter = chan.loop.create_future()
         chan.in_flight[exchange.request_id] = waiter
         try:

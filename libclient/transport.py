@@ -415,11 +415,9 @@ class TransportBase:
     def channel(self) -> Any:
         raise NotImplementedError
 
-    def _channel_for(self, call: Call) -> Any:
-        """The channel ``call`` goes on: its cursor's or transaction's, when the core's
-        ownership rules allow, else this thread's (or loop's)."""
-        if call.hold is None:
-            return self.channel()
+    def _pinned_channel(self, call: Call) -> Any:
+        """The channel of the cursor or transaction ``call`` is pinned to, when the core's
+        ownership rules allow (a call without one goes on this thread's or loop's)."""
         chan = call.hold.channel
         refusal = self._pinned_refusal(call, chan)
         if refusal is not None:
@@ -428,11 +426,6 @@ class TransportBase:
 
     def _pinned_refusal(self, call: Call, chan: Any) -> Exception | None:
         return core.pinned_refusal(call, chan, os.getpid())
-
-    def _exchange(self, call: Call, deadline: float | None) -> Exchange:
-        now = time.monotonic()
-        return Exchange(call, self.endpoint, now, now + self.timeout if deadline is None
-                        else deadline, self.retries)
 
 
 class Transport(TransportBase):
@@ -497,12 +490,16 @@ class Transport(TransportBase):
 
     def request(self, call: Call, deadline: float | None = None) -> Any:
         """Send ``call`` and return its result, or raise the mapped exception."""
-        chan = self._channel_for(call)
-        exchange = self._exchange(call, deadline)
+        # The hot path: keep it free of calls that are not needed.
+        chan = self.channel() if call.hold is None else self._pinned_channel(call)
+        now = time.monotonic()
+        exchange = Exchange(call, self.endpoint, now,
+                            now + self.timeout if deadline is None else deadline, self.retries)
         with chan.lock:
             if chan.closed:
                 raise closed_error(self._again)
-            chan.flush()
+            if chan.deferred:
+                chan.flush()
             return self._drive(chan, exchange)
 
     def _drive(self, chan: Channel, exchange: Exchange) -> Any:
