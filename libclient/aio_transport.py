@@ -1,15 +1,14 @@
-"""Request/reply with the broker for the asyncio client.
+"""The asyncio driver of the request lifecycle (core.py) for the asyncio client.
 
 One connection (a *channel*) per process and event loop, shared by all tasks: requests are
 multiplexed by request id, and each reply is handed to its waiter.  Two kinds, picked by the
 endpoint as in transport.py: a zmq.asyncio DEALER socket for ``ipc://`` and ``tcp://`` (pyzmq is
 imported on first use), a Unix stream connection (asyncio Protocol) for ``unix://``.
 
-The rules are transport.py's: pid checks for fork safety; "nothing was sent" is knowable (a
-DEALER with ``IMMEDIATE=1`` is not writable without a connection; a stream is connected, with
-retries, before anything is written); a broken connection is detected while waiting
-(``POLLOUT`` gone, or end-of-file on the stream); re-sends for idempotent requests within
-their deadline; BrokerUnavailable saying whether a write may have been applied.  The
+The rules are core.py's, and the events as in transport.py: "nothing was sent" is knowable
+(a DEALER with ``IMMEDIATE=1`` is not writable without a connection; a stream is connected,
+with retries, before anything is written); a broken connection is detected while waiting
+(``POLLOUT`` gone, or end-of-file on the stream) and wakes every request in flight on it.  The
 heartbeat is a task on the loop, so a blocked loop stops pinging (a hung worker is visible to
 the broker).
 """
@@ -26,37 +25,19 @@ import weakref
 from protocol.ipcstream import MessageReader, Oversized, is_stream_endpoint, stream_path
 from protocol.ipcstream import frame as stream_frame
 
+from . import core
+from .access import check_socket_dir, connect_dealer, new_dealer, zmq_module
 from .calls import Call
-from .envelope import (
-    deadline_ms,
-    next_request_id,
-    pack_request,
-    result_of,
-    routing_id,
-    unpack_reply,
-)
-from .exceptions import BrokerProtocolError, ReconnectError
-from .transport import (
-    GRACE,
-    TransportBase,
-    _close_socket,
-    check_socket_dir,
-    connect_dealer,
-    lost_error,
-    not_sent_error,
-    timeout_error,
-    zmq_module,
-)
+from .core import TO_SEND, Exchange, closed_error
+from .exceptions import BrokerProtocolError
+from .transport import TransportBase, _close_socket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-_LIVENESS_SLICE_MS = 100
-#: Stream connects: the first retry delay, doubled up to the last, while the broker is away.
-_CONNECT_RETRY_FIRST = 0.005
-_CONNECT_RETRY_MAX = 0.25
+_LIVENESS_SLICE_MS = int(core.LIVENESS_SLICE * 1000)
 
 
 def _zmq_asyncio() -> Any:
@@ -66,49 +47,40 @@ def _zmq_asyncio() -> Any:
     return zmq.asyncio
 
 
-class AioChannel:
-    """One connection of one event loop and what rides on it: the waiters of the requests in
-    flight (by request id), the ``lost`` future, the holds and their pinger task, deferred
-    fire-and-forget frames.  Subclasses own the socket: ZeroMQ DEALER or Unix stream."""
+class AioChannel(core.ChannelState):
+    """One connection of one event loop and what rides on it (core.ChannelState: requests in
+    flight, by request id, each with its waiter future; deferred frames; holds), plus the
+    ``lost`` future and the pinger task.  Subclasses own the socket: ZeroMQ DEALER or Unix
+    stream."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: Any) -> None:
+        super().__init__(os.getpid(), time.monotonic())
         self.loop = loop
-        self.pid = os.getpid()
-        self.pending: dict[int, asyncio.Future[Any]] = {}
         self.lost: asyncio.Future[bool] = loop.create_future()
         self.pinger: asyncio.Task[None] | None = None
-        self.holds = 0
-        self.last_activity = time.monotonic()
-        self.frames: list[bytes] = []  # fire-and-forget (closes of abandoned cursors)
-        self.closed = False
         self.on_lost: Callable[[], None] | None = None
         # A finalizer (not __del__) so a forked child never closes its parent's socket.
         self._finalizer = weakref.finalize(self, _close_socket, sock, self.pid)
 
-    def __repr__(self) -> str:
-        return (f"<{type(self).__name__} pid={self.pid} pending={len(self.pending)} "
-                f"holds={self.holds}>")
-
-    # What the transport needs of a channel.
+    # What the driver needs of a socket.
 
     async def wait_writable(self, deadline: float) -> bool:
         """Until a request can be sent; False if the broker was not reachable by
         ``deadline`` (then nothing was sent)."""
         raise NotImplementedError
 
-    def send(self, frame: bytes) -> bool:
+    def try_send(self, frame: bytes) -> bool:
         """Send deferred frames, then ``frame``; False if it could not be sent just now."""
         raise NotImplementedError
 
     def deliver(self, message: bytes) -> None:
         """Hand one reply to its waiter; replies nobody waits for (pings) are dropped."""
         try:
-            reply = unpack_reply(message)
+            matched = self.reply_to(message)
         except BrokerProtocolError:
             return  # not ours to fail: the waiter times out with a clear error
-        waiter = self.pending.get(reply.request_id)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(reply)
+        if matched is not None and not matched[0].done():
+            matched[0].set_result(matched[1])
 
     def signal_lost(self) -> None:
         """The broker went away: wake every request waiting for a reply on this channel."""
@@ -131,15 +103,12 @@ class AioChannel:
 
 class AioZmqChannel(AioChannel):
     """An asyncio DEALER socket with IMMEDIATE=1, and its reader task (alive only while
-    requests are pending): "not writable" means "no broker connection"."""
+    requests are in flight): "not writable" means "no broker connection"."""
 
     def __init__(self, endpoint: str, loop: asyncio.AbstractEventLoop,
                  curve: tuple[bytes, bytes, bytes] | None = None) -> None:
         zmq = zmq_module()
-        sock = _zmq_asyncio().Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.ROUTING_ID, routing_id())
+        sock = new_dealer(_zmq_asyncio().Context.instance())
         super().__init__(loop, sock)
         self.endpoint = endpoint
         self.curve = curve
@@ -163,11 +132,11 @@ class AioZmqChannel(AioChannel):
             await asyncio.sleep(0.05)  # only while the broker is away
         return True
 
-    def send(self, frame: bytes) -> bool:
+    def try_send(self, frame: bytes) -> bool:
         zmq = zmq_module()
-        while self.frames:
+        while self.deferred:
             try:
-                self.raw.send(self.frames.pop(), zmq.NOBLOCK)
+                self.raw.send(self.deferred.pop(), zmq.NOBLOCK)
             except zmq.Again:
                 break
         try:
@@ -181,7 +150,7 @@ class AioZmqChannel(AioChannel):
 
     async def _read(self) -> None:
         zmq = zmq_module()
-        while self.pending and not self.closed:
+        while self.in_flight and not self.closed:
             if await self.sock.poll(_LIVENESS_SLICE_MS, zmq.POLLIN):
                 while True:
                     try:
@@ -240,15 +209,15 @@ class AioStreamChannel(AioChannel):
     async def _connect(self) -> None:
         """Connect, retrying while the broker is not there (it may be restarting) until the
         latest deadline of the requests waiting; wakes them either way."""
-        delay = _CONNECT_RETRY_FIRST
+        backoff = core.Backoff()
         try:
             while not self.closed and not await self._try_connect():
                 if self.refused is not None:
                     return
-                if time.monotonic() + delay >= self.connect_until:
+                delay = backoff.next_delay(time.monotonic(), self.connect_until)
+                if delay is None:
                     return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _CONNECT_RETRY_MAX)
         finally:
             self._wake()
 
@@ -285,7 +254,7 @@ class AioStreamChannel(AioChannel):
             return  # an earlier connection, already replaced
         self.slot.detach()
         self.paused = False
-        self.frames.clear()  # closes of cursors that ended with this connection's session
+        self.deferred.clear()  # closes of cursors that ended with this connection's session
         self._wake()  # requests waiting for a paused connection: connect anew
         if not self.closed:
             self.signal_lost()
@@ -295,13 +264,13 @@ class AioStreamChannel(AioChannel):
         if not paused:
             self._wake()
 
-    def send(self, frame: bytes) -> bool:
+    def try_send(self, frame: bytes) -> bool:
         transport = self.slot.transport
         if transport is None or transport.is_closing():
             return False
-        if self.frames:
-            transport.write(b"".join(stream_frame(f) for f in self.frames))
-            self.frames.clear()
+        if self.deferred:
+            transport.write(b"".join(stream_frame(f) for f in self.deferred))
+            self.deferred.clear()
         transport.write(stream_frame(frame))
         self.last_activity = time.monotonic()
         return True
@@ -383,29 +352,22 @@ class _StreamSlot:
             transport._sock = None  # type: ignore[attr-defined]
 
 
-class AioHold:
-    """Pins an asyncio channel while a cursor or transaction lives on it; pings it when idle."""
+class AioHold(core.Hold):
+    """Pins an asyncio channel while a cursor or transaction lives on it; a task on its loop
+    pings it while it is idle."""
 
-    __slots__ = ("__weakref__", "channel", "released")
+    __slots__ = ()
 
     def __init__(self, transport: AioTransport, channel: AioChannel) -> None:
-        self.channel = channel
-        self.released = False
-        channel.holds += 1
+        super().__init__(channel)
         if channel.pinger is None or channel.pinger.done():
             channel.pinger = channel.loop.create_task(transport._ping_while_held(channel))
 
-    def defer(self, op: str, args: dict[str, Any]) -> None:
-        self.channel.frames.append(pack_request(next_request_id(), op, args, deadline_ms(30.0)))
-
-    def release(self) -> None:
-        if not self.released:
-            self.released = True
-            self.channel.holds -= 1
-
 
 class AioTransport(TransportBase):
-    """The asyncio counterpart of transport.Transport."""
+    """The asyncio counterpart of transport.Transport: one channel per process and loop."""
+
+    _again = "connect() again"
 
     def __init__(self, endpoint: str, **options: Any) -> None:
         super().__init__(endpoint, **options)
@@ -414,16 +376,16 @@ class AioTransport(TransportBase):
     def __repr__(self) -> str:
         return f"<AioTransport {self.endpoint} pid={self._pid} loops={len(self._channels)}>"
 
+    def _forget_channels(self) -> None:
+        self._channels = weakref.WeakKeyDictionary()
+
     def channel(self) -> AioChannel:
-        if self._pid != os.getpid():
-            self._channels = weakref.WeakKeyDictionary()
-            self._pid = os.getpid()
-            self._up = None
+        self._checkpid()
         loop = asyncio.get_running_loop()
         chan = self._channels.get(loop)
         if chan is None or chan.closed:
             if self._closed:
-                raise ReconnectError("the client is closed: connect() again")
+                raise closed_error(self._again)
             chan = self._open_channel(loop)
             chan.on_lost = lambda: self._set_up(False, "the broker went away")
             self._channels[loop] = chan
@@ -441,69 +403,57 @@ class AioTransport(TransportBase):
         self._closed = True
         for chan in list(self._channels.values()):
             chan.close()
-        self._channels = weakref.WeakKeyDictionary()
+        self._forget_channels()
+
+    def _pinned_refusal(self, call: Call, chan: AioChannel) -> Exception | None:
+        # A closed channel gets the closed-client error of ``request``.
+        return core.pinned_refusal(call, chan, os.getpid(), refuse_closed=False,
+                                   same_loop=chan.loop is asyncio.get_running_loop())
 
     async def request(self, call: Call, deadline: float | None = None) -> Any:
-        if call.hold is not None:
-            chan = call.hold.channel
-            if chan.pid != os.getpid():
-                raise call.error(f"{call.op}: this cursor or transaction belongs to process "
-                                 f"{chan.pid}; it does not survive fork()")
-            if chan.loop is not asyncio.get_running_loop():
-                raise call.error(f"{call.op}: this cursor or transaction belongs to another "
-                                 "event loop")
-        else:
-            chan = self.channel()
+        chan = self.channel() if call.hold is None else self._pinned_channel(call)
         if chan.closed:
-            raise ReconnectError("the client is closed: connect() again")
-        start = time.monotonic()
-        if deadline is None:
-            deadline = start + self.timeout
-        request_id = next_request_id()
-        frame = pack_request(request_id, call.op, call.args, deadline_ms(deadline - start))
+            raise closed_error(self._again)
+        now = time.monotonic()
+        exchange = Exchange(call, self.endpoint, now,
+                            now + self.timeout if deadline is None else deadline, self.retries)
         waiter = chan.loop.create_future()
-        chan.pending[request_id] = waiter
+        chan.in_flight[exchange.request_id] = waiter
         try:
-            return await self._exchange(chan, frame, waiter, call, start, deadline)
+            return await self._drive(chan, exchange, waiter)
         finally:
-            chan.pending.pop(request_id, None)
+            chan.in_flight.pop(exchange.request_id, None)
 
-    async def _exchange(self, chan: AioChannel, frame: bytes, waiter: asyncio.Future[Any],
-                        call: Call, start: float, deadline: float) -> Any:
-        sent = False
-        resends = 0
+    async def _drive(self, chan: AioChannel, exchange: Exchange,
+                     waiter: asyncio.Future[Any]) -> Any:
         while True:
-            if not sent:
-                if not await chan.wait_writable(deadline):
-                    raise not_sent_error(self.endpoint, call, deadline - start)
-                if not chan.send(frame):
+            if exchange.state is TO_SEND:
+                if not await chan.wait_writable(exchange.deadline):
+                    exchange.not_sent()
+                if not chan.try_send(exchange.frame):
                     await asyncio.sleep(0.01)
                     continue
-                sent = True
+                exchange.sent()
             lost = chan.lost
-            remaining = deadline + GRACE - time.monotonic()
-            if remaining > 0:
-                await asyncio.wait((waiter, lost), timeout=remaining,
+            left = exchange.time_left(time.monotonic())
+            if left > 0:
+                await asyncio.wait((waiter, lost), timeout=left,
                                    return_when=asyncio.FIRST_COMPLETED)
             if waiter.done():
                 self._set_up(True)
-                return result_of(waiter.result(), call)
+                return exchange.reply_received(waiter.result())
             if lost.done():
-                if call.idempotent and resends < self.retries:
-                    resends += 1
-                    sent = False
-                    continue
-                raise lost_error(self.endpoint, call, resends)
-            raise timeout_error(self.endpoint, call, deadline - start)
+                exchange.connection_lost()  # raises unless it may be re-sent
+                continue
+            exchange.timed_out()
 
     async def _ping_while_held(self, chan: AioChannel) -> None:
         interval = self.heartbeat_interval
         while chan.holds > 0 and not chan.closed:
             await asyncio.sleep(interval / 4)
-            if chan.holds > 0 and time.monotonic() - chan.last_activity >= interval:
+            if chan.holds > 0 and chan.wants_ping(time.monotonic(), interval, os.getpid()):
                 try:
                     await self.request(Call("ping", idempotent=True),
                                        time.monotonic() + interval)
                 except Exception:
                     continue
-

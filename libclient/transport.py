@@ -1,4 +1,4 @@
-"""Blocking request/reply with the broker for the sync Client.
+"""The blocking driver of the request lifecycle (core.py) for the sync Client.
 
 One connection (a *channel*) per process and thread, created on first use: a ZeroMQ DEALER
 socket for ``ipc://`` and ``tcp://`` endpoints, a Unix stream socket for ``unix://`` ones.
@@ -7,25 +7,19 @@ a child never touches its parent's sockets and opens its own.  A channel is only
 under its lock, so a cursor or transaction opened on it can be driven from any thread, and the
 heartbeat can ping it while it is idle.
 
-Sockets use ``IMMEDIATE=1``: a request is only queued once a connection to the broker is
-complete, so "the broker is not there" means "nothing was sent", and a connection that breaks
-while a reply is awaited (``POLLOUT`` disappears) means the broker went away with the request.
-Idempotent requests are then re-sent when it is back, within their deadline; anything else
-fails with ``BrokerUnavailable`` saying whether a write may have been applied (zguide Lazy
-Pirate, with disconnect detection instead of blind retries).  A stream channel needs no such
-care: a failed connect or write means nothing was processed, and end-of-file while a reply is
-awaited means the broker went away with the request.
-
-Before connecting to a socket file (ipc://, unix://) the stub checks its directory
-(``check_socket_dir``, docs/ipc.md "Access control"): one ``os.stat`` per connect, two when the
-directory belongs to another user.  tcp:// connects with CURVE keys (``curve_keys``).
+How each transport tells the core what happened.  A DEALER has ``IMMEDIATE=1``: a request is
+only queued once a connection to the broker is complete (not writable: not sent), and a
+connection that breaks while a reply is awaited shows as ``POLLOUT`` gone (lost).  A stream
+is blocking with kernel timeouts: a failed connect or write means nothing was processed (not
+sent), end-of-file while a reply is awaited means the broker went away with the request
+(lost), and a receive timeout is a slice of waiting passed.  Before connecting to a socket
+file, access.py checks its directory; tcp:// connects with CURVE keys.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import stat
 import struct
 import threading
 import time
@@ -34,60 +28,34 @@ import weakref
 from protocol.ipcstream import MessageReader, is_stream_endpoint, stream_path
 from protocol.ipcstream import frame as stream_frame
 
+from . import core
+from .access import (
+    check_socket_dir,
+    connect_dealer,
+    curve_keys,
+    new_dealer,
+    socket_dir_refusal,
+    zmq_module,
+)
 from .calls import Call
-from .envelope import (
-    deadline_ms,
-    next_request_id,
-    pack_request,
-    result_of,
-    routing_id,
-    unpack_reply,
-)
-from .exceptions import (
-    BrokerTimeout,
-    BrokerUnavailable,
-    CacheError,
-    ParameterError,
-    ReconnectError,
-)
+from .core import GRACE, LIVENESS_SLICE, Exchange, closed_error
+from .envelope import deadline_ms, next_request_id, pack_request
+from .exceptions import BrokerUnavailable, CacheError, ParameterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-#: After its deadline, how long a request still waits for the broker's own DEADLINE_EXCEEDED.
-GRACE = 0.5
-#: How often a waiting request checks that the broker connection is still there.
-_LIVENESS_SLICE = 0.1
 #: Bytes asked of the kernel per recv on a stream channel.
 _RECV_BYTES = 1 << 18
 #: A stream send blocked this long means the broker stopped reading: the connection is dropped.
 _SEND_STALL = 5.0
 
-#: CURVE keys for tcp:// endpoints (40-char Z85 each), when not given to the Client.
-ENV_CURVE_SERVERKEY = "IGNITE_BROKER_CURVE_SERVERKEY"
-ENV_CURVE_PUBLICKEY = "IGNITE_BROKER_CURVE_PUBLICKEY"
-ENV_CURVE_SECRETKEY = "IGNITE_BROKER_CURVE_SECRETKEY"
-CURVE_KWARGS = ("curve_serverkey", "curve_publickey", "curve_secretkey")
-_CURVE_ENV = dict(zip(CURVE_KWARGS, (ENV_CURVE_SERVERKEY, ENV_CURVE_PUBLICKEY,
-                                     ENV_CURVE_SECRETKEY), strict=True))
-
-_zmq: Any = None
 _fork_lock = threading.Lock()
 # Re-entrant: cursor finalizers release holds from whatever thread the GC runs in, possibly
 # one that is inside this lock already.
 _holds_lock = threading.RLock()
-
-
-def zmq_module() -> Any:
-    """pyzmq, imported on first use (it costs ~20 ms)."""
-    global _zmq
-    if _zmq is None:
-        import zmq
-
-        _zmq = zmq
-    return _zmq
 
 
 def _after_fork_in_child() -> None:
@@ -100,174 +68,40 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class _Outcome:
-    __slots__ = ("name",)
+class _Lost:
+    __slots__ = ()
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-LOST = _Outcome("lost")
-TIMEOUT = _Outcome("timeout")
+    def __repr__(self) -> str:
+        return "LOST"
 
 
-def endpoint_hint(endpoint: str) -> str:
-    """Why an ipc:// or unix:// endpoint may be unreachable, when the filesystem can tell."""
-    scheme = next((s for s in ("ipc://", "unix://") if endpoint.startswith(s)), None)
-    if scheme is None or endpoint.startswith("ipc://@"):
-        return ""
-    path = endpoint[len(scheme):]
-    if not os.path.exists(path):
-        return f" (no socket file at {path}: is ignite-broker running?)"
-    if not os.access(path, os.W_OK):
-        return (f" (no permission on {path}: is this user in the broker's group?)")
-    return ""
+#: What ``wait_reply`` returns when the connection ended with the request in flight.
+LOST = _Lost()
 
 
-# -- access: the socket directory, CURVE ----------------------------------------------------
-
-def socket_dir_refusal(directory: str, st_uid: int, st_mode: int, my_uid: int,
-                       parent_mode: Callable[[], int | None]) -> str | None:
-    """Why a socket in ``directory`` (owner ``st_uid``, mode ``st_mode``) may not be the
-    broker's, or None.  Refused: a directory every user may write (anyone could have put the
-    socket there), and one owned by a user other than root or ourselves that sits in a
-    directory every user may write (/tmp): anyone could have created it.  Another user's
-    directory elsewhere (systemd's /run/ignite-broker, owned by the service user in root's
-    /run) is the normal case.  ``parent_mode()`` is asked only then; None means unknown."""
-    mode = stat.S_IMODE(st_mode)
-    if st_mode & stat.S_IWOTH:
-        return (f"{directory} (mode {mode:04o}) is writable by every user: anyone could have "
-                "put the socket there")
-    if st_uid in (0, my_uid):
-        return None
-    pmode = parent_mode()
-    if pmode is None or pmode & stat.S_IWOTH:
-        parent = os.path.dirname(os.path.abspath(directory)) or "/"
-        return (f"{directory} belongs to uid {st_uid}, another user, and {parent} lets every "
-                "user create directories: anyone could have made it (use the broker's "
-                "XDG_RUNTIME_DIR or /run/ignite-broker)")
-    return None
-
-
-def check_socket_dir(path: str) -> bool:
-    """Refuse (BrokerUnavailable, nothing sent) to connect to socket file ``path`` when its
-    directory fails ``socket_dir_refusal``; False when the directory does not exist (no
-    broker there yet), True when it passed."""
-    directory = os.path.dirname(path) or "."
-    try:
-        st = os.stat(directory)
-    except OSError:
-        return False
-
-    def parent_mode() -> int | None:
-        try:
-            return os.stat(os.path.dirname(os.path.abspath(directory)) or "/").st_mode
-        except OSError:
-            return None
-
-    why = socket_dir_refusal(directory, st.st_uid, st.st_mode, os.geteuid(), parent_mode)
-    if why is not None:
-        raise BrokerUnavailable(f"refusing to connect to {path}: {why}", maybe_applied=False)
-    return True
-
-
-def socket_file(endpoint: str) -> str | None:
-    """The socket file of an ipc:// or unix:// endpoint (None for tcp:// and abstract names)."""
-    for scheme in ("ipc://", "unix://"):
-        if endpoint.startswith(scheme) and not endpoint.startswith(scheme + "@"):
-            return endpoint[len(scheme):]
-    return None
-
-
-def curve_keys(given: dict[str, Any] | None = None,
-               environ: Any = os.environ) -> tuple[bytes, bytes, bytes] | None:
-    """(server public, client public, client secret) for tcp://: Client kwargs
-    ``curve_serverkey``/``curve_publickey``/``curve_secretkey``, else $IGNITE_BROKER_CURVE_*;
-    None when none is set.  A secret key is never echoed."""
-    given = given or {}
-    values = [given.get(name) or environ.get(_CURVE_ENV[name]) for name in CURVE_KWARGS]
-    if not any(values):
-        return None
-    keys = []
-    for name, value in zip(CURVE_KWARGS, values, strict=True):
-        if isinstance(value, str):
-            value = value.encode("ascii", "replace")
-        if not isinstance(value, bytes) or len(value) != 40:
-            raise ParameterError(
-                f"{name} (or ${_CURVE_ENV[name]}) must be a 40-character Z85 CURVE key "
-                "(ignite-broker keygen prints a pair); all three are needed for tcp://")
-        keys.append(value)
-    return keys[0], keys[1], keys[2]
-
-
-def connect_dealer(sock: Any, endpoint: str, curve: tuple[bytes, bytes, bytes] | None) -> bool:
-    """Connect a DEALER to ``endpoint`` once it is safe: a socket file's directory must exist
-    and pass ``check_socket_dir`` (False while it does not exist); tcp:// needs CURVE keys."""
-    zmq = zmq_module()
-    path = socket_file(endpoint)
-    if path is not None and not check_socket_dir(path):
-        return False
-    if endpoint.startswith("tcp://"):
-        if curve is None:
-            raise ParameterError(
-                f"{endpoint}: the broker serves tcp:// only to CURVE clients; set "
-                f"${ENV_CURVE_SERVERKEY} (the broker's public key), ${ENV_CURVE_PUBLICKEY} and "
-                f"${ENV_CURVE_SECRETKEY} (this worker's pair, its public key listed in the "
-                "broker's broker.curve_client_keys), or the Client kwargs curve_serverkey, "
-                "curve_publickey, curve_secretkey")
-        sock.setsockopt(zmq.CURVE_SERVERKEY, curve[0])
-        sock.setsockopt(zmq.CURVE_PUBLICKEY, curve[1])
-        sock.setsockopt(zmq.CURVE_SECRETKEY, curve[2])
-    sock.connect(endpoint)
-    return True
-
-
-def not_sent_error(endpoint: str, call: Call, budget: float) -> BrokerUnavailable:
-    return BrokerUnavailable(
-        f"no broker reachable at {endpoint} within {budget:.1f}s{endpoint_hint(endpoint)}; "
-        f"{call.op} was not sent", maybe_applied=False)
-
-
-def lost_error(endpoint: str, call: Call, resends: int) -> BrokerUnavailable:
-    if call.idempotent:
-        return BrokerUnavailable(
-            f"the broker at {endpoint} went away during {call.op} (re-sent {resends} times); "
-            "it is a read, nothing was changed", maybe_applied=None)
-    return BrokerUnavailable(
-        f"the broker at {endpoint} went away after {call.op} was sent: "
-        "the write may have been applied", maybe_applied=True)
-
-
-def timeout_error(endpoint: str, call: Call, budget: float) -> BrokerTimeout:
-    tail = "" if call.idempotent else ": the write may have been applied"
-    return BrokerTimeout(f"no reply from the broker at {endpoint} to {call.op} within "
-                         f"{budget:.1f}s{tail}", maybe_applied=None if call.idempotent else True)
-
-
-class Channel:
+class Channel(core.ChannelState):
     """One connection to the broker and what is pinned to it (cursors, transactions).
     Subclasses own the socket: ZeroMQ DEALER (ipc://, tcp://) or Unix stream (unix://)."""
 
-    __slots__ = ("__weakref__", "_finalizer", "closed", "holds", "last_activity", "lock",
-                 "pending", "pid", "sock")
+    __slots__ = ("_finalizer", "lock", "sock")
 
     def __init__(self, sock: Any) -> None:
+        super().__init__(os.getpid(), time.monotonic())
         self.sock = sock
         self.lock = threading.Lock()
-        self.pid = os.getpid()
         # A thread's channel goes when its thread does (thread-local): its socket closes then.
         # A finalizer (not __del__) so it runs before pyzmq's own "unclosed socket" __del__.
         self._finalizer = weakref.finalize(self, _close_socket, sock, self.pid)
-        self.last_activity = time.monotonic()
-        self.holds = 0
-        self.pending: list[bytes] = []  # fire-and-forget frames (closes of abandoned cursors)
-        self.closed = False
 
-    def __repr__(self) -> str:
-        return (f"<{type(self).__name__} pid={self.pid} holds={self.holds} "
-                f"closed={self.closed}>")
+    def add_hold(self) -> bool:
+        with _holds_lock:
+            return super().add_hold()
 
-    # What a transport needs of a channel; call with the lock held.
+    def drop_hold(self) -> bool:
+        with _holds_lock:
+            return super().drop_hold()
+
+    # What the driver needs of a socket; call with the lock held.
 
     def flush(self) -> None:
         """Send deferred frames.  Their replies are dropped by id."""
@@ -278,8 +112,10 @@ class Channel:
         (then nothing of it was processed)."""
         raise NotImplementedError
 
-    def wait_reply(self, request_id: int, end: float) -> Any:
-        """The reply to ``request_id``, or LOST (the broker went away), or TIMEOUT."""
+    def wait_reply(self, exchange: Exchange) -> Any:
+        """The reply to ``exchange`` (the one request in flight on this channel: a channel is
+        used under its lock), or LOST; raises
+        BrokerTimeout (``exchange.wait``) when none came in time."""
         raise NotImplementedError
 
     def drain(self) -> None:
@@ -292,7 +128,7 @@ class Channel:
         if now - self.last_activity < interval or not self.lock.acquire(blocking=False):
             return
         try:
-            if self.closed or self.pid != os.getpid():
+            if not self.wants_ping(now, interval, os.getpid()):
                 return
             self.drain()
             self.flush()
@@ -325,12 +161,12 @@ class ZmqChannel(Channel):
 
     def flush(self) -> None:
         zmq = zmq_module()
-        while self.pending:
+        while self.deferred:
             try:
-                self.sock.send(self.pending[-1], zmq.NOBLOCK)
+                self.sock.send(self.deferred[-1], zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self.pending.pop()
+            self.deferred.pop()
 
     def send(self, frame: bytes, deadline: float) -> bool:
         zmq = zmq_module()
@@ -341,7 +177,7 @@ class ZmqChannel(Channel):
                 if not self.connected:  # its directory does not exist yet: no broker
                     if remaining <= 0:
                         return False
-                    time.sleep(min(remaining, _LIVENESS_SLICE))
+                    time.sleep(min(remaining, LIVENESS_SLICE))
                     continue
             if self.sock.poll(int(max(0.0, min(remaining, 0.25)) * 1000), zmq.POLLOUT):
                 try:
@@ -353,23 +189,20 @@ class ZmqChannel(Channel):
             if remaining <= 0:
                 return False
 
-    def wait_reply(self, request_id: int, end: float) -> Any:
+    def wait_reply(self, exchange: Exchange) -> Any:
         zmq = zmq_module()
         sock = self.sock
         while True:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
-                return TIMEOUT
-            if sock.poll(int(min(remaining, _LIVENESS_SLICE) * 1000) + 1, zmq.POLLIN):
+            wait = exchange.wait(time.monotonic())
+            if sock.poll(int(wait * 1000) + 1, zmq.POLLIN):
                 while True:
                     try:
-                        frame = sock.recv(zmq.NOBLOCK)
+                        message = sock.recv(zmq.NOBLOCK)
                     except zmq.Again:
                         break
-                    reply = unpack_reply(frame)
-                    if reply.request_id == request_id:
+                    reply = exchange.match(message)
+                    if reply is not None:
                         return reply
-                    # else: a reply nobody waits for any more (a ping, an abandoned request)
             elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
                 return LOST
 
@@ -394,7 +227,7 @@ class StreamChannel(Channel):
         self.unread: list[bytes] = []  # replies received beyond the one awaited
 
     def _connect(self, deadline: float) -> bool:
-        delay = 0.005
+        backoff = core.Backoff()
         while True:
             check_socket_dir(self.path)  # raises if someone else could have put it there
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -403,15 +236,15 @@ class StreamChannel(Channel):
                 sock.connect(self.path)
             except OSError:
                 sock.close()
-                if time.monotonic() + delay >= deadline:
+                delay = backoff.next_delay(time.monotonic(), deadline)
+                if delay is None:
                     return False
                 time.sleep(delay)  # the broker is not there (yet): it may be restarting
-                delay = min(delay * 2, 0.25)
                 continue
             # Blocking, with kernel timeouts: a send or receive is then one system call, and
             # a receive wakes every slice to check the request's deadline.
             sock.settimeout(None)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(_LIVENESS_SLICE))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(LIVENESS_SLICE))
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(_SEND_STALL))
             self.sock.socket = sock
             self.reader = MessageReader()
@@ -424,10 +257,10 @@ class StreamChannel(Channel):
             sock.close()
 
     def flush(self) -> None:
-        while self.pending and self.sock.socket is not None:
-            if not self.send(self.pending[-1], time.monotonic()):
+        while self.deferred and self.sock.socket is not None:
+            if not self.send(self.deferred[-1], time.monotonic()):
                 return
-            self.pending.pop()
+            self.deferred.pop()
 
     def send(self, frame: bytes, deadline: float) -> bool:
         data = stream_frame(frame)
@@ -446,11 +279,11 @@ class StreamChannel(Channel):
             self.last_activity = time.monotonic()
             return True
 
-    def wait_reply(self, request_id: int, end: float) -> Any:
+    def wait_reply(self, exchange: Exchange) -> Any:
         while True:
             while self.unread:
-                reply = unpack_reply(self.unread.pop(0))
-                if reply.request_id == request_id:
+                reply = exchange.match(self.unread.pop(0))
+                if reply is not None:
                     return reply
             sock = self.sock.socket
             if sock is None:
@@ -458,8 +291,7 @@ class StreamChannel(Channel):
             try:
                 data = sock.recv(_RECV_BYTES)
             except BlockingIOError:  # a receive-timeout slice passed with nothing
-                if time.monotonic() >= end:
-                    return TIMEOUT
+                exchange.wait(time.monotonic())
                 continue
             except OSError:
                 data = b""
@@ -508,44 +340,34 @@ def _close_socket(sock: Any, pid: int) -> None:
         sock.close(linger=0)
 
 
-class Hold:
-    """Pins a channel while a cursor or transaction lives on it, and keeps it pinged."""
+class Hold(core.Hold):
+    """Pins a channel while a cursor or transaction lives on it; the heartbeat thread pings
+    it while it is idle."""
 
-    __slots__ = ("__weakref__", "channel", "interval", "released")
+    __slots__ = ("interval",)
 
     def __init__(self, channel: Channel, interval: float) -> None:
-        self.channel = channel
         self.interval = interval
-        self.released = False
-        with _holds_lock:
-            channel.holds += 1
-            first = channel.holds == 1
-        if first:
-            from .heartbeat import heartbeat
+        super().__init__(channel)
 
-            heartbeat().watch(channel, interval)
+    def _first(self) -> None:
+        from .heartbeat import heartbeat
 
-    def defer(self, op: str, args: dict[str, Any]) -> None:
-        """Queue a fire-and-forget request, sent with the channel's next traffic."""
-        frame = pack_request(next_request_id(), op, args, deadline_ms(30.0))
-        self.channel.pending.append(frame)
+        heartbeat().watch(self.channel, self.interval)
 
-    def release(self) -> None:
-        if self.released:
-            return
-        self.released = True
-        with _holds_lock:
-            self.channel.holds -= 1
-            last = self.channel.holds == 0
-        if last:
-            from .heartbeat import heartbeat
+    def _last(self) -> None:
+        from .heartbeat import heartbeat
 
-            heartbeat().unwatch(self.channel)
+        heartbeat().unwatch(self.channel)
 
 
 class TransportBase:
-    """What the blocking and the asyncio transports share: settings, the owning pid, and
-    whether the broker is up (reported to the client's connection listeners on change)."""
+    """What the blocking and the asyncio drivers share: settings, the owning process (and
+    what to drop after a fork), and whether the broker is up (reported to the client's
+    connection listeners on change)."""
+
+    #: How the closed-client error tells to reopen it.
+    _again = "call connect() again"
 
     def __init__(self, endpoint: str, *, timeout: float = 30.0, retries: int = 5,
                  heartbeat_interval: float = 5.0,
@@ -562,17 +384,48 @@ class TransportBase:
         # that the garbage collector breaks in an order that leaks socket warnings.
         self._on_lost = _weak(on_lost)
         self._on_restored = _weak(on_restored)
-        self._pid = os.getpid()
+        self._owner = core.Owner(os.getpid())
         self._closed = False
-        self._up: bool | None = None
+        self._link = core.Link()
+
+    @property
+    def _pid(self) -> int:
+        return self._owner.pid
+
+    def _checkpid(self) -> None:
+        pid = os.getpid()
+        if self._owner.pid != pid:
+            with _fork_lock:
+                if self._owner.forked(pid):
+                    # The inherited sockets belong to the parent: drop them without closing
+                    # (the child has no libzmq I/O threads) and start afresh.
+                    self._forget_channels()
+                    self._link.forget()
+
+    def _forget_channels(self) -> None:
+        raise NotImplementedError
 
     def _set_up(self, up: bool, reason: str = "") -> None:
-        was, self._up = self._up, up
-        if was is None or was == up:
+        if not self._link.change(up):
             return
         callback = (self._on_restored if up else self._on_lost)()
         if callback is not None:
             callback() if up else callback(reason)
+
+    def channel(self) -> Any:
+        raise NotImplementedError
+
+    def _pinned_channel(self, call: Call) -> Any:
+        """The channel of the cursor or transaction ``call`` is pinned to, when the core's
+        ownership rules allow (a call without one goes on this thread's or loop's)."""
+        chan = call.hold.channel
+        refusal = self._pinned_refusal(call, chan)
+        if refusal is not None:
+            raise refusal
+        return chan
+
+    def _pinned_refusal(self, call: Call, chan: Any) -> Exception | None:
+        return core.pinned_refusal(call, chan, os.getpid())
 
 
 class Transport(TransportBase):
@@ -584,22 +437,14 @@ class Transport(TransportBase):
         self._channels: weakref.WeakSet[Channel] = weakref.WeakSet()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else {None: "new", True: "up", False: "lost"}[self._up]
         return (f"<Transport {self.endpoint} pid={self._pid} channels={len(self._channels)} "
-                f"{state}>")
+                f"{self._link.describe(self._closed)}>")
 
     # -- channels ---------------------------------------------------------------------------
 
-    def _checkpid(self) -> None:
-        if self._pid != os.getpid():
-            with _fork_lock:
-                if self._pid != os.getpid():
-                    # The inherited sockets belong to the parent: drop them without closing
-                    # (the child has no libzmq I/O threads) and start afresh.
-                    self._local = threading.local()
-                    self._channels = weakref.WeakSet()
-                    self._pid = os.getpid()
-                    self._up = None
+    def _forget_channels(self) -> None:
+        self._local = threading.local()
+        self._channels = weakref.WeakSet()
 
     def channel(self) -> Channel:
         """This thread's channel in this process, opened on first use."""
@@ -607,7 +452,7 @@ class Transport(TransportBase):
         chan = getattr(self._local, "chan", None)
         if chan is None or chan.closed:
             if self._closed:
-                raise ReconnectError("the client is closed: call connect() again")
+                raise closed_error(self._again)
             chan = self._open_channel()
             self._local.chan = chan
             self._channels.add(chan)
@@ -616,11 +461,7 @@ class Transport(TransportBase):
     def _open_channel(self) -> Channel:
         if is_stream_endpoint(self.endpoint):
             return StreamChannel(stream_path(self.endpoint))
-        zmq = zmq_module()
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.setsockopt(zmq.ROUTING_ID, routing_id())
+        sock = new_dealer(zmq_module().Context.instance())
         return ZmqChannel(sock, self.endpoint, self.curve)  # connects on first send
 
     def hold(self) -> Hold:
@@ -636,8 +477,7 @@ class Transport(TransportBase):
                     chan.close()
                 finally:
                     chan.lock.release()
-        self._channels = weakref.WeakSet()
-        self._local = threading.local()
+        self._forget_channels()
 
     # -- request/reply ----------------------------------------------------------------------
 
@@ -650,44 +490,30 @@ class Transport(TransportBase):
 
     def request(self, call: Call, deadline: float | None = None) -> Any:
         """Send ``call`` and return its result, or raise the mapped exception."""
-        if call.hold is not None:
-            chan = call.hold.channel
-            if chan.pid != os.getpid():
-                raise call.error(f"{call.op}: this cursor or transaction belongs to process "
-                                 f"{chan.pid}; it does not survive fork()")
-            if chan.closed:
-                raise call.error(f"{call.op}: the client that opened this cursor or "
-                                 "transaction is closed")
-        else:
-            chan = self.channel()
+        # The hot path: keep it free of calls that are not needed.
+        chan = self.channel() if call.hold is None else self._pinned_channel(call)
         now = time.monotonic()
-        if deadline is None:
-            deadline = now + self.timeout
-        request_id = next_request_id()
-        frame = pack_request(request_id, call.op, call.args, deadline_ms(deadline - now))
+        exchange = Exchange(call, self.endpoint, now,
+                            now + self.timeout if deadline is None else deadline, self.retries)
         with chan.lock:
             if chan.closed:
-                raise ReconnectError("the client is closed: call connect() again")
-            chan.flush()
-            return self._exchange(chan, frame, request_id, call, now, deadline)
+                raise closed_error(self._again)
+            if chan.deferred:
+                chan.flush()
+            return self._drive(chan, exchange)
 
-    def _exchange(self, chan: Channel, frame: bytes, request_id: int, call: Call, start: float,
-                  deadline: float) -> Any:
-        resends = 0
+    def _drive(self, chan: Channel, exchange: Exchange) -> Any:
         while True:
-            if not chan.send(frame, deadline):
-                raise not_sent_error(self.endpoint, call, deadline - start)
-            outcome = chan.wait_reply(request_id, deadline + GRACE)
-            if outcome is LOST:
-                self._set_up(False, f"the broker went away during {call.op}")
-                if call.idempotent and resends < self.retries:
-                    resends += 1
-                    continue
-                raise lost_error(self.endpoint, call, resends)
-            if outcome is TIMEOUT:
-                raise timeout_error(self.endpoint, call, deadline - start)
+            if not chan.send(exchange.frame, exchange.deadline):
+                exchange.not_sent()
+            exchange.sent()
+            reply = chan.wait_reply(exchange)
+            if reply is LOST:
+                self._set_up(False, f"the broker went away during {exchange.call.op}")
+                exchange.connection_lost()  # raises unless it may be re-sent
+                continue
             self._set_up(True)
-            return result_of(outcome, call)
+            return exchange.reply_received(reply)
 
 
 def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None] | None]:
@@ -698,5 +524,5 @@ def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None
     return lambda: method
 
 
-__all__ = ["GRACE", "LOST", "TIMEOUT", "CacheError", "Channel", "Hold", "StreamChannel",
-           "Transport", "ZmqChannel", "check_socket_dir", "curve_keys", "socket_dir_refusal"]
+__all__ = ["GRACE", "LOST", "CacheError", "Channel", "Hold", "StreamChannel", "Transport",
+           "ZmqChannel", "check_socket_dir", "curve_keys", "socket_dir_refusal", "zmq_module"]

@@ -16,9 +16,11 @@ from tests.libclient.fakebroker import FakeBroker
 FAKE = Path(__file__).with_name("fakebroker.py")
 
 
-@pytest.fixture
-def endpoint(tmp_path):
-    return f"ipc://{tmp_path}/broker.sock"
+@pytest.fixture(params=["ipc", "unix"])
+def endpoint(request, tmp_path):
+    """The fake broker's endpoint: every test runs over ZeroMQ and over the Unix stream."""
+    name = "broker.sock" if request.param == "ipc" else "broker.stream"
+    return f"{request.param}://{tmp_path}/{name}"
 
 
 @pytest.fixture

@@ -1,11 +1,15 @@
 """A small in-process stand-in for ignite-broker that speaks the real IPC schema (protocol.ipc)
-over a real ROUTER socket, with a dict for a cluster: enough to test libclient's transport,
-specs and value handling without Ignite.  Behaviour switches (``silent_ops``, ``delay``) let
-tests provoke timeouts; ``stop()`` + a new FakeBroker on the same endpoint is a restart."""
+over a real ROUTER socket (ipc://) or a real Unix stream listener (unix://, messages framed as
+protocol.ipcstream frames them), with a dict for a cluster: enough to test libclient's
+transports, specs and value handling without Ignite.  Behaviour switches (``silent_ops``,
+``delay``) let tests provoke timeouts; ``stop()`` + a new FakeBroker on the same endpoint is
+a restart."""
 
 from __future__ import annotations
 
 import itertools
+import os
+import socket
 import threading
 import time
 from typing import Any
@@ -20,6 +24,8 @@ if __name__ == "__main__":  # run as a script: make the repository importable
 
 from protocol import ipc
 from protocol.binary.values import BinaryObject
+from protocol.ipcstream import MessageReader, is_stream_endpoint, stream_path
+from protocol.ipcstream import frame as stream_frame
 
 NODE = "127.0.0.1:10800"
 
@@ -44,10 +50,8 @@ class FakeBroker:
         self.wal: dict[str, bool] = {}
         self.hello_extra: dict[str, Any] = {}
         self._ids = itertools.count(1)
-        self._ctx = zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(endpoint)
+        stream = is_stream_endpoint(endpoint)
+        self._wire = _StreamWire(endpoint) if stream else _RouterWire(endpoint)
         self._stop = threading.Event()
         self._later: list[tuple[float, bytes, bytes]] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -63,29 +67,30 @@ class FakeBroker:
     # -- loop -------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        sock = self._sock
+        wire = self._wire
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
                 for item in [x for x in self._later if x[0] <= now]:
                     self._later.remove(item)
-                    sock.send_multipart([item[1], item[2]])
-                if not sock.poll(10):
-                    continue
-                peer, frame = sock.recv_multipart()
-                request = ipc.unpack_request(frame)
-                self.requests.append((peer, request.op, request.args))
-                if request.op in self.silent_ops:
-                    continue
-                status, payload = self._handle(peer, request.op, request.args)
-                reply = ipc.pack_reply(request.request_id, status, payload)
-                delay = self.delay.get(request.op, 0.0)
-                if delay:
-                    self._later.append((time.monotonic() + delay, peer, reply))
-                else:
-                    sock.send_multipart([peer, reply])
+                    wire.send(item[1], item[2])
+                for peer, frame in wire.receive(10):
+                    self._serve_one(peer, frame)
         finally:
-            sock.close(linger=0)
+            wire.close()
+
+    def _serve_one(self, peer: bytes, frame: bytes) -> None:
+        request = ipc.unpack_request(frame)
+        self.requests.append((peer, request.op, request.args))
+        if request.op in self.silent_ops:
+            return
+        status, payload = self._handle(peer, request.op, request.args)
+        reply = ipc.pack_reply(request.request_id, status, payload)
+        delay = self.delay.get(request.op, 0.0)
+        if delay:
+            self._later.append((time.monotonic() + delay, peer, reply))
+        else:
+            self._wire.send(peer, reply)
 
     def _handle(self, peer: bytes, op: str, args: dict) -> tuple[int, Any]:
         handler = getattr(self, "op_" + op, None)
@@ -343,6 +348,76 @@ class FakeBroker:
     def op_node_for(self, peer: bytes, args: dict) -> dict:
         return {"host": "127.0.0.1", "port": 10800, "node_id": "0000-node",
                 "protocol_version": [1, 7, 0]}
+
+
+class _RouterWire:
+    """ipc://: a ROUTER socket; a peer is a routing id."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind(endpoint)
+
+    def receive(self, timeout_ms: int) -> list[tuple[bytes, bytes]]:
+        if not self.sock.poll(timeout_ms):
+            return []
+        peer, frame = self.sock.recv_multipart()
+        return [(peer, frame)]
+
+    def send(self, peer: bytes, reply: bytes) -> None:
+        self.sock.send_multipart([peer, reply])
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class _StreamWire:
+    """unix://: a listening Unix stream socket; a peer is one connection (its own session)."""
+
+    def __init__(self, endpoint: str) -> None:
+        path = stream_path(endpoint)
+        if os.path.exists(path):  # left by a broker that was killed: a restart
+            os.unlink(path)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.conns: dict[bytes, tuple[socket.socket, MessageReader]] = {}
+        self._ids = itertools.count(1)
+        self.poller = zmq.Poller()
+        self.poller.register(self.listener, zmq.POLLIN)
+
+    def receive(self, timeout_ms: int) -> list[tuple[bytes, bytes]]:
+        received = []
+        for fd, _ in self.poller.poll(timeout_ms):
+            if fd == self.listener.fileno():
+                conn, _ = self.listener.accept()
+                self.conns[b"stream-%d" % next(self._ids)] = (conn, MessageReader())
+                self.poller.register(conn, zmq.POLLIN)
+                continue
+            for peer, (conn, reader) in list(self.conns.items()):
+                if conn.fileno() == fd:
+                    data = conn.recv(1 << 16)
+                    if not data:
+                        self._drop(peer)
+                    received += [(peer, m) for m in reader.feed(data) if isinstance(m, bytes)]
+        return received
+
+    def send(self, peer: bytes, reply: bytes) -> None:
+        if peer in self.conns:
+            try:
+                self.conns[peer][0].sendall(stream_frame(reply))
+            except OSError:
+                self._drop(peer)
+
+    def _drop(self, peer: bytes) -> None:
+        conn, _ = self.conns.pop(peer)
+        self.poller.unregister(conn)
+        conn.close()
+
+    def close(self) -> None:
+        for peer in list(self.conns):
+            self._drop(peer)
+        self.listener.close()
 
 
 def object_value(type_name: str, fields: dict) -> BinaryObject:

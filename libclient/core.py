@@ -1,0 +1,320 @@
+"""The stub's request lifecycle without I/O: what a request is, what may be re-sent, which
+channel may carry it, and how replies find their requests.  The drivers (transport.py for
+blocking code, aio_transport.py for asyncio, each over a ZeroMQ DEALER or a Unix stream) own
+the sockets, the clocks, the threads and the event loops; they tell this module what happened
+and do what it says.
+
+Theory of operation.  One request is an ``Exchange``::
+
+    TO_SEND --sent()--> IN_FLIGHT --reply_received(reply)--> DONE (result, or the mapped error)
+       ^                    |
+       |                    +--connection_lost()--> TO_SEND  (a read, re-sends left)
+       |                    |                   \\-> DONE: BrokerUnavailable (a write: "may have
+       |                    |                       been applied"; a read out of re-sends)
+       |                    +--wait(now)--> DONE: BrokerTimeout, past the deadline + GRACE
+       +--not_sent()--> DONE: BrokerUnavailable, "was not sent" (no broker by the deadline)
+
+"Nothing was sent" is knowable: a DEALER with IMMEDIATE=1 queues nothing without a connection,
+and a stream write that fails holds at most part of a request, which the broker drops.  So a
+request the driver could not send is never in doubt; one that was sent and whose connection
+then ended is in doubt, and only reads (``Call.idempotent``) are sent again.
+
+A *channel* (``ChannelState``) is one connection to the broker and what rides on it: the
+requests *in flight* (request id -> waiter, ``reply_to``; the blocking driver has one at a time
+and matches it with ``Exchange.match``), the *deferred* frames (fire-and-forget closes of
+abandoned cursors, sent with the channel's next traffic; their replies are dropped by id), the
+*holds* (cursors and transactions pinned to it, which keep it pinged), and the pid that made
+it: a forked child never uses it (``pinned_refusal``) and opens its own.
+"""
+
+from __future__ import annotations
+
+from .access import endpoint_hint
+from .envelope import deadline_ms, next_request_id, pack_request, result_of, unpack_reply
+from .exceptions import BrokerTimeout, BrokerUnavailable, ReconnectError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .calls import Call
+
+#: After its deadline, how long a request still waits for the broker's own DEADLINE_EXCEEDED.
+GRACE = 0.5
+#: How often a waiting request checks that the broker connection is still there.
+LIVENESS_SLICE = 0.1
+#: Connects while the broker is away: the first retry delay, doubled up to the last.
+CONNECT_RETRY_FIRST = 0.005
+CONNECT_RETRY_MAX = 0.25
+#: The broker's deadline for deferred frames.
+DEFERRED_BUDGET = 30.0
+
+# Exchange states.
+TO_SEND = "TO_SEND"
+IN_FLIGHT = "IN_FLIGHT"
+DONE = "DONE"
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+def not_sent_error(endpoint: str, call: Call, budget: float) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"no broker reachable at {endpoint} within {budget:.1f}s{endpoint_hint(endpoint)}; "
+        f"{call.op} was not sent", maybe_applied=False)
+
+
+def lost_error(endpoint: str, call: Call, resends: int) -> BrokerUnavailable:
+    if call.idempotent:
+        return BrokerUnavailable(
+            f"the broker at {endpoint} went away during {call.op} (re-sent {resends} times); "
+            "it is a read, nothing was changed", maybe_applied=None)
+    return BrokerUnavailable(
+        f"the broker at {endpoint} went away after {call.op} was sent: "
+        "the write may have been applied", maybe_applied=True)
+
+
+def timeout_error(endpoint: str, call: Call, budget: float) -> BrokerTimeout:
+    tail = "" if call.idempotent else ": the write may have been applied"
+    return BrokerTimeout(f"no reply from the broker at {endpoint} to {call.op} within "
+                         f"{budget:.1f}s{tail}", maybe_applied=None if call.idempotent else True)
+
+
+def closed_error(again: str) -> ReconnectError:
+    """The client was closed; ``again`` says how to reopen it in this flavour."""
+    return ReconnectError(f"the client is closed: {again}")
+
+
+# -- one request ----------------------------------------------------------------------------
+
+class Exchange:
+    """One request from its first send to its result.  Events: ``sent``, ``not_sent``,
+    ``reply_received``, ``connection_lost``, ``wait`` (a slice of waiting begins, or passed
+    with nothing).  A call that ends the exchange in failure raises the error to give the
+    caller; ``state`` says what the driver does next (send the frame, or await its reply)."""
+
+    __slots__ = ("call", "deadline", "endpoint", "frame", "request_id", "resends", "retries",
+                 "start", "state")
+
+    def __init__(self, call: Call, endpoint: str, start: float, deadline: float,
+                 retries: int) -> None:
+        self.call = call
+        self.endpoint = endpoint
+        self.start = start
+        self.deadline = deadline
+        self.retries = retries
+        self.resends = 0
+        self.request_id = request_id = next_request_id()
+        self.frame = pack_request(request_id, call.op, call.args, deadline_ms(deadline - start))
+        self.state = TO_SEND
+
+    def __repr__(self) -> str:
+        return (f"<Exchange {self.call.op} id={self.request_id} {self.state} "
+                f"resends={self.resends}>")
+
+    @property
+    def reply_by(self) -> float:
+        """When waiting ends: the deadline and the broker's grace to report it."""
+        return self.deadline + GRACE
+
+    def sent(self) -> None:
+        """The frame is on its way to the broker."""
+        if self.state is not TO_SEND:
+            raise RuntimeError(f"{self!r}: sent twice")
+        self.state = IN_FLIGHT
+
+    def match(self, message: bytes) -> Any:
+        """The reply in ``message`` if it answers this request, else None (a reply nobody
+        waits for any more: a ping, a deferred frame, an abandoned request); for drivers that
+        await one request at a time.  Raises BrokerProtocolError for a malformed reply."""
+        reply = unpack_reply(message)
+        return reply if reply.request_id == self.request_id else None
+
+    def not_sent(self) -> None:
+        """The broker could not be reached by the deadline: nothing was sent.  Raises."""
+        self.state = DONE
+        raise not_sent_error(self.endpoint, self.call, self.deadline - self.start)
+
+    def reply_received(self, reply: Any) -> Any:
+        """The reply: the op's result, or raises its mapped error."""
+        self.state = DONE
+        return result_of(reply, self.call)
+
+    def connection_lost(self) -> None:
+        """The connection ended with the request in flight: back to TO_SEND when it is a read
+        with re-sends left; otherwise raises (a write may have been applied)."""
+        if self.call.idempotent and self.resends < self.retries:
+            self.resends += 1
+            self.state = TO_SEND
+            return
+        self.state = DONE
+        raise lost_error(self.endpoint, self.call, self.resends)
+
+    def time_left(self, now: float) -> float:
+        return self.deadline + GRACE - now
+
+    def wait(self, now: float) -> float:
+        """How long the driver may wait for the reply before checking the connection again;
+        raises BrokerTimeout once the deadline and its grace have passed."""
+        left = self.deadline + GRACE - now
+        if left <= 0:
+            self.timed_out()
+        return left if left < LIVENESS_SLICE else LIVENESS_SLICE
+
+    def timed_out(self) -> None:
+        """No reply by the deadline and its grace.  Raises."""
+        self.state = DONE
+        raise timeout_error(self.endpoint, self.call, self.deadline - self.start)
+
+
+# -- one channel ----------------------------------------------------------------------------
+
+class ChannelState:
+    """What rides on one connection to the broker (see the module's docstring).  The drivers'
+    channels extend it with their socket and their locking."""
+
+    __slots__ = ("__weakref__", "closed", "deferred", "holds", "in_flight", "last_activity",
+                 "pid")
+
+    def __init__(self, pid: int, now: float) -> None:
+        self.pid = pid
+        self.closed = False
+        self.holds = 0
+        self.deferred: list[bytes] = []
+        self.in_flight: dict[int, Any] = {}
+        self.last_activity = now
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} pid={self.pid} in_flight={len(self.in_flight)} "
+                f"deferred={len(self.deferred)} holds={self.holds} closed={self.closed}>")
+
+    def defer(self, op: str, args: dict[str, Any]) -> None:
+        """Queue a fire-and-forget request, sent with the channel's next traffic."""
+        self.deferred.append(pack_request(next_request_id(), op, args,
+                                          deadline_ms(DEFERRED_BUDGET)))
+
+    def reply_to(self, message: bytes) -> tuple[Any, Any] | None:
+        """(waiter, reply) for a reply whose request is in flight; None for one nobody waits
+        for any more (``Exchange.match`` for many requests at once).  Raises
+        BrokerProtocolError for a malformed reply."""
+        reply = unpack_reply(message)
+        waiter = self.in_flight.get(reply.request_id)
+        return None if waiter is None else (waiter, reply)
+
+    def add_hold(self) -> bool:
+        """One more cursor or transaction pinned here; True for the first (start pinging)."""
+        self.holds += 1
+        return self.holds == 1
+
+    def drop_hold(self) -> bool:
+        """One fewer; True when none is left (stop pinging)."""
+        self.holds -= 1
+        return self.holds == 0
+
+    def wants_ping(self, now: float, interval: float, pid: int) -> bool:
+        """A heartbeat is due: silent for ``interval``, open, and this process's."""
+        return (now - self.last_activity >= interval and not self.closed
+                and self.pid == pid)
+
+
+def pinned_refusal(call: Call, channel: ChannelState, pid: int, *, same_loop: bool = True,
+                   refuse_closed: bool = True) -> Exception | None:
+    """Why ``call``, pinned to ``channel`` by a cursor or transaction, may not use it: made by
+    another process (no use across fork), of another event loop (asyncio), or closed (the
+    asyncio driver leaves that to its closed-client error)."""
+    if channel.pid != pid:
+        return call.error(f"{call.op}: this cursor or transaction belongs to process "
+                          f"{channel.pid}; it does not survive fork()")
+    if not same_loop:
+        return call.error(f"{call.op}: this cursor or transaction belongs to another event "
+                          "loop")
+    if refuse_closed and channel.closed:
+        return call.error(f"{call.op}: the client that opened this cursor or transaction "
+                          "is closed")
+    return None
+
+
+class Hold:
+    """Pins a channel while a cursor or transaction lives on it; the first hold starts its
+    heartbeat (``_first``), the last release ends it (``_last``)."""
+
+    __slots__ = ("__weakref__", "channel", "released")
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.released = False
+        if channel.add_hold():
+            self._first()
+
+    def defer(self, op: str, args: dict[str, Any]) -> None:
+        """Queue a fire-and-forget request, sent with the channel's next traffic."""
+        self.channel.defer(op, args)
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        if self.channel.drop_hold():
+            self._last()
+
+    def _first(self) -> None:
+        pass
+
+    def _last(self) -> None:
+        pass
+
+
+# -- the process and the link ---------------------------------------------------------------
+
+class Owner:
+    """The process whose sockets a transport holds (redis-py's pid rule)."""
+
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def forked(self, pid: int) -> bool:
+        """True once in a new process (``pid``): the caller drops every channel it inherited,
+        without closing them, and opens new ones."""
+        if pid == self.pid:
+            return False
+        self.pid = pid
+        return True
+
+
+class Link:
+    """Whether the broker is up, as far as the requests tell: ``change`` says when it flips
+    (the first news is not a flip), for the client's connection events."""
+
+    __slots__ = ("up",)
+
+    def __init__(self) -> None:
+        self.up: bool | None = None
+
+    def change(self, up: bool) -> bool:
+        was, self.up = self.up, up
+        return was is not None and was != up
+
+    def forget(self) -> None:
+        self.up = None
+
+    def describe(self, closed: bool) -> str:
+        return "closed" if closed else {None: "new", True: "up", False: "lost"}[self.up]
+
+
+class Backoff:
+    """Connect retries while the broker is away: delays from CONNECT_RETRY_FIRST doubling to
+    CONNECT_RETRY_MAX, the last one cut short so that the last try is made at ``until``; none
+    once ``until`` has come."""
+
+    __slots__ = ("delay",)
+
+    def __init__(self) -> None:
+        self.delay = CONNECT_RETRY_FIRST
+
+    def next_delay(self, now: float, until: float) -> float | None:
+        delay = self.delay
+        if now >= until:
+            return None
+        self.delay = min(delay * 2, CONNECT_RETRY_MAX)
+        return min(delay, until - now)
