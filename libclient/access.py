@@ -36,14 +36,19 @@ def zmq_module() -> Any:
     return _zmq
 
 
-def endpoint_hint(endpoint: str) -> str:
-    """Why an ipc:// or unix:// endpoint may be unreachable, when the filesystem can tell."""
-    scheme = next((s for s in ("ipc://", "unix://") if endpoint.startswith(s)), None)
-    if scheme is None or endpoint.startswith("ipc://@"):
-        return ""
-    path = endpoint[len(scheme):]
+#: How to start the broker, for errors that say nobody is there.
+START_HINT = ("start it with `ignite-broker run --config /etc/ignite-broker/broker.toml` "
+              "or `systemctl start ignite-broker`")
+
+
+def endpoint_hint(endpoint: str, *, start: bool = False) -> str:
+    """Why an ipc:// or unix:// endpoint may be unreachable, when the filesystem can tell;
+    with ``start``, how to start the broker when nothing tells otherwise."""
+    path = socket_file(endpoint)
+    if path is None:
+        return f" (is ignite-broker running? {START_HINT})" if start else ""
     if not os.path.exists(path):
-        return f" (no socket file at {path}: is ignite-broker running?)"
+        return f" (no socket file at {path}: is ignite-broker running? {START_HINT})"
     if not os.access(path, os.W_OK):
         return (f" (no permission on {path}: is this user in the broker's group?)")
     return ""

@@ -44,8 +44,8 @@ class AioClient(ClientSpecs):
     _sql_cursor_class = "libclient.cursors:AioSqlFieldsCursor"
     _tx_class = "libclient.transaction:AioTransaction"
     _cluster_class = "libclient.aio_cluster:AioCluster"
-    _allowed_kwargs = frozenset({"handshake_timeout", "curve_serverkey", "curve_publickey",
-                                 "curve_secretkey"})
+    _allowed_kwargs = frozenset({"handshake_timeout", "connect_timeout", "curve_serverkey",
+                                 "curve_publickey", "curve_secretkey"})
 
     def __init__(self, compact_footer: bool | None = None, partition_aware: bool = True,
                  event_listeners: Any = None, *, broker: str | None = None,
@@ -61,7 +61,8 @@ class AioClient(ClientSpecs):
     async def _connect(self, nodes: list[str]) -> None:
         if self._transport is None:
             self._transport = AioTransport(
-                self._endpoint, timeout=self._timeout, heartbeat_interval=self._heartbeat,
+                self._endpoint, timeout=self._timeout, connect_timeout=self._connect_timeout,
+                heartbeat_interval=self._heartbeat,
                 on_lost=self._publish_lost, on_restored=self._publish_restored,
                 curve=self._connection_args)
         self._publish_handshake_start()

@@ -10,13 +10,15 @@ The rules are core.py's, and the events as in transport.py: "nothing was sent" i
 with retries, before anything is written); a broken connection is detected while waiting
 (``POLLOUT`` gone, or end-of-file on the stream) and wakes every request in flight on it.  The
 heartbeat is a task on the loop, so a blocked loop stops pinging (a hung worker is visible to
-the broker).
+the broker).  While no connection can be made, ``core.Connecting`` says how long to go on (to
+the request's deadline while the socket file exists, ``connect_timeout`` while it does not).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import time
@@ -26,9 +28,9 @@ from protocol.ipcstream import MessageReader, Oversized, is_stream_endpoint, str
 from protocol.ipcstream import frame as stream_frame
 
 from . import core
-from .access import check_socket_dir, connect_dealer, new_dealer, zmq_module
+from .access import check_socket_dir, connect_dealer, new_dealer, socket_file, zmq_module
 from .calls import Call
-from .core import TO_SEND, Exchange, closed_error
+from .core import DEFAULT_CONNECT_TIMEOUT, TO_SEND, Exchange, closed_error
 from .exceptions import BrokerProtocolError
 from .transport import TransportBase, _close_socket
 
@@ -53,9 +55,11 @@ class AioChannel(core.ChannelState):
     ``lost`` future and the pinger task.  Subclasses own the socket: ZeroMQ DEALER or Unix
     stream."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: Any) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: Any,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         super().__init__(os.getpid(), time.monotonic())
         self.loop = loop
+        self.connect_timeout = connect_timeout
         self.lost: asyncio.Future[bool] = loop.create_future()
         self.pinger: asyncio.Task[None] | None = None
         self.on_lost: Callable[[], None] | None = None
@@ -64,9 +68,10 @@ class AioChannel(core.ChannelState):
 
     # What the driver needs of a socket.
 
-    async def wait_writable(self, deadline: float) -> bool:
-        """Until a request can be sent; False if the broker was not reachable by
-        ``deadline`` (then nothing was sent)."""
+    async def wait_writable(self, exchange: Exchange) -> None:
+        """Until ``exchange``'s request can be sent; raises (``exchange.not_sent``) if the
+        broker was not reachable by its deadline or not there at all for ``connect_timeout``
+        (then nothing was sent)."""
         raise NotImplementedError
 
     def try_send(self, frame: bytes) -> bool:
@@ -106,11 +111,13 @@ class AioZmqChannel(AioChannel):
     requests are in flight): "not writable" means "no broker connection"."""
 
     def __init__(self, endpoint: str, loop: asyncio.AbstractEventLoop,
-                 curve: tuple[bytes, bytes, bytes] | None = None) -> None:
+                 curve: tuple[bytes, bytes, bytes] | None = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         zmq = zmq_module()
         sock = new_dealer(_zmq_asyncio().Context.instance())
-        super().__init__(loop, sock)
+        super().__init__(loop, sock, connect_timeout)
         self.endpoint = endpoint
+        self.path = socket_file(endpoint)  # None: no file to look at (tcp://, ipc://@name)
         self.curve = curve
         self.connected = False  # on first use, once connect_dealer finds the endpoint safe
         self.sock = sock
@@ -121,16 +128,20 @@ class AioZmqChannel(AioChannel):
         zmq = zmq_module()
         return bool(self.raw.getsockopt(zmq.EVENTS) & zmq.POLLOUT)
 
-    async def wait_writable(self, deadline: float) -> bool:
+    async def wait_writable(self, exchange: Exchange) -> None:
+        connecting: core.Connecting | None = None  # while no broker connection is complete
         while not self.writable():
             if not self.connected:
                 self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
                 if self.connected:
                     continue
-            if time.monotonic() >= deadline:
-                return False
+            now = time.monotonic()
+            if connecting is None:
+                connecting = core.Connecting(now, self.connect_timeout)
+            present = self.path is not None and os.path.exists(self.path)
+            if connecting.gives_up(now, exchange.deadline, present):
+                exchange.not_sent(connecting.nobody_for)
             await asyncio.sleep(0.05)  # only while the broker is away
-        return True
 
     def try_send(self, frame: bytes) -> bool:
         zmq = zmq_module()
@@ -170,11 +181,13 @@ class AioStreamChannel(AioChannel):
     every request that needs it; its end (EOF, reset) is the broker's end, which fails over
     the requests awaiting replies at once.  A new connection is a new broker session."""
 
-    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, path: str, loop: asyncio.AbstractEventLoop,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
         self.slot = _StreamSlot()
-        super().__init__(loop, self.slot)
+        super().__init__(loop, self.slot, connect_timeout)
         self.path = path
-        self.connector: asyncio.Task[None] | None = None
+        # Its result: None, or the connect timeout when it gave up because nobody was there.
+        self.connector: asyncio.Task[float | None] | None = None
         self.connect_until = 0.0  # the latest deadline of the requests waiting to connect
         self.paused = False  # the kernel buffer is full: the broker is not reading
         self.refused: Exception | None = None  # the socket's directory failed the check
@@ -188,40 +201,51 @@ class AioStreamChannel(AioChannel):
     def _ready(self) -> bool:
         return self.slot.transport is not None and not self.paused
 
-    async def wait_writable(self, deadline: float) -> bool:
+    async def wait_writable(self, exchange: Exchange) -> None:
+        connector = None  # the connect attempt this request waits for
         while not self._ready():
             if self.refused is not None:
                 refused, self.refused = self.refused, None
                 raise refused
-            remaining = deadline - time.monotonic()
+            if (connector is not None and connector.done() and not connector.cancelled()
+                    and connector.result() is not None):
+                exchange.not_sent(connector.result())  # nobody there: raises
+            remaining = exchange.deadline - time.monotonic()
             if remaining <= 0 or self.closed:
-                return False
+                exchange.not_sent()
             if self.slot.transport is None:
-                self._start_connecting(deadline)
+                connector = self._start_connecting(exchange.deadline)
             await asyncio.wait((self.wakeup,), timeout=remaining)
-        return True
 
-    def _start_connecting(self, deadline: float) -> None:
+    def _start_connecting(self, deadline: float) -> asyncio.Task[float | None]:
         self.connect_until = max(self.connect_until, deadline)
         if self.connector is None or self.connector.done():
             self.connector = self.loop.create_task(self._connect())
+        return self.connector
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> float | None:
         """Connect, retrying while the broker is not there (it may be restarting) until the
-        latest deadline of the requests waiting; wakes them either way."""
-        backoff = core.Backoff()
+        latest deadline of the requests waiting, or for ``connect_timeout`` while there is
+        no socket file (then the result is the connect timeout); wakes them either way."""
+        connecting = core.Connecting(time.monotonic(), self.connect_timeout)
         try:
-            while not self.closed and not await self._try_connect():
+            while not self.closed:
+                present = await self._try_connect()
+                if present is None:
+                    return None
                 if self.refused is not None:
-                    return
-                delay = backoff.next_delay(time.monotonic(), self.connect_until)
+                    return None
+                delay = connecting.next_delay(time.monotonic(), self.connect_until, present)
                 if delay is None:
-                    return
+                    return connecting.nobody_for
                 await asyncio.sleep(delay)
+            return None
         finally:
             self._wake()
 
-    async def _try_connect(self) -> bool:
+    async def _try_connect(self) -> bool | None:
+        """None once connected; else whether the socket file is there (a refused or timed
+        out connect: the broker restarting, or socket activation's backlog)."""
         try:
             check_socket_dir(self.path)
         except Exception as exc:  # handed to the requests waiting to connect
@@ -234,13 +258,13 @@ class AioStreamChannel(AioChannel):
             await asyncio.wait_for(self.loop.sock_connect(sock, self.path), budget)
             await self.loop.create_unix_connection(lambda: _StreamProtocol(self, sock),
                                                    sock=sock)
-        except OSError:  # no socket file, refused (no listener), or a connect timeout
+        except OSError as exc:  # no socket file, refused (no listener), or a connect timeout
             sock.close()
-            return False
+            return exc.errno not in (errno.ENOENT, errno.ENOTDIR)
         except BaseException:
             sock.close()
             raise
-        return self.slot.transport is not None
+        return None if self.slot.transport is not None else True
 
     def connection_made(self, protocol: _StreamProtocol, transport: asyncio.Transport) -> None:
         if self.closed:
@@ -393,8 +417,8 @@ class AioTransport(TransportBase):
 
     def _open_channel(self, loop: asyncio.AbstractEventLoop) -> AioChannel:
         if is_stream_endpoint(self.endpoint):
-            return AioStreamChannel(stream_path(self.endpoint), loop)
-        return AioZmqChannel(self.endpoint, loop, self.curve)
+            return AioStreamChannel(stream_path(self.endpoint), loop, self.connect_timeout)
+        return AioZmqChannel(self.endpoint, loop, self.curve, self.connect_timeout)
 
     def hold(self) -> AioHold:
         return AioHold(self, self.channel())
@@ -428,8 +452,7 @@ class AioTransport(TransportBase):
                      waiter: asyncio.Future[Any]) -> Any:
         while True:
             if exchange.state is TO_SEND:
-                if not await chan.wait_writable(exchange.deadline):
-                    exchange.not_sent()
+                await chan.wait_writable(exchange)  # raises if nothing could be sent
                 if not chan.try_send(exchange.frame):
                     await asyncio.sleep(0.01)
                     continue

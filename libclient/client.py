@@ -41,7 +41,9 @@ class Client(ClientSpecs):
     ``Client(compact_footer=None, partition_aware=True, event_listeners=None, *, broker=None,
     **kwargs)``: ``broker`` is the endpoint (default ``$IGNITE_BROKER`` or the default socket);
     ``timeout`` (seconds per request, default 30) and ``handshake_timeout`` (connect, default
-    10) are pyignite's; TLS and credential arguments are refused (the broker owns them).
+    10) are pyignite's; ``connect_timeout`` (seconds a request waits for a broker that is not
+    there at all, default ``$IGNITE_BROKER_CONNECT_TIMEOUT`` or 5) is new; TLS and credential
+    arguments are refused (the broker owns them).
     """
 
     _cache_class = Cache
@@ -67,7 +69,8 @@ class Client(ClientSpecs):
         nodes = connect_nodes(args)
         if self._transport is None:
             self._transport = Transport(
-                self._endpoint, timeout=self._timeout, heartbeat_interval=self._heartbeat,
+                self._endpoint, timeout=self._timeout, connect_timeout=self._connect_timeout,
+                heartbeat_interval=self._heartbeat,
                 on_lost=self._publish_lost, on_restored=self._publish_restored,
                 curve=self._connection_args)
         self._publish_handshake_start()

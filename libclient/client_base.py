@@ -4,7 +4,8 @@ written once as a spec (see calls.py).
 
 Connection-level settings belong to the broker.  The pyignite keyword arguments are handled so
 that nothing is silently ignored: ``timeout`` and ``handshake_timeout`` keep their meaning
-(per-request and connect budgets); TLS and credential arguments are accepted only when they ask
+(per-request and connect budgets), and ``connect_timeout`` (new) bounds the wait for a broker
+that is not there at all; TLS and credential arguments are accepted only when they ask
 for nothing (``use_ssl=False``, ``username=None`` ...) and refused otherwise, because the
 broker holds the TLS material and credentials and the stub never carries secrets.
 """
@@ -42,8 +43,30 @@ SECURITY_KWARGS = frozenset({
 })
 DEFAULT_TIMEOUT = 30.0  # seconds per request when pyignite's ``timeout`` is None (its default)
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+#: Seconds a request waits for a broker that is not there at all (see connect_timeout_of).
+ENV_CONNECT_TIMEOUT = "IGNITE_BROKER_CONNECT_TIMEOUT"
 DEFAULT_HEARTBEAT = 5.0 / 3  # seconds of silence before a channel holding resources is pinged
 _ASSUMED_PROTOCOL = (1, 7, 0)
+
+
+def connect_timeout_of(given: Any, environ: Any = os.environ) -> float:
+    """How long a request waits while nobody is there (no socket file; tcp://: no answer):
+    ``connect_timeout=``, else $IGNITE_BROKER_CONNECT_TIMEOUT, else the default (5 s)."""
+    from .core import DEFAULT_CONNECT_TIMEOUT
+
+    source = "connect_timeout"
+    if given is None:
+        given = environ.get(ENV_CONNECT_TIMEOUT) or None
+        source = f"${ENV_CONNECT_TIMEOUT}"
+    if given is None:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        value = float(given)
+    except (TypeError, ValueError):
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ParameterError(f"{source} should be a positive number of seconds, not {given!r}")
+    return value
 
 
 def check_kwargs(kwargs: dict[str, Any], allowed: frozenset[str]) -> None:
@@ -133,8 +156,8 @@ class ClientSpecs:
     _sql_cursor_class: str
     _tx_class: str
     _cluster_class: str
-    _allowed_kwargs = frozenset({"timeout", "handshake_timeout", "curve_serverkey",
-                                 "curve_publickey", "curve_secretkey"})
+    _allowed_kwargs = frozenset({"timeout", "handshake_timeout", "connect_timeout",
+                                 "curve_serverkey", "curve_publickey", "curve_secretkey"})
 
     def __init__(self, compact_footer: bool | None = None, partition_aware: bool = True,
                  event_listeners: Any = None, *, broker: str | None = None,
@@ -151,6 +174,7 @@ class ClientSpecs:
         self._connection_args = dict(kwargs)
         self._timeout = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
         self._handshake_timeout = float(handshake_timeout)
+        self._connect_timeout = connect_timeout_of(kwargs.get("connect_timeout"))
         self._endpoint = broker or _default_endpoint()
         self._event_listeners: Any = _NO_LISTENERS
         if event_listeners:

@@ -12,7 +12,8 @@ Theory of operation.  One request is an ``Exchange``::
        |                    |                   \\-> DONE: BrokerUnavailable (a write: "may have
        |                    |                       been applied"; a read out of re-sends)
        |                    +--wait(now)--> DONE: BrokerTimeout, past the deadline + GRACE
-       +--not_sent()--> DONE: BrokerUnavailable, "was not sent" (no broker by the deadline)
+       +--not_sent()--> DONE: BrokerUnavailable, "was not sent" (no broker by the deadline, or
+                        none there at all for connect_timeout: see ``Connecting``)
 
 "Nothing was sent" is knowable: a DEALER with IMMEDIATE=1 queues nothing without a connection,
 and a stream write that fails holds at most part of a request, which the broker drops.  So a
@@ -46,6 +47,12 @@ LIVENESS_SLICE = 0.1
 #: Connects while the broker is away: the first retry delay, doubled up to the last.
 CONNECT_RETRY_FIRST = 0.005
 CONNECT_RETRY_MAX = 0.25
+#: How long connecting goes on while nobody is there (no socket file; tcp://: no answer)
+#: before a request fails, when $IGNITE_BROKER_CONNECT_TIMEOUT and ``connect_timeout=`` say
+#: nothing.  Long enough for the gap without a socket file in a plain restart (the old broker
+#: drains, the new one binds once its node pool is up: ~2-3 s here), far below gunicorn's
+#: 30 s worker timeout, and within issue 11's bound of 5 s.
+DEFAULT_CONNECT_TIMEOUT = 5.0
 #: The broker's deadline for deferred frames.
 DEFERRED_BUDGET = 30.0
 
@@ -61,6 +68,12 @@ def not_sent_error(endpoint: str, call: Call, budget: float) -> BrokerUnavailabl
     return BrokerUnavailable(
         f"no broker reachable at {endpoint} within {budget:.1f}s{endpoint_hint(endpoint)}; "
         f"{call.op} was not sent", maybe_applied=False)
+
+
+def nobody_error(endpoint: str, call: Call, connect_timeout: float) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"no broker at {endpoint}: nobody there for connect_timeout={connect_timeout:g}s"
+        f"{endpoint_hint(endpoint, start=True)}; {call.op} was not sent", maybe_applied=False)
 
 
 def lost_error(endpoint: str, call: Call, resends: int) -> BrokerUnavailable:
@@ -129,9 +142,13 @@ class Exchange:
         reply = unpack_reply(message)
         return reply if reply.request_id == self.request_id else None
 
-    def not_sent(self) -> None:
-        """The broker could not be reached by the deadline: nothing was sent.  Raises."""
+    def not_sent(self, nobody_for: float | None = None) -> None:
+        """The broker could not be reached by the deadline, or (``nobody_for``, the connect
+        timeout, from ``Connecting.nobody_for``) there was none at all: nothing was sent.
+        Raises."""
         self.state = DONE
+        if nobody_for is not None:
+            raise nobody_error(self.endpoint, self.call, nobody_for)
         raise not_sent_error(self.endpoint, self.call, self.deadline - self.start)
 
     def reply_received(self, reply: Any) -> Any:
@@ -318,3 +335,38 @@ class Backoff:
             return None
         self.delay = min(delay * 2, CONNECT_RETRY_MAX)
         return min(delay, until - now)
+
+
+class Connecting:
+    """One stretch of connecting while the broker is away: when to try again (``Backoff``)
+    and when to stop.  While the socket file is there (``present``: the broker is restarting,
+    or systemd's socket activation holds the backlog) tries go on until the request's deadline
+    (``until``); while it is not, only for ``connect_timeout`` from the first try: nobody is
+    there, and a worker should not be tied up for the whole request budget.  An endpoint
+    without a file (tcp://, abstract ipc://@ names) is never ``present``.  Once it gave up
+    for that reason, ``nobody_for`` is the connect timeout (for ``Exchange.not_sent``)."""
+
+    __slots__ = ("backoff", "connect_timeout", "give_up_at", "nobody_for")
+
+    def __init__(self, now: float, connect_timeout: float) -> None:
+        self.backoff = Backoff()
+        self.connect_timeout = connect_timeout
+        self.give_up_at = now + connect_timeout
+        self.nobody_for: float | None = None
+
+    def next_delay(self, now: float, until: float, present: bool) -> float | None:
+        """The delay before the next try, or None: give up (``nobody_for`` says why)."""
+        if not present and self.give_up_at < until:
+            if now >= self.give_up_at:
+                self.nobody_for = self.connect_timeout
+                return None
+            until = self.give_up_at
+        return self.backoff.next_delay(now, until)
+
+    def gives_up(self, now: float, until: float, present: bool) -> bool:
+        """For drivers that poll rather than retry (a DEALER reconnects by itself): True once
+        it is time to stop (``nobody_for`` says why)."""
+        if not present and self.give_up_at < until and now >= self.give_up_at:
+            self.nobody_for = self.connect_timeout
+            return True
+        return now >= until

@@ -13,11 +13,15 @@ connection that breaks while a reply is awaited shows as ``POLLOUT`` gone (lost)
 is blocking with kernel timeouts: a failed connect or write means nothing was processed (not
 sent), end-of-file while a reply is awaited means the broker went away with the request
 (lost), and a receive timeout is a slice of waiting passed.  Before connecting to a socket
-file, access.py checks its directory; tcp:// connects with CURVE keys.
+file, access.py checks its directory; tcp:// connects with CURVE keys.  While no connection
+can be made, ``core.Connecting`` says how long to go on: to the request's deadline while the
+socket file exists, ``connect_timeout`` while it does not (looked at only then: a request on a
+working connection makes no extra system call).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -35,6 +39,7 @@ from .access import (
     curve_keys,
     new_dealer,
     socket_dir_refusal,
+    socket_file,
     zmq_module,
 )
 from .calls import Call
@@ -83,11 +88,14 @@ class Channel(core.ChannelState):
     """One connection to the broker and what is pinned to it (cursors, transactions).
     Subclasses own the socket: ZeroMQ DEALER (ipc://, tcp://) or Unix stream (unix://)."""
 
-    __slots__ = ("_finalizer", "lock", "sock")
+    __slots__ = ("_finalizer", "connect_timeout", "lock", "nobody_for", "sock")
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, connect_timeout: float = core.DEFAULT_CONNECT_TIMEOUT) -> None:
         super().__init__(os.getpid(), time.monotonic())
         self.sock = sock
+        self.connect_timeout = connect_timeout
+        # Set when ``send`` gave up because nobody was there (``core.Connecting.nobody_for``).
+        self.nobody_for: float | None = None
         self.lock = threading.Lock()
         # A thread's channel goes when its thread does (thread-local): its socket closes then.
         # A finalizer (not __del__) so it runs before pyzmq's own "unclosed socket" __del__.
@@ -108,8 +116,9 @@ class Channel(core.ChannelState):
         raise NotImplementedError
 
     def send(self, frame: bytes, deadline: float) -> bool:
-        """Send one request; False if the broker could not be reached before ``deadline``
-        (then nothing of it was processed)."""
+        """Send one request; False if the broker could not be reached before ``deadline``,
+        or was not there at all for ``connect_timeout`` (``nobody_for`` set; then nothing of
+        it was processed)."""
         raise NotImplementedError
 
     def wait_reply(self, exchange: Exchange) -> Any:
@@ -150,12 +159,14 @@ class ZmqChannel(Channel):
     """A DEALER socket with IMMEDIATE=1: "not writable" means "no broker connection".  It
     connects on first send, once ``connect_dealer`` finds the endpoint safe."""
 
-    __slots__ = ("connected", "curve", "endpoint")
+    __slots__ = ("connected", "curve", "endpoint", "path")
 
     def __init__(self, sock: Any, endpoint: str,
-                 curve: tuple[bytes, bytes, bytes] | None = None) -> None:
-        super().__init__(sock)
+                 curve: tuple[bytes, bytes, bytes] | None = None,
+                 connect_timeout: float = core.DEFAULT_CONNECT_TIMEOUT) -> None:
+        super().__init__(sock, connect_timeout)
         self.endpoint = endpoint
+        self.path = socket_file(endpoint)  # None: no file to look at (tcp://, ipc://@name)
         self.curve = curve
         self.connected = False
 
@@ -170,24 +181,31 @@ class ZmqChannel(Channel):
 
     def send(self, frame: bytes, deadline: float) -> bool:
         zmq = zmq_module()
+        self.nobody_for = None
+        connecting: core.Connecting | None = None  # while no broker connection is complete
         while True:
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if not self.connected:
                 self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
-                if not self.connected:  # its directory does not exist yet: no broker
-                    if remaining <= 0:
-                        return False
-                    time.sleep(min(remaining, LIVENESS_SLICE))
-                    continue
-            if self.sock.poll(int(max(0.0, min(remaining, 0.25)) * 1000), zmq.POLLOUT):
-                try:
-                    self.sock.send(frame, zmq.NOBLOCK)
-                except zmq.Again:
-                    continue
-                self.last_activity = time.monotonic()
-                return True
-            if remaining <= 0:
+            if self.connected:
+                wait = 0.0 if connecting is None else max(0.0, min(remaining, LIVENESS_SLICE))
+                if self.sock.poll(int(wait * 1000), zmq.POLLOUT):
+                    try:
+                        self.sock.send(frame, zmq.NOBLOCK)
+                    except zmq.Again:
+                        continue
+                    self.last_activity = time.monotonic()
+                    return True
+            # Not writable: no broker connection (IMMEDIATE).  Only now look at the file.
+            if connecting is None:
+                connecting = core.Connecting(now, self.connect_timeout)
+            present = self.path is not None and os.path.exists(self.path)
+            if connecting.gives_up(time.monotonic(), deadline, present):
+                self.nobody_for = connecting.nobody_for
                 return False
+            if not self.connected:  # its directory does not exist yet: no broker
+                time.sleep(max(0.0, min(remaining, LIVENESS_SLICE)))
 
     def wait_reply(self, exchange: Exchange) -> Any:
         zmq = zmq_module()
@@ -220,24 +238,28 @@ class StreamChannel(Channel):
 
     __slots__ = ("path", "reader", "unread")
 
-    def __init__(self, path: str) -> None:
-        super().__init__(_SocketHolder())
+    def __init__(self, path: str, connect_timeout: float = core.DEFAULT_CONNECT_TIMEOUT) -> None:
+        super().__init__(_SocketHolder(), connect_timeout)
         self.path = path
         self.reader = MessageReader()
         self.unread: list[bytes] = []  # replies received beyond the one awaited
 
     def _connect(self, deadline: float) -> bool:
-        backoff = core.Backoff()
+        connecting = core.Connecting(time.monotonic(), self.connect_timeout)
         while True:
             check_socket_dir(self.path)  # raises if someone else could have put it there
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 sock.connect(self.path)
-            except OSError:
+            except OSError as exc:
                 sock.close()
-                delay = backoff.next_delay(time.monotonic(), deadline)
+                # No file (or directory): nobody is there.  Refused or a full backlog: the
+                # file is there, the broker restarting or socket activation holding it.
+                present = exc.errno not in (errno.ENOENT, errno.ENOTDIR)
+                delay = connecting.next_delay(time.monotonic(), deadline, present)
                 if delay is None:
+                    self.nobody_for = connecting.nobody_for
                     return False
                 time.sleep(delay)  # the broker is not there (yet): it may be restarting
                 continue
@@ -264,6 +286,7 @@ class StreamChannel(Channel):
 
     def send(self, frame: bytes, deadline: float) -> bool:
         data = stream_frame(frame)
+        self.nobody_for = None
         while True:
             if self.sock.socket is None and not self._connect(deadline):
                 return False
@@ -370,6 +393,7 @@ class TransportBase:
     _again = "call connect() again"
 
     def __init__(self, endpoint: str, *, timeout: float = 30.0, retries: int = 5,
+                 connect_timeout: float = core.DEFAULT_CONNECT_TIMEOUT,
                  heartbeat_interval: float = 5.0,
                  on_lost: Callable[[str], None] | None = None,
                  on_restored: Callable[[], None] | None = None,
@@ -379,6 +403,7 @@ class TransportBase:
         self.curve = curve_keys(curve) if endpoint.startswith("tcp://") else None
         self.timeout = timeout
         self.retries = retries
+        self.connect_timeout = connect_timeout
         self.heartbeat_interval = heartbeat_interval
         # Weak: the client owns the transport; a strong reference back would make a cycle
         # that the garbage collector breaks in an order that leaks socket warnings.
@@ -460,9 +485,10 @@ class Transport(TransportBase):
 
     def _open_channel(self) -> Channel:
         if is_stream_endpoint(self.endpoint):
-            return StreamChannel(stream_path(self.endpoint))
+            return StreamChannel(stream_path(self.endpoint), self.connect_timeout)
         sock = new_dealer(zmq_module().Context.instance())
-        return ZmqChannel(sock, self.endpoint, self.curve)  # connects on first send
+        # Connects on first send.
+        return ZmqChannel(sock, self.endpoint, self.curve, self.connect_timeout)
 
     def hold(self) -> Hold:
         return Hold(self.channel(), self.heartbeat_interval)
@@ -505,7 +531,7 @@ class Transport(TransportBase):
     def _drive(self, chan: Channel, exchange: Exchange) -> Any:
         while True:
             if not chan.send(exchange.frame, exchange.deadline):
-                exchange.not_sent()
+                exchange.not_sent(chan.nobody_for)
             exchange.sent()
             reply = chan.wait_reply(exchange)
             if reply is LOST:
