@@ -49,9 +49,9 @@ CONNECT_RETRY_FIRST = 0.005
 CONNECT_RETRY_MAX = 0.25
 #: How long connecting goes on while nobody is there (no socket file; tcp://: no answer)
 #: before a request fails, when $IGNITE_BROKER_CONNECT_TIMEOUT and ``connect_timeout=`` say
-#: nothing.  Long enough for the gap without a socket file in a plain restart (the old broker
-#: drains, the new one binds once its node pool is up: ~2-3 s here), far below gunicorn's
-#: 30 s worker timeout, and within issue 11's bound of 5 s.
+#: nothing.  Meant to outlast the gap without a socket file in a plain restart (the old broker
+#: removes it once drained, 1.5-2 s in issue 11; the new one binds only once its node pool is
+#: up), yet far below gunicorn's 30 s worker timeout; issue 11's bound is 5 s.
 DEFAULT_CONNECT_TIMEOUT = 5.0
 #: The broker's deadline for deferred frames.
 DEFERRED_BUDGET = 30.0
