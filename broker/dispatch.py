@@ -129,6 +129,50 @@ class ReplyCall(Call):
         self.reply(exc.status, error_of(exc))
 
 
+class Serial:
+    """Requests that must not overlap: one in flight for the whole broker, the others waiting
+    in order within their deadlines.  For cache starts and stops, each a cluster-wide partition
+    map exchange: many at once, among other workers' updates, have hung a 2-node cluster
+    (docs/reliability.md, the cluster hang)."""
+
+    __slots__ = ("_busy", "_waiting")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiting: deque[tuple[float, Callable[[ReplyFn], None], ReplyFn]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._waiting) + self._busy
+
+    def submit(self, deadline: float, send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
+        """``send(done)`` issues the request; ``done`` is its reply, which lets the next go."""
+        self._waiting.append((deadline, send, reply))
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
+        while self._waiting:
+            deadline, send, reply = self._waiting.popleft()
+            if _monotonic() >= deadline:
+                error = DeadlineExceeded("the request's deadline passed while it waited for "
+                                         "another cache start or stop (it was not sent)")
+                reply(error.status, error_of(error))
+                continue
+            self._busy = True
+
+            def finished(status: int, payload: Any, reply: ReplyFn = reply) -> None:
+                reply(status, payload)
+                self._busy = False
+                self._next()
+
+            try:
+                send(finished)
+            except BaseException:
+                self._busy = False
+                raise
+            return
+
+
 class _Exchange:
     """One worker request until it is answered: its reply, the only one, releases the
     in-flight slots (a second answer to the same request is a bug, and dropped)."""
@@ -214,6 +258,7 @@ class Dispatcher:
         self._reads_in_flight: dict[tuple[OpCode, bytes], list[ReplyFn]] = {}
         self.coalesced = 0
         self.internal_errors = 0  # requests answered INTERNAL: each one is a broker bug
+        self.cache_lifecycle = Serial()  # cache starts and stops, one at a time
         #: The codec context for encoding request values and decoding answers.
         self.codec: CodecContext = self.types.codec
         pool.topology.codec = self.codec

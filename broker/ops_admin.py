@@ -72,7 +72,11 @@ def _create(dispatcher: Dispatcher, request: Request, reply: ReplyFn, *, or_get:
         body = build(settings, version=tuple(version), ctx=dispatcher.codec)
     else:
         raise BadRequest("a cache is created from a name or a config map with a name (code 0)")
-    simple_call(dispatcher, request, reply, op, body, ops.parse_empty, idempotent=or_get)
+    dispatcher.cache_lifecycle.submit(
+        dispatcher.deadline(request),
+        lambda done: simple_call(dispatcher, request, done, op, body, ops.parse_empty,
+                                 idempotent=or_get),
+        reply)
 
 
 def _cache_create(dispatcher: Dispatcher, worker: Worker, request: Request,
@@ -113,9 +117,12 @@ def _cache_config(dispatcher: Dispatcher, worker: Worker, request: Request,
 
 def _cache_destroy(dispatcher: Dispatcher, worker: Worker, request: Request,
                    reply: ReplyFn) -> None:
-    simple_call(dispatcher, request, reply, OpCode.CACHE_DESTROY,
-                ops.cache_destroy(dispatcher.cache_id(request.args)), ops.parse_empty,
-                idempotent=False)
+    body = ops.cache_destroy(dispatcher.cache_id(request.args))
+    dispatcher.cache_lifecycle.submit(
+        dispatcher.deadline(request),
+        lambda done: simple_call(dispatcher, request, done, OpCode.CACHE_DESTROY, body,
+                                 ops.parse_empty, idempotent=False),
+        reply)
 
 
 # -- cluster ----------------------------------------------------------------------------------

@@ -4,9 +4,13 @@ a node's error message may show a worker."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
 from broker.budget import MemoryBudget, ReplySizes
-from broker.dispatch import Dispatcher, Limits
+from broker.dispatch import Dispatcher, Limits, Serial
 from broker.errors import MAX_ERROR_MESSAGE, brief, clip, public_node_message
 from broker.log import Throttle
 from broker.pool import NodePool
@@ -113,3 +117,52 @@ def test_worker_values_in_messages_are_named_not_echoed():
     assert brief("x" * 10_000) == "<str of length 10000>"
     assert brief([b"t"] * 1000) == "<list of length 1000>"
     assert clip("y" * (MAX_ERROR_MESSAGE + 88)).endswith("(88 more characters)")
+
+
+def test_cache_starts_and_stops_go_one_at_a_time_in_order():
+    serial = Serial()
+    sent: list[str] = []
+    answers: list[tuple[str, int]] = []
+    dones: dict[str, object] = {}
+
+    def send_as(name: str):
+        def send(done):
+            sent.append(name)
+            dones[name] = done
+        return send
+
+    far = time.monotonic() + 60
+    for name in ("a", "b", "c"):
+        serial.submit(far, send_as(name),
+                      lambda status, payload, name=name: answers.append((name, status)))
+    assert sent == ["a"] and len(serial) == 3
+    dones["a"](Status.OK, None)
+    assert sent == ["a", "b"]
+    dones["b"](Status.SERVER_ERROR, {})
+    dones["c"](Status.OK, None)
+    assert answers == [("a", Status.OK), ("b", Status.SERVER_ERROR), ("c", Status.OK)]
+    assert len(serial) == 0
+
+
+def test_a_waiting_cache_start_past_its_deadline_is_not_sent():
+    serial = Serial()
+    dones: list[object] = []
+    answers: list[int] = []
+    serial.submit(time.monotonic() + 60, dones.append, lambda status, payload: None)
+    serial.submit(time.monotonic() - 1, lambda done: dones.append(done),
+                  lambda status, payload: answers.append(status))
+    dones[0](Status.OK, None)
+    assert answers == [Status.DEADLINE_EXCEEDED] and len(dones) == 1 and len(serial) == 0
+
+
+def test_a_cache_start_that_fails_to_send_does_not_block_the_next():
+    serial = Serial()
+    with pytest.raises(RuntimeError):
+        serial.submit(time.monotonic() + 60, _raise_runtime, lambda status, payload: None)
+    sent: list[object] = []
+    serial.submit(time.monotonic() + 60, sent.append, lambda status, payload: None)
+    assert len(sent) == 1
+
+
+def _raise_runtime(done: object) -> None:
+    raise RuntimeError("send failed")
