@@ -83,11 +83,13 @@ class MemoryBudget:
             for key in [k for k in self._requests if k[0] == identity]:
                 del self._requests[key]
             self._wake()
-        self._waiters.pop(identity, None)
 
     def wait(self, owner: object, wake: Callable[[], None]) -> None:
         """Call ``wake`` (once) the next time bytes are freed."""
         self._waiters[owner] = wake
+
+    def stop_waiting(self, owner: object) -> None:
+        self._waiters.pop(owner, None)
 
     def reset_peak(self) -> int:
         peak, self.peak = self.peak, self.held

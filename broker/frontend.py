@@ -380,6 +380,8 @@ class StreamWorker(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._waiting.clear()
+        self._stopped = True  # nothing more to read: never waits for the budget again
+        self.frontend.budget.stop_waiting(self)
         self.frontend.stream_closed(self)
 
     def stalled_since(self, now: float) -> float:

@@ -66,6 +66,8 @@ def test_the_memory_budget_counts_requests_and_buffers_per_worker():
     assert (budget.held, budget.worker_held(b"a"), budget.worker_held(b"b")) == (90, 50, 40)
     assert not budget.fits(20)
     budget.wait("reader", lambda: woken.append("reader"))
+    budget.wait("closed", lambda: woken.append("closed"))
+    budget.stop_waiting("closed")  # a connection that closed while it waited
     budget.release_request(b"a", 1)
     assert woken == ["reader"] and budget.held == 40
     budget.forget(b"b")
