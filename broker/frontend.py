@@ -362,7 +362,6 @@ class StreamWorker(asyncio.Protocol):
         self._stopped = False
         self._outbuf: list[bytes] = []
         self.buffered = 0  # bytes read but not yet served: a partial frame and waiting ones
-        self._partial = 0  # ... of which the partial frame
         self._last_data = _monotonic()
 
     def __repr__(self) -> str:
@@ -383,6 +382,7 @@ class StreamWorker(asyncio.Protocol):
         self._stopped = True  # nothing more to read: never waits for the budget again
         self.frontend.budget.stop_waiting(self)
         self.frontend.stream_closed(self)
+        self.buffered = 0
 
     def stalled_since(self, now: float) -> float:
         """Seconds since the last bytes, while part of a request is buffered (else 0)."""
@@ -400,20 +400,21 @@ class StreamWorker(asyncio.Protocol):
         self._last_data = _monotonic()
         reader = self._reader
         reader.max_message = self.frontend.max_request_bytes
-        messages = reader.feed(data)
-        self._waiting.extend(messages)
-        whole = 0
-        for message in messages:
-            if type(message) is bytes:
-                whole += len(message)
-        partial = reader.buffered
-        self._count_buffered(whole + partial - self._partial)
-        self._partial = partial
+        self._waiting.extend(reader.feed(data))
         self._serve_waiting()
 
-    def _count_buffered(self, delta: int) -> None:
+    def _count_buffered(self) -> None:
+        """Tell the budget what is left unserved once serving stopped (nothing, as a rule:
+        a whole request served at once costs the budget no bookkeeping)."""
+        if self.transport.is_closing():  # gone: the budget already forgot this worker
+            return
+        waiting = self._waiting
+        held = self._reader.buffered
+        if waiting:
+            held += sum(len(m) for m in waiting if type(m) is bytes)
+        delta = held - self.buffered
         if delta:
-            self.buffered += delta
+            self.buffered = held
             self.frontend.budget.buffered(self.identity, delta)
 
     def _serve_waiting(self) -> None:
@@ -427,8 +428,6 @@ class StreamWorker(asyncio.Protocol):
             while waiting and self._in_flight < frontend.stream_window and not self._stopped:
                 message = waiting.popleft()
                 self._in_flight += 1
-                if type(message) is bytes:
-                    self._count_buffered(-len(message))
                 if isinstance(message, Oversized):
                     frontend.requests += 1
                     frontend.reject(self.identity,
@@ -440,6 +439,7 @@ class StreamWorker(asyncio.Protocol):
             replies.end()
             self._serving = False
         frontend.release_node_writes_if_last()
+        self._count_buffered()
         self.update_reading()
 
     def flush(self) -> None:
