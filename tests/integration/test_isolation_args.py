@@ -123,7 +123,11 @@ def tight_broker(ignite_cluster3, tmp_path_factory) -> Iterator[BrokerProcess]:
                         wait_nodes=NODES) as proc:
         with Client(broker=proc.endpoint) as client:
             client.connect()
-            client.get_or_create_cache(_transactional("isolation-tight"))
+            cache = client.get_or_create_cache(_transactional("isolation-tight"))
+            # A key on every node: each node starts the cache before any transaction uses it
+            # (Ignite refuses to start a cache inside a transaction).
+            for key in range(30):
+                cache.put(key, key)
         yield proc
 
 
