@@ -67,6 +67,9 @@ COUNTS: dict[str, Bound] = {
 TEXTS: dict[str, Bound] = {
     "query": Bound(0, 1 << 20, "characters"),
     "name": Bound(0, 1024, "characters"),  # schema, table, label, type and field names
+    # A cache's data region and SQL schema: the node's setters refuse an empty one while it
+    # parses the request, and a request it cannot parse closes the whole connection.
+    "config_text": Bound(1, 1024, "characters"),
     "cache_name": Bound(1, 240, "UTF-8 bytes"),
 }
 
@@ -194,7 +197,7 @@ def cache_config(config: dict[Any, Any]) -> None:
     for prop in _CONFIG_TEXTS:
         name = config.get(prop)
         if isinstance(name, str):
-            text(name, f"config {prop.value} ({prop.name})")
+            text(name, f"config {prop.value} ({prop.name})", "config_text")
     for prop, bound in CONFIG.items():
         value = config.get(prop)
         if value is None:

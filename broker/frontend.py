@@ -107,7 +107,7 @@ class Frontend:
         self.requests_rejected = 0
         self.connections_refused = 0  # stream connections over max_workers
         self.stalled_closed = 0  # stream connections closed for sending half a request
-        self.internal_errors = 0  # requests that reached the last-resort handler in serve
+        self.internal_errors = 0  # requests answered INTERNAL here (serve, encode_reply)
         self.requests = 0
 
     def bind(self) -> None:
@@ -270,10 +270,27 @@ class Frontend:
             "overloaded", "the broker's memory budget for requests is spent "
             "(limits.memory_budget, limits.worker_memory): retry later", maybe_applied=False))
 
+    def encode_reply(self, request_id: int, status: int, payload: Any) -> bytes:
+        """Every reply passes here: an error's message is bounded once, whoever wrote it."""
+        if (status and type(payload) is dict
+                and len(payload.get("message") or "") > MAX_ERROR_MESSAGE):
+            payload = {**payload, "message": clip(payload["message"])}
+        try:
+            return _pack_reply(request_id, status, payload)
+        except NestingTooDeep as exc:  # a value from the cluster deeper than the IPC carries
+            return _pack_reply(request_id, Status.BAD_REQUEST, error_payload(
+                "unsupported_value", clip(f"the result cannot be sent to a worker: {exc}")))
+        except IpcError as exc:  # a broker bug: answered, counted, logged
+            self.internal_errors += 1
+            if (held := _failure_log.allow()) is not None:
+                _log.error("reply_unserializable", reason=clip(str(exc)), suppressed=held)
+            return _pack_reply(request_id, Status.INTERNAL, error_payload(
+                "internal", "broker error: the broker logged it"))
+
     def reply(self, identity: bytes, request_id: int, status: int, payload: Any) -> None:
         """Send a reply to the ZeroMQ worker ``identity``."""
         self.budget.release_request(identity, request_id)
-        message = encode_reply(request_id, status, payload)
+        message = self.encode_reply(request_id, status, payload)
         try:
             self._sock.send(identity, _SNDMORE_NOBLOCK)
             self._sock.send(message, _NOBLOCK)
@@ -474,7 +491,7 @@ class StreamWorker(asyncio.Protocol):
         if self.transport.is_closing():
             self.frontend.replies_dropped += 1
             return
-        data = frame(encode_reply(request_id, status, payload))
+        data = frame(self.frontend.encode_reply(request_id, status, payload))
         batch = self.frontend.reply_batch
         if batch.active:
             if not self._outbuf:
@@ -484,20 +501,6 @@ class StreamWorker(asyncio.Protocol):
             self.transport.write(data)
         if self._waiting and not self._serving and not self._stopped:
             asyncio.get_running_loop().call_soon(self._serve_waiting)
-
-
-def encode_reply(request_id: int, status: int, payload: Any) -> bytes:
-    """Every reply passes here: an error's message is bounded once, whoever wrote it."""
-    if status and type(payload) is dict and len(payload.get("message") or "") > MAX_ERROR_MESSAGE:
-        payload = {**payload, "message": clip(payload["message"])}
-    try:
-        return _pack_reply(request_id, status, payload)
-    except NestingTooDeep as exc:  # a value from the cluster deeper than the IPC carries
-        return _pack_reply(request_id, Status.BAD_REQUEST, error_payload(
-            "unsupported_value", clip(f"the result cannot be sent to a worker: {exc}")))
-    except IpcError as exc:
-        return _pack_reply(request_id, Status.INTERNAL, error_payload(
-            "internal", clip(f"cannot serialize the result: {exc}")))
 
 
 def _too_large(size: int, limit: int) -> IpcError:

@@ -147,7 +147,7 @@ _FROM_EXT: dict[int, Callable[[list[Any]], Any]] = {
 }
 
 
-def _default_at(depth: int) -> Callable[[Any], Any]:
+def _default_at(depth: int, texts: str | None = None) -> Callable[[Any], Any]:
     """msgpack's ``default`` for values ``depth`` ext levels deep.
 
     An ext value's payload is packed by a nested ``msgpack.packb`` with the next level's
@@ -161,7 +161,9 @@ def _default_at(depth: int) -> Callable[[Any], Any]:
             if depth > MAX_NESTING:
                 raise NestingTooDeep()
             code, fields = to_ext
-            inner = _packb(fields(value), default=_DEFAULTS[depth + 1], use_bin_type=True)
+            defaults = _DEFAULTS if texts is None else _LENIENT_DEFAULTS
+            inner = _packb(fields(value), default=defaults[depth + 1], use_bin_type=True,
+                           unicode_errors=texts)
             return msgpack.ExtType(code, inner)
         if isinstance(value, uuid.UUID):
             return msgpack.ExtType(ExtCode.UUID, value.bytes)
@@ -188,7 +190,7 @@ def _decimal_from(data: bytes) -> decimal.Decimal:
     return decimal.Decimal(data.decode("ascii"))
 
 
-def _ext_hook_at(depth: int) -> Callable[[int, bytes], Any]:
+def _ext_hook_at(depth: int, texts: str | None = None) -> Callable[[int, bytes], Any]:
     """The ext hook for an ext value ``depth`` ext levels deep.
 
     Each level unpacks its payload with the next level's hook, so unpacking recurses once
@@ -208,8 +210,9 @@ def _ext_hook_at(depth: int) -> Callable[[int, bytes], Any]:
             raise ValueError(f"unknown ext type {code}")
         if depth > MAX_NESTING:
             raise NestingTooDeep()
+        hooks = _EXT_HOOKS if texts is None else _LENIENT_EXT_HOOKS
         fields = unpack_payload(data, raw=False, strict_map_key=False,
-                                ext_hook=_EXT_HOOKS[depth + 1])
+                                ext_hook=hooks[depth + 1], unicode_errors=texts)
         if not isinstance(fields, list):
             raise ValueError(f"ext type {code} must hold an array")
         return from_ext(fields)
@@ -234,6 +237,12 @@ _DEFAULTS = [_default_at(depth) for depth in range(MAX_NESTING + 2)]
 _EXT_HOOKS = [_ext_hook_at(depth) for depth in range(MAX_NESTING + 2)]
 _DEFAULT = _DEFAULTS[1]  # for the top level
 _EXT_HOOK = _EXT_HOOKS[1]
+# Replies carry texts with lone UTF-16 surrogates, as a node gives them (a CHAR is one UTF-16
+# unit, whatever a Java client stored): packed as msgpack's "surrogatepass" UTF-8, only when the
+# strict packing refuses them, so ordinary replies pay nothing. Requests stay strict UTF-8.
+_SURROGATES = "surrogatepass"
+_LENIENT_DEFAULTS = [_default_at(depth, _SURROGATES) for depth in range(MAX_NESTING + 2)]
+_LENIENT_EXT_HOOKS = [_ext_hook_at(depth, _SURROGATES) for depth in range(MAX_NESTING + 2)]
 _new_tuple = tuple.__new__
 
 
@@ -445,12 +454,24 @@ def pack_reply(request_id: int, status: int, payload: Any) -> bytes:
     reply, yet made every sequential round trip through the broker ~50-70 us slower."""
     if type(payload) not in _SCALARS:
         _check_group((payload,), _PAYLOAD_ROOM)
-    return _pack_checked([IPC_VERSION, request_id, int(status), payload])
+    msg = [IPC_VERSION, request_id, int(status), payload]
+    try:
+        return _packb(msg, default=_DEFAULT, use_bin_type=True)
+    except UnicodeEncodeError:
+        pass
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise IpcError(str(exc)) from exc
+    try:
+        return _packb(msg, default=_LENIENT_DEFAULTS[1], use_bin_type=True,
+                      unicode_errors=_SURROGATES)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise IpcError(str(exc)) from exc
 
 
 def unpack_reply(frame: bytes) -> Reply:
     try:
-        msg = _unpackb(frame, raw=False, strict_map_key=False, ext_hook=_EXT_HOOK)
+        msg = _unpackb(frame, raw=False, strict_map_key=False, ext_hook=_LENIENT_EXT_HOOKS[1],
+                       unicode_errors=_SURROGATES)
     except Exception as exc:
         raise _unpack_error(exc) from exc
     if not isinstance(msg, list) or len(msg) != 4 or msg[0] != IPC_VERSION:

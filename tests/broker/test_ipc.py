@@ -25,6 +25,19 @@ def test_reply_round_trip_with_ext_values():
     assert reply == ipc.Reply(9, 0, payload)
 
 
+def test_replies_carry_lone_surrogates_and_requests_refuse_them():
+    """A node's CHAR may be a lone UTF-16 surrogate: replies carry it ("surrogatepass" UTF-8,
+    also inside ext values); a request with one is refused, as before."""
+    payload = ["\udc80", {"a\ud800": ipc.Typed(7, "\udfff")}, "plain"]
+    assert ipc.unpack_reply(ipc.pack_reply(3, ipc.Status.OK, payload)).payload == payload
+    with pytest.raises(ipc.IpcError):
+        ipc.pack_request(1, "cache_put", {"value": "\udc80"}, 0)
+    frame = msgpack.packb([1, 1, "cache_put", 0, {"value": "\udc80"}],
+                          unicode_errors="surrogatepass")
+    with pytest.raises(ipc.IpcError, match="malformed"):
+        ipc.unpack_request(frame)
+
+
 @pytest.mark.parametrize("frame, message", [
     (b"\xc1", "malformed"),
     (msgpack.packb([1, 2, 3]), "5-element"),
