@@ -28,7 +28,7 @@ from .errors import (
     brief,
     public_node_message,
 )
-from .nodeconn import ConnectionLost, NodeConnection, NotSent, Outcome
+from .nodeconn import ClosedByNode, ConnectionLost, NodeConnection, NotSent, Outcome
 from .pool import NodePool
 from .registry import BinaryTypes
 from .workers import Transaction, Worker, Workers
@@ -58,13 +58,20 @@ class Limits:
     node_max_open_cursors_per_connection: int = 128  # Ignite's ClientConnectorConfiguration
 
 
+#: A call sent again after a node closed its connection may be the request that made it close
+#: (Ignite closes the connection on a request it cannot parse): after this many such closes it
+#: fails instead of closing one more shared connection. One retry keeps failover for a read
+#: that was on a node going down.
+MAX_CLOSED_BY_NODE = 2
+
 class Call:
     """One thin-client request on behalf of a worker, kept until it is answered so that an
     idempotent one can be sent again to another node.  ``succeed`` and ``fail`` settle it
     (once); here they hand over to ``on_result`` and ``on_error``."""
 
-    __slots__ = ("attempts", "body", "deadline", "dispatcher", "idempotent", "key_pos", "on_error",
-                 "on_result", "op", "pending_types", "pinned", "route_cache", "schema_fetches")
+    __slots__ = ("attempts", "body", "closed_by_node", "deadline", "dispatcher", "idempotent",
+                 "key_pos", "on_error", "on_result", "op", "pending_types", "pinned", "route_cache",
+                 "schema_fetches")
 
     def __init__(
         self,
@@ -90,6 +97,7 @@ class Call:
         self.key_pos = key_pos
         self.pending_types = pending_types
         self.attempts = 0
+        self.closed_by_node = 0  # connections a node closed while this call was on them
         self.schema_fetches = 0
         self.dispatcher: Dispatcher | None = None  # set when sent
 
@@ -446,14 +454,20 @@ class Dispatcher:
             else:
                 call.fail(ClusterUnavailable(str(outcome), maybe_applied=False))
             return
+        if isinstance(outcome, ClosedByNode):
+            call.closed_by_node += 1
         retry = (call.idempotent and call.pinned is None and call.attempts < 4
-                 and _monotonic() < call.deadline)
+                 and call.closed_by_node < MAX_CLOSED_BY_NODE and _monotonic() < call.deadline)
         if retry:
             _log.info("retrying_on_another_node", op=call.op.name, reason=str(outcome))
             self.call(call)
             return
         maybe_applied = not call.idempotent
         what = "it may have been applied" if maybe_applied else "it was a read"
+        if call.closed_by_node >= MAX_CLOSED_BY_NODE:
+            what += (f"; {call.closed_by_node} node connections closed while it was on them, "
+                     "so the broker does not send it again (a node closes the connection on a "
+                     "request it cannot parse)")
         call.fail(ClusterUnavailable(f"{outcome} (the request was sent: {what})",
                                  maybe_applied=maybe_applied))
 

@@ -41,6 +41,12 @@ class ConnectionLost(ConnectError):
     """The connection closed while the request was in flight: a write may have been applied."""
 
 
+class ClosedByNode(ConnectionLost):
+    """The node closed the connection while the request was in flight: a node going down does
+    that, and so does Ignite when it cannot parse a request (it logs "Failed to parse client
+    request" and answers nothing), so the request itself may be what closed it."""
+
+
 class NotSent(ConnectionLost):
     """The connection closed while the request still waited in the broker for room on it:
     nothing of it reached the node."""
@@ -277,7 +283,7 @@ class NodeConnection(asyncio.Protocol):
         elif isinstance(event, Notification):
             _log.debug("notification_ignored", op=event.op, resource=event.resource_id)
         elif isinstance(event, ConnectionClosed):
-            self.close("node closed the connection")
+            self.close("node closed the connection", ClosedByNode)
 
     def _on_rejected(self, event: HandshakeRejected) -> None:
         if event.retry_version is not None and self._transport is not None:
@@ -330,17 +336,17 @@ class NodeConnection(asyncio.Protocol):
         if handshake is not None and handshake.done() and not handshake.cancelled():
             handshake.exception()  # retrieved: no "exception was never retrieved" noise
 
-    def close(self, reason: str) -> None:
-        """Close with a reason; every pending request fails with ConnectionLost."""
+    def close(self, reason: str, lost: type[ConnectionLost] = ConnectionLost) -> None:
+        """Close with a reason; every pending request fails with ``lost``."""
         if self._transport is not None:
             self._transport.abort()
-        self._fail_all(reason)
+        self._fail_all(reason, lost)
 
-    def _fail_all(self, reason: str) -> None:
+    def _fail_all(self, reason: str, lost: type[ConnectionLost] = ConnectionLost) -> None:
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
-        error = ConnectionLost(f"{self.host}:{self.port}: {reason}")
+        error = lost(f"{self.host}:{self.port}: {reason}")
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(error)
         pending, self._pending = self._pending, {}

@@ -5,6 +5,9 @@ schema refetch, transactions pinned to their connection, and the binary-type reg
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from broker.dispatch import Limits
 from protocol import OpCode
 from protocol.ipc import Status
@@ -99,6 +102,26 @@ async def test_a_read_whose_connection_is_lost_is_retried_on_another_node():
     h.nodes[first].stop()
     await h.until(lambda: rid in h.replies)
     assert h.replies[rid][0] == Status.OK and OpCode.CACHE_GET in other.ops()
+    await h.close()
+
+
+def _closes_on_parse(node: Any) -> Callable[[bytes], None]:
+    """What Ignite does with a request it cannot parse: close the connection, answer nothing."""
+    def close(body: bytes) -> None:
+        for stream in node.streams:
+            stream.eof()
+    return close
+
+
+@run
+async def test_a_read_that_closes_every_node_connection_is_sent_to_two_nodes_at_most():
+    h = await Harness(3).start()
+    for node in h.nodes:
+        node.overrides[OpCode.CACHE_GET] = _closes_on_parse(node)
+    status, payload = await h.call("cache_get", _GET)
+    assert status == Status.CLUSTER_UNAVAILABLE and payload["maybe_applied"] is False
+    assert "the broker does not send it again" in payload["message"]
+    assert sum(OpCode.CACHE_GET in node.ops() for node in h.nodes) == 2
     await h.close()
 
 

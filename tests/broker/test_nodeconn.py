@@ -10,7 +10,7 @@ import pytest
 
 from broker.budget import ReplySizes
 from broker.errors import ConnectError, DeadlineExceeded
-from broker.nodeconn import ConnectionLost, NodeConnection, NotSent, WriteBatch
+from broker.nodeconn import ClosedByNode, ConnectionLost, NodeConnection, NotSent, WriteBatch
 from broker.stream import MemoryNetwork, MemoryStream, StreamError, tcp_connector
 from protocol import ConnectionConfig, ErrorResponse, OpCode, Response, ops
 from tests.broker.fakenode import FEATURES, FakeNode, run
@@ -181,7 +181,7 @@ async def test_losing_the_connection_fails_sent_requests_and_says_queued_ones_we
     assert conn.queued == 1
     node.stop()
     await asyncio.sleep(0.01)
-    assert type(outcomes[0]) is ConnectionLost and type(outcomes[1]) is NotSent
+    assert type(outcomes[0]) is ClosedByNode and type(outcomes[1]) is NotSent
     assert lost == ["node closed the connection"] and not conn.is_open
     with pytest.raises(ConnectionLost):
         conn.send(OpCode.CACHE_GET, _get(1), outcomes.append)
