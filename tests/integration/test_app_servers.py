@@ -375,7 +375,7 @@ class CeleryApp:
         return self._collect(results, lambda got: Answer(got[1], got[0]))
 
 
-def test_celery_prefork(endpoint, cache_name, redis_url, tmp_path):
+def test_celery_prefork(redis_url, endpoint, cache_name, tmp_path):
     """celery worker --pool prefork --concurrency 4: one Client made and used in the main
     process before the pool forks."""
     node = f"apps-{uuid.uuid4().hex[:8]}@localhost"
