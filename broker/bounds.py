@@ -97,10 +97,12 @@ _CONFIG_TEXTS = (Prop.DATA_REGION_NAME, Prop.SQL_SCHEMA)
 #: Binary field type codes a node can name (its field-type table ends at COMPLEX_OBJECT).
 FIELD_TYPE_CODES = frozenset(c.value for c in TypeCode if 0 < c.value <= TypeCode.COMPLEX_OBJECT)
 
-#: The limits.* settings the bounds and the tx/cursor caps read (Limits fields of those names).
+#: The limits.* settings the bounds, the tx/cursor caps and the cache-change rate read (Limits
+#: fields of those names).
 BOUND_SETTINGS = ("max_page_size", "max_keys_per_request", "max_transactions_per_worker",
                   "max_cursors_per_worker", "node_max_active_tx_per_connection",
-                  "node_max_open_cursors_per_connection")
+                  "node_max_open_cursors_per_connection", "cache_changes_per_second",
+                  "cache_changes_burst")
 
 _MISSING = object()
 

@@ -125,6 +125,13 @@ SETTINGS: tuple[Setting, ...] = (
             "open transactions one worker may hold; beyond, tx_start gets 'overloaded'"),
     Setting("limits.max_cursors_per_worker", int, 100, False,
             "open query cursors one worker may hold; beyond, sql/scan get 'overloaded'"),
+    Setting("limits.cache_changes_per_second", float, 5.0, False,
+            "cache starts and stops (create, get-or-create of a cache not known to exist, "
+            "destroy) one worker may make per second; beyond, they get 'overloaded'. Each one "
+            "holds every cache operation of the cluster while it runs"),
+    Setting("limits.cache_changes_burst", int, 50, False,
+            "cache starts and stops one worker may make at once before "
+            "limits.cache_changes_per_second applies"),
     Setting("limits.node_max_active_tx_per_connection", int, 100, False,
             "the nodes' ThinClientConfiguration.maxActiveTxPerConnection: the broker spreads "
             "transactions over its node connections to stay below it"),
@@ -157,7 +164,7 @@ _AT_LEAST_ONE = ("limits.max_page_size", "limits.max_keys_per_request",
                  "limits.node_max_active_tx_per_connection",
                  "limits.node_max_open_cursors_per_connection", "limits.memory_budget",
                  "limits.worker_memory", "limits.max_workers", "limits.max_request_bytes",
-                 "limits.node_bytes_in_flight")
+                 "limits.node_bytes_in_flight", "limits.cache_changes_burst")
 
 
 class Config:
@@ -261,6 +268,8 @@ def _validate(values: dict[str, Any]) -> None:
     for name in _AT_LEAST_ONE:
         if values[name] < 1:
             raise ConfigError(f"{name} must be at least 1")
+    if not values["limits.cache_changes_per_second"] > 0:
+        raise ConfigError("limits.cache_changes_per_second must be above 0")
     if values["log.level"] not in ("debug", "info", "warning", "error"):
         raise ConfigError("log.level must be debug, info, warning or error")
     if values["broker.event_loop"] not in ("auto", "uvloop", "asyncio"):

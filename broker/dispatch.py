@@ -17,6 +17,7 @@ from protocol.errors import UnknownSchema
 from protocol.ipc import Request, Status, error_payload
 
 from . import log
+from .cachechanges import CacheChanges
 from .errors import (
     BadRequest,
     BrokerError,
@@ -26,6 +27,7 @@ from .errors import (
     Overloaded,
     UnknownOp,
     brief,
+    error_of,
     public_node_message,
 )
 from .nodeconn import ClosedByNode, ConnectionLost, NodeConnection, NotSent, Outcome
@@ -56,6 +58,8 @@ class Limits:
     max_cursors_per_worker: int = 100
     node_max_active_tx_per_connection: int = 100  # Ignite's ThinClientConfiguration default
     node_max_open_cursors_per_connection: int = 128  # Ignite's ClientConnectorConfiguration
+    cache_changes_per_second: float = 5.0  # cache starts and stops per worker (cachechanges.py)
+    cache_changes_burst: int = 50
 
 
 #: A call sent again after a node closed its connection may be the request that made it close
@@ -137,50 +141,6 @@ class ReplyCall(Call):
         self.reply(exc.status, error_of(exc))
 
 
-class Serial:
-    """Requests that must not overlap: one in flight for the whole broker, the others waiting
-    in order within their deadlines.  For cache starts and stops, each a cluster-wide partition
-    map exchange: many at once, among other workers' updates, have hung a 2-node cluster
-    (docs/reliability.md, the cluster hang)."""
-
-    __slots__ = ("_busy", "_waiting")
-
-    def __init__(self) -> None:
-        self._busy = False
-        self._waiting: deque[tuple[float, Callable[[ReplyFn], None], ReplyFn]] = deque()
-
-    def __len__(self) -> int:
-        return len(self._waiting) + self._busy
-
-    def submit(self, deadline: float, send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
-        """``send(done)`` issues the request; ``done`` is its reply, which lets the next go."""
-        self._waiting.append((deadline, send, reply))
-        if not self._busy:
-            self._next()
-
-    def _next(self) -> None:
-        while self._waiting:
-            deadline, send, reply = self._waiting.popleft()
-            if _monotonic() >= deadline:
-                error = DeadlineExceeded("the request's deadline passed while it waited for "
-                                         "another cache start or stop (it was not sent)")
-                reply(error.status, error_of(error))
-                continue
-            self._busy = True
-
-            def finished(status: int, payload: Any, reply: ReplyFn = reply) -> None:
-                reply(status, payload)
-                self._busy = False
-                self._next()
-
-            try:
-                send(finished)
-            except BaseException:
-                self._busy = False
-                raise
-            return
-
-
 class _Exchange:
     """One worker request until it is answered: its reply, the only one, releases the
     in-flight slots (a second answer to the same request is a bug, and dropped)."""
@@ -231,15 +191,6 @@ def arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...] = object,
     return value
 
 
-def error_of(exc: BrokerError) -> dict[str, Any]:
-    return error_payload(
-        exc.kind,
-        str(exc),
-        server_status=getattr(exc, "server_status", None),
-        maybe_applied=getattr(exc, "maybe_applied", None),
-    )
-
-
 class Dispatcher:
     """Answers every request exactly once through its reply function."""
 
@@ -266,7 +217,8 @@ class Dispatcher:
         self._reads_in_flight: dict[tuple[OpCode, bytes], list[ReplyFn]] = {}
         self.coalesced = 0
         self.internal_errors = 0  # requests answered INTERNAL: each one is a broker bug
-        self.cache_lifecycle = Serial()  # cache starts and stops, one at a time
+        self.cache_lifecycle = CacheChanges(self.limits.cache_changes_per_second,
+                                            self.limits.cache_changes_burst)
         #: The codec context for encoding request values and decoding answers.
         self.codec: CodecContext = self.types.codec
         pool.topology.codec = self.codec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from protocol.ipc import Status
+from protocol.ipc import Status, error_payload
 
 #: The longest error message a worker gets; the rest is cut.  Long enough for a node's own
 #: messages (a transaction's description runs to ~600 characters, and pyignite shows it whole);
@@ -104,3 +104,13 @@ def public_node_message(message: str) -> str:
     if match is not None:
         message = message[:match.start()]
     return clip(_ADDRESS.sub("<address>", message.strip()))
+
+
+def error_of(exc: BrokerError) -> dict[str, Any]:
+    """The error map a worker gets for ``exc``."""
+    return error_payload(
+        exc.kind,
+        str(exc),
+        server_status=getattr(exc, "server_status", None),
+        maybe_applied=getattr(exc, "maybe_applied", None),
+    )

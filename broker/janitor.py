@@ -75,6 +75,7 @@ class Janitor:
         self.stalled_timeout = 10.0
         self._next_rss_check = 0.0
         self._rss_after_trim = resident_bytes()
+        self._trimmed_quiet = False  # trimmed since the broker last had nothing in flight
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="janitor")
@@ -108,17 +109,21 @@ class Janitor:
     def _give_back_memory(self, budget: MemoryBudget, now: float) -> None:
         """Return freed heap to the system (glibc keeps it otherwise, and RSS stays at its
         peak): after a burst of big requests has been answered, and when RSS has grown
-        since the last look (many connections come and gone, e.g. ZeroMQ peers' pipes)."""
+        since the last look (many connections come and gone, e.g. ZeroMQ peers' pipes), and
+        once whenever the broker is found quiet (what a busy spell freed: without it, RSS
+        after a load stayed near the level of the last trim during it)."""
         if budget.peak >= _TRIM_AFTER_BYTES and budget.held < budget.peak // 4:
             budget.reset_peak()
             trim_heap()
         if now < self._next_rss_check:
             return
         self._next_rss_check = now + _RSS_CHECK_INTERVAL
+        quiet = self._dispatcher.in_flight == 0
         rss = resident_bytes()
-        if rss > self._rss_after_trim + _TRIM_AFTER_BYTES:
+        if rss > self._rss_after_trim + _TRIM_AFTER_BYTES or (quiet and not self._trimmed_quiet):
             trim_heap()
             self._rss_after_trim = resident_bytes()
+        self._trimmed_quiet = quiet
 
     def _heartbeat(self, conn: NodeConnection, now: float) -> None:
         """Keep an idle connection open, and find a node that stopped answering: a

@@ -3,8 +3,10 @@ state and WAL."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Any
 
 from protocol import OpCode, cluster, hashing, ops
@@ -54,16 +56,19 @@ def _cache_names(dispatcher: Dispatcher, worker: Worker, request: Request,
                 ops.parse_cache_get_names, idempotent=True)
 
 
-def _create(dispatcher: Dispatcher, request: Request, reply: ReplyFn, *, or_get: bool) -> None:
+def _create(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn, *,
+            or_get: bool) -> None:
     """By name, or by a configuration map {property code: value} (pyignite's prop_codes)."""
     settings = request.args.get("name", request.args.get("config"))
     if isinstance(settings, str):
         bounds.text(settings, "name", "cache_name")
+        name = settings
         op = OpCode.CACHE_GET_OR_CREATE_WITH_NAME if or_get else OpCode.CACHE_CREATE_WITH_NAME
         build = ops.cache_get_or_create_with_name if or_get else ops.cache_create_with_name
         body = build(settings)
     elif isinstance(settings, dict) and isinstance(settings.get(_PROP_NAME), str):
         bounds.cache_config(settings)
+        name = settings[_PROP_NAME]
         op = (OpCode.CACHE_GET_OR_CREATE_WITH_CONFIGURATION if or_get
               else OpCode.CACHE_CREATE_WITH_CONFIGURATION)
         version = dispatcher.pool.pick().version
@@ -72,21 +77,51 @@ def _create(dispatcher: Dispatcher, request: Request, reply: ReplyFn, *, or_get:
         body = build(settings, version=tuple(version), ctx=dispatcher.codec)
     else:
         raise BadRequest("a cache is created from a name or a config map with a name (code 0)")
-    dispatcher.cache_lifecycle.submit(
-        dispatcher.deadline(request),
-        lambda done: simple_call(dispatcher, request, done, op, body, ops.parse_empty,
-                                 idempotent=or_get),
-        reply)
+    changes = dispatcher.cache_lifecycle
+    cid = hashing.cache_id(name)
+
+    def send(done: ReplyFn) -> None:
+        simple_call(dispatcher, request, _then(done, changes.exists, cid), op, body,
+                    ops.parse_empty, idempotent=or_get)
+
+    if or_get and changes.known(cid):  # starts nothing: neither charged nor serialized
+        send(reply)
+        return
+    _in_turn(dispatcher, worker, request, send, reply)
+
+
+def _in_turn(dispatcher: Dispatcher, worker: Worker, request: Request,
+             send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
+    """Run a cache start or stop when the worker's rate allows it, then one at a time."""
+    changes = dispatcher.cache_lifecycle
+    deadline = dispatcher.deadline(request)
+    wait = changes.reserve(worker.session, deadline)
+    if wait:
+        asyncio.get_running_loop().call_later(wait, changes.serial.submit, deadline, send,
+                                              reply)
+    else:
+        changes.serial.submit(deadline, send, reply)
+
+
+def _then(reply: ReplyFn, on_ok: Callable[[int], None], cid: int) -> ReplyFn:
+    """``reply``, after ``on_ok(cid)`` when the node answered OK."""
+
+    def answered(status: int, payload: Any) -> None:
+        if status == Status.OK:
+            on_ok(cid)
+        reply(status, payload)
+
+    return answered
 
 
 def _cache_create(dispatcher: Dispatcher, worker: Worker, request: Request,
                   reply: ReplyFn) -> None:
-    _create(dispatcher, request, reply, or_get=False)
+    _create(dispatcher, worker, request, reply, or_get=False)
 
 
 def _cache_get_or_create(dispatcher: Dispatcher, worker: Worker, request: Request,
                          reply: ReplyFn) -> None:
-    _create(dispatcher, request, reply, or_get=True)
+    _create(dispatcher, worker, request, reply, or_get=True)
 
 
 def _plain(value: Any) -> Any:
@@ -117,12 +152,13 @@ def _cache_config(dispatcher: Dispatcher, worker: Worker, request: Request,
 
 def _cache_destroy(dispatcher: Dispatcher, worker: Worker, request: Request,
                    reply: ReplyFn) -> None:
-    body = ops.cache_destroy(dispatcher.cache_id(request.args))
-    dispatcher.cache_lifecycle.submit(
-        dispatcher.deadline(request),
-        lambda done: simple_call(dispatcher, request, done, OpCode.CACHE_DESTROY, body,
-                                 ops.parse_empty, idempotent=False),
-        reply)
+    cid = dispatcher.cache_id(request.args)
+    body = ops.cache_destroy(cid)
+    dispatcher.cache_lifecycle.gone(cid)  # a get-or-create of it passes the gate again
+    _in_turn(dispatcher, worker, request,
+             lambda done: simple_call(dispatcher, request, done, OpCode.CACHE_DESTROY, body,
+                                      ops.parse_empty, idempotent=False),
+             reply)
 
 
 # -- cluster ----------------------------------------------------------------------------------

@@ -228,3 +228,53 @@ async def test_a_request_past_its_deadline_is_answered_by_the_janitor_sweep():
     h.janitor.sweep(h.pool.ready[0].last_sent + 1)
     assert h.replies[rid][0] == Status.DEADLINE_EXCEEDED
     await h.close()
+
+
+_SLOW_CHANGES = Limits(cache_changes_per_second=0.001, cache_changes_burst=3)
+
+
+@run
+async def test_a_worker_starting_caches_beyond_its_rate_waits_its_turn_and_others_do_not():
+    h = await Harness(1, limits=Limits(cache_changes_per_second=4, cache_changes_burst=2)).start()
+    paced = [h.send("cache_create", {"name": f"p{i}"}, worker=b"a") for i in range(4)]
+    other = h.send("cache_create", {"name": "q"}, worker=b"b")
+    await h.settle()
+    assert {rid for rid in paced if rid in h.replies} == set(paced[:2]) and other in h.replies
+    assert h.dispatcher.cache_lifecycle.paced == 2
+    await h.until(lambda: all(rid in h.replies for rid in paced))
+    assert all(h.replies[rid] == (Status.OK, None) for rid in paced)
+    await h.close()
+
+
+@run
+async def test_a_worker_starting_caches_far_beyond_its_rate_is_refused_and_others_are_not():
+    h = await Harness(1, limits=_SLOW_CHANGES).start()
+    answers = [await h.call("cache_create", {"name": f"c{i}"}, worker=b"a") for i in range(4)]
+    assert [status for status, _ in answers] == [Status.OK] * 3 + [Status.OVERLOADED]
+    assert "limits.cache_changes_per_second" in answers[3][1]["message"]
+    assert "after the request's deadline" in answers[3][1]["message"]
+    assert (await h.call("cache_destroy", {"cache": "c0"}, worker=b"a"))[0] == Status.OVERLOADED
+    assert (await h.call("cache_destroy", {"cache": "c0"}, worker=b"b"))[0] == Status.OK
+    assert sum(op == OpCode.CACHE_CREATE_WITH_NAME for op in h.nodes[0].ops()) == 3
+    await h.close()
+
+
+@run
+async def test_get_or_create_of_a_cache_known_to_exist_is_neither_charged_nor_serialized():
+    h = await Harness(1, limits=_SLOW_CHANGES).start()
+    for _ in range(50):
+        assert await h.call("cache_get_or_create", {"name": "hot"}) == (Status.OK, None)
+    h.nodes[0].hold.add(OpCode.CACHE_GET_OR_CREATE_WITH_NAME)
+    first, second = (h.send("cache_get_or_create", {"name": "hot"}) for _ in range(2))
+    await h.settle()
+    # both sent at once: no start waits for the other
+    assert sum(op == OpCode.CACHE_GET_OR_CREATE_WITH_NAME for op in h.nodes[0].ops()) == 52
+    h.nodes[0].hold.clear()
+    h.nodes[0].release()
+    await h.until(lambda: first in h.replies and second in h.replies)
+    assert (await h.call("cache_destroy", {"cache": "hot"}))[0] == Status.OK
+    # gone: a get-or-create may start it again, so it is charged: the third charge of a burst
+    # of 3 (the first get-or-create, the destroy, this one); the next start is refused
+    assert await h.call("cache_get_or_create", {"name": "hot"}) == (Status.OK, None)
+    assert (await h.call("cache_create", {"name": "new"}))[0] == Status.OVERLOADED
+    await h.close()

@@ -10,7 +10,8 @@ import pytest
 
 import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
 from broker.budget import MemoryBudget, ReplySizes
-from broker.dispatch import Dispatcher, Limits, Serial
+from broker.cachechanges import Serial
+from broker.dispatch import Dispatcher, Limits
 from broker.errors import MAX_ERROR_MESSAGE, brief, clip, public_node_message
 from broker.log import Throttle
 from broker.pool import NodePool

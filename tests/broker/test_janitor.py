@@ -58,3 +58,29 @@ async def test_a_silent_workers_transactions_and_cursors_are_released():
 
 def worker_last_seen(h: Harness, identity: bytes) -> float:
     return h.workers._last_seen[h.workers._workers[identity].session]
+
+
+def test_the_heap_is_trimmed_once_each_time_the_broker_is_found_quiet(monkeypatch):
+    import broker.janitor as janitor_module
+
+    trims: list[int] = []
+    monkeypatch.setattr(janitor_module, "trim_heap", lambda: trims.append(1))
+    monkeypatch.setattr(janitor_module, "resident_bytes", lambda: 50 << 20)
+    _trims_when_quiet(janitor_module, trims)
+
+
+@run
+async def _trims_when_quiet(janitor_module, trims):
+    h = await Harness(1).start()
+    h.janitor._rss_after_trim = 50 << 20  # RSS has not grown: only quietness trims
+    budget = janitor_module.MemoryBudget(1 << 30, 1 << 28)
+    check = janitor_module._RSS_CHECK_INTERVAL + 1
+    h.janitor._give_back_memory(budget, 1 * check)  # quiet: trimmed
+    h.janitor._give_back_memory(budget, 2 * check)  # still quiet: not again
+    assert len(trims) == 1
+    h.dispatcher.in_flight = 3
+    h.janitor._give_back_memory(budget, 3 * check)  # busy
+    h.dispatcher.in_flight = 0
+    h.janitor._give_back_memory(budget, 4 * check)  # quiet again: trimmed
+    assert len(trims) == 2
+    await h.close()
