@@ -125,7 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
             "open transactions one worker may hold; beyond, tx_start gets 'overloaded'"),
     Setting("limits.max_cursors_per_worker", int, 100, False,
             "open query cursors one worker may hold; beyond, sql/scan get 'overloaded'"),
-    Setting("limits.cache_changes_per_second", float, 5.0, False,
+    Setting("limits.cache_changes_per_second", float, 1.0, False,
             "cache starts and stops (create, get-or-create of a cache not known to exist, "
             "destroy) one worker may make per second; beyond, they get 'overloaded'. Each one "
             "holds every cache operation of the cluster while it runs"),

@@ -58,7 +58,7 @@ class Limits:
     max_cursors_per_worker: int = 100
     node_max_active_tx_per_connection: int = 100  # Ignite's ThinClientConfiguration default
     node_max_open_cursors_per_connection: int = 128  # Ignite's ClientConnectorConfiguration
-    cache_changes_per_second: float = 5.0  # cache starts and stops per worker (cachechanges.py)
+    cache_changes_per_second: float = 1.0  # cache starts and stops per worker (cachechanges.py)
     cache_changes_burst: int = 50
 
 
