@@ -19,18 +19,18 @@ from ._events import (
     Response,
 )
 from ._framing import DEFAULT_MAX_FRAME, FrameSplitter
-from ._handshake import USER_ATTRIBUTES_FEATURE, build_handshake, parse_handshake_response
+from ._handshake import build_handshake, parse_handshake_response
 from ._state import ConnectionState, Trigger, next_state
 from ._version import KNOWN_VERSIONS, V1_1_0, V1_4_0, V1_7_0, ProtocolVersion
 from .binary import read_value
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
+from .features import DEFAULT_FEATURES, Feature
 
 __all__ = ["DEFAULT_FEATURES", "NEED_DATA", "ClientConnection", "ConnectionConfig"]
 
 # CLUSTER_STATES, CLUSTER_GROUP_GET_NODES_ENDPOINTS, HEARTBEAT: none changes the layout
 # of an op we do not implement yet. Bits that do (7, 13, 18...) must wait for their codec.
-DEFAULT_FEATURES = frozenset({2, 3, 11})
 _MAX_FEATURE_BIT = 1023
 
 
@@ -91,7 +91,7 @@ class ConnectionConfig:
         """The feature bits we advertise (bit 0 added when user attributes are given)."""
         if self.user_attributes is None:
             return self.features
-        return self.features | {USER_ATTRIBUTES_FEATURE}
+        return self.features | {Feature.USER_ATTRIBUTES}
 
     @property
     def candidate_versions(self) -> tuple[ProtocolVersion, ...]:
@@ -132,7 +132,7 @@ def _check_features(features: object) -> frozenset[int]:
     for bit in bits:
         if not isinstance(bit, int) or not 0 <= bit <= _MAX_FEATURE_BIT:
             raise LocalProtocolError(f"invalid feature bit {bit!r}")
-    if USER_ATTRIBUTES_FEATURE in bits:
+    if Feature.USER_ATTRIBUTES in bits:
         raise LocalProtocolError("feature bit 0 is set by passing user_attributes")
     return bits
 

@@ -10,10 +10,10 @@ from ._events import HandshakeAccepted, HandshakeRejected
 from ._version import V1_1_0, V1_4_0, V1_7_0, ProtocolVersion
 from .binary import TypeCode, read_value, write_value
 from .errors import RemoteProtocolError
+from .features import Feature
 from .status import StatusCode
 
 __all__ = [
-    "USER_ATTRIBUTES_FEATURE",
     "build_handshake",
     "decode_features",
     "encode_features",
@@ -22,7 +22,6 @@ __all__ = [
 
 HANDSHAKE_OP = 1  # an i8, unlike every other op code
 CLIENT_CODE_THIN = 2  # 0 = ODBC, 1 = JDBC, 2 = thin client
-USER_ATTRIBUTES_FEATURE = 0  # feature bit: a Map (or NULL) follows the feature mask
 _MAP_KIND_HASH_MAP = 1
 
 _HEAD = struct.Struct("<ibhhhb")  # frame length, op, major, minor, patch, client code
@@ -63,7 +62,7 @@ def build_handshake(
     buf = bytearray(_HEAD.pack(0, HANDSHAKE_OP, *version, CLIENT_CODE_THIN))
     if version >= V1_7_0:
         write_value(buf, encode_features(features), TypeCode.BYTE_ARRAY)
-        if USER_ATTRIBUTES_FEATURE in features:
+        if Feature.USER_ATTRIBUTES in features:
             _write_user_attributes(buf, user_attributes)
     if username is not None and version >= V1_1_0:
         write_value(buf, username, TypeCode.STRING)

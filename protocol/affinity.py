@@ -26,13 +26,13 @@ from .binary.primitives import Buffer, encode_value
 from .binary.typecodes import TypeCode
 from .binary.values import BinaryObject, Date, EnumValue, Time, Timestamp, Typed
 from .errors import LocalProtocolError, RemoteProtocolError
+from .features import Feature
 from .hashing import field_id, java_string_hash
 
 if TYPE_CHECKING:
     from .binary.registry import CodecContext
 
 __all__ = [
-    "ALL_AFFINITY_MAPPINGS",
     "MAX_PARTITIONS",
     "AffinityMapping",
     "CacheMapping",
@@ -47,7 +47,6 @@ __all__ = [
     "partition_for",
 ]
 
-ALL_AFFINITY_MAPPINGS = 13
 """Feature bit: a ``custom_mappings`` bool in the request, ``default_affinity`` in the answer."""
 
 MAX_PARTITIONS = 65536
@@ -682,11 +681,11 @@ def cache_partitions(
 ) -> bytes:
     """Body of CACHE_PARTITIONS (1101): ``[bool custom_mappings] | i32 n | n x i32 cache_id``.
 
-    The bool is written only when ALL_AFFINITY_MAPPINGS (bit 13) is among the negotiated
+    The bool is written only when Feature.ALL_AFFINITY_MAPPINGS (bit 13) is among the negotiated
     ``features``; asking for custom mappings without it is an error.
     """
     ids = [check.i32(cache_id, "cache id") for cache_id in check.items(cache_ids, "cache ids")]
-    with_flag = ALL_AFFINITY_MAPPINGS in check.feature_set(features)
+    with_flag = Feature.ALL_AFFINITY_MAPPINGS in check.feature_set(features)
     if check.flag(custom_mappings, "custom_mappings") and not with_flag:
         raise LocalProtocolError("custom_mappings needs feature bit 13 (ALL_AFFINITY_MAPPINGS)")
     try:
@@ -753,7 +752,7 @@ def parse_cache_partitions(body: Buffer, features: frozenset[int] = frozenset())
         reader.pos = _TOP_VERSION.size
         if groups < 0 or groups * 5 > len(body) - reader.pos:
             raise RemoteProtocolError(f"group count {groups} does not fit the body")
-        with_default_flag = ALL_AFFINITY_MAPPINGS in features
+        with_default_flag = Feature.ALL_AFFINITY_MAPPINGS in features
         caches: dict[int, CacheMapping] = {}
         for _ in range(groups):
             for cache in _read_group(reader, with_default_flag):

@@ -28,6 +28,7 @@ from . import _checks as check
 from .binary import TypeCode
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
+from .features import Feature
 from .ops import (
     BodyReader,
     pack,
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLUSTER_STATES",
-    "FEATURE_CLUSTER_STATES",
-    "FEATURE_FORCE_DEACTIVATION",
     "AttributeFilter",
     "ClusterState",
     "NodeEndpoint",
@@ -75,8 +74,6 @@ __all__ = [
     "parse_heartbeat",
 ]
 
-FEATURE_CLUSTER_STATES = 2  # i8 state instead of "active" bool; ACTIVE_READ_ONLY exists
-FEATURE_FORCE_DEACTIVATION = 19  # 5001 carries a force flag
 
 _I8 = struct.Struct("<b")
 _BOOL = struct.Struct("<?")
@@ -130,10 +127,10 @@ def cluster_change_state(
     features = check.feature_set(features)
     state = check.one_of(state, CLUSTER_STATES, "cluster state")
     force = check.flag(force, "force")
-    if state == ClusterState.ACTIVE_READ_ONLY and FEATURE_CLUSTER_STATES not in features:
+    if state == ClusterState.ACTIVE_READ_ONLY and Feature.CLUSTER_STATES not in features:
         raise LocalProtocolError("ACTIVE_READ_ONLY needs feature bit 2 (CLUSTER_STATES)")
     body = pack(_I8, state)
-    if FEATURE_FORCE_DEACTIVATION in features:
+    if Feature.FORCE_DEACTIVATION_FLAG in features:
         return body + pack(_BOOL, force)
     if not force:
         raise LocalProtocolError("force=False needs feature bit 19 (FORCE_DEACTIVATION_FLAG)")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import _checks as check
 from .binary.primitives import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
+from .features import Feature
 from .limits import MAX_PARTITIONS_COUNT
 from .ops import (
     BodyReader,
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from .ops import Ctx
 
 __all__ = [
-    "FEATURE_QRY_PARTITIONS_BATCH_SIZE",
-    "FEATURE_TX_AWARE_QUERIES",
     "SQL_TIMEOUT_MAX",
     "STATEMENT_TYPES",
     "CacheEntryEvent",
@@ -67,8 +66,6 @@ __all__ = [
     "sql_page",
 ]
 
-FEATURE_QRY_PARTITIONS_BATCH_SIZE = 7  # partitions + update batch size in 2004
-FEATURE_TX_AWARE_QUERIES = 18  # the tx id in the query prefix is honoured
 
 _I32 = struct.Struct("<i")
 _I64 = struct.Struct("<q")
@@ -153,7 +150,7 @@ def _cursor_page(cursor_id: int) -> bytes:
 
 def _query_prefix(cache_id: int, flags: int, tx_id: int | None, features: Iterable[int]
                   ) -> bytearray:
-    if tx_id is not None and FEATURE_TX_AWARE_QUERIES not in check.feature_set(features):
+    if tx_id is not None and Feature.TX_AWARE_QUERIES not in check.feature_set(features):
         raise LocalProtocolError(
             "a tx id on a query needs feature bit 18 (TX_AWARE_QUERIES); older servers "
             "would misread every later field"
@@ -226,7 +223,7 @@ def _sql_fields_extras(
     buf: bytearray, partitions: Sequence[int] | None, update_batch_size: int,
     features: frozenset[int],
 ) -> None:
-    if FEATURE_QRY_PARTITIONS_BATCH_SIZE not in features:
+    if Feature.QRY_PARTITIONS_BATCH_SIZE not in features:
         if partitions is not None or update_batch_size != 1:
             raise LocalProtocolError(
                 "partitions / update_batch_size need feature bit 7 (QRY_PARTITIONS_BATCH_SIZE)"

@@ -59,10 +59,11 @@ from protocol.binary.values import (
     Timestamp,
     Typed,
 )
+from protocol.features import Feature
 
 pytestmark = pytest.mark.integration
 
-FEATURES = frozenset(DEFAULT_FEATURES | {affinity.ALL_AFFINITY_MAPPINGS})
+FEATURES = frozenset(DEFAULT_FEATURES | {Feature.ALL_AFFINITY_MAPPINGS})
 TOTAL_KEYS = 10_000
 KEYED_TYPE = "AffinityLiveKey"  # its "grp" field is the affinity key of the keyed cache
 KEYED_FIELD = "grp"
@@ -558,7 +559,7 @@ def test_custom_mappings_request(nodes, caches) -> None:
 def test_without_feature_13_the_flag_is_absent(ignite_cluster3, caches) -> None:
     node = RawNode(ignite_cluster3.addresses[0], DEFAULT_FEATURES)
     try:
-        assert affinity.ALL_AFFINITY_MAPPINGS not in node.features
+        assert Feature.ALL_AFFINITY_MAPPINGS not in node.features
         mapping, _, body = fetch_mapping(node, [caches["default"]])
         assert body[:4] == struct.pack("<i", 1)
         assert mapping.caches[cache_id(caches["default"])].partition_count == 1024

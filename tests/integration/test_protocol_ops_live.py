@@ -43,6 +43,7 @@ from protocol.binary import TypeCode, metadata
 from protocol.binary.registry import CodecContext, Registry
 from protocol.cacheconfig import Prop
 from protocol.errors import UnknownSchema
+from protocol.features import Feature
 from tests.protocol.capture_ops import full_config
 
 pytestmark = pytest.mark.integration
@@ -364,7 +365,7 @@ def test_sql_fields_match_pyignite(wire: Wire, py: PyClient) -> None:
     assert dml.rows == [[3]]
     with py.sql(f"SELECT COUNT(*) FROM {table} WHERE score = 0") as cursor:
         assert list(cursor) == [[3]]
-    if queries.FEATURE_QRY_PARTITIONS_BATCH_SIZE in wire.hello.features:
+    if Feature.QRY_PARTITIONS_BATCH_SIZE in wire.hello.features:
         counted = _sql(wire, f"SELECT COUNT(*) FROM {table}", partitions=list(range(1024)))
         assert counted.rows == [[7]]
 

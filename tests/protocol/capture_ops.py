@@ -74,6 +74,7 @@ from protocol import (
 )
 from protocol.binary import TypeCode, values
 from protocol.errors import RemoteProtocolError
+from protocol.features import Feature
 from tests.protocol.protocol_helpers import feed, legacy_response, ready_connection, response
 
 VECTOR_DIR = Path(__file__).parent / "vectors"
@@ -659,7 +660,7 @@ def _check_config_echo(rec: Recorder, got: Any, sent: dict[int, Any]) -> None:
 
 def capture_queries(rec: Recorder) -> None:
     features = rec.features
-    bit7 = queries.FEATURE_QRY_PARTITIONS_BATCH_SIZE in features
+    bit7 = Feature.QRY_PARTITIONS_BATCH_SIZE in features
     table = "OPS_T7" if bit7 else "OPS_T"
 
     def sql(name: str, query: str, expected: Any = _UNSET, names: bool = False,
@@ -831,7 +832,7 @@ def capture_tx(rec: Recorder) -> None:
              parse="ops.parse_cache_get_all", expected=[("a", 1)])
     rec.error("tx-commit-unknown", O.TX_END, "tx.tx_end", 99, True, status=1021)
     rec.call("tx-rollback-unknown", O.TX_END, "tx.tx_end", 99, False, expected=None)
-    if queries.FEATURE_TX_AWARE_QUERIES not in rec.features:
+    if Feature.TX_AWARE_QUERIES not in rec.features:
         print("note: the node did not negotiate bit 18 (TX_AWARE_QUERIES)", file=sys.stderr)
 
 

@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 
 from protocol import LocalProtocolError, ProtocolError, RemoteProtocolError, hashing
 from protocol.affinity import (
-    ALL_AFFINITY_MAPPINGS,
     AffinityMapping,
     CacheMapping,
     UnroutableKeyError,
@@ -40,9 +39,10 @@ from protocol.affinity import (
 from protocol.binary.registry import BinaryType, CodecContext, Registry
 from protocol.binary.typecodes import TypeCode as T
 from protocol.binary.values import BinaryObject, Date, EnumValue, Time, Timestamp, Typed
+from protocol.features import Feature
 
 VECTOR_DIR = Path(__file__).parent / "vectors"
-F13 = frozenset({2, 3, 11, ALL_AFFINITY_MAPPINGS})
+F13 = frozenset({2, 3, 11, Feature.ALL_AFFINITY_MAPPINGS})
 NODE_A = uuid.UUID("11111111-2222-3333-4444-555555555555")
 NODE_B = uuid.UUID("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
 

@@ -20,12 +20,13 @@ from pyignite.queries.op_codes import OP_QUERY_SCAN, OP_QUERY_SQL, OP_QUERY_SQL_
 from pyignite.stream import BinaryStream
 
 from protocol import LocalProtocolError, RemoteProtocolError, queries
+from protocol.features import Feature
 from protocol.queries import CacheEntryEvent, EntryPage, EventType, SqlFieldsPage
 from tests.protocol.capture_ops import ReplayChecks
 from tests.protocol.protocol_helpers import ignite_str
 
-BIT7 = frozenset({queries.FEATURE_QRY_PARTITIONS_BATCH_SIZE})
-BIT18 = frozenset({queries.FEATURE_TX_AWARE_QUERIES})
+BIT7 = frozenset({Feature.QRY_PARTITIONS_BATCH_SIZE})
+BIT18 = frozenset({Feature.TX_AWARE_QUERIES})
 
 
 def i32(n: int) -> bytes:
