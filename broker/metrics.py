@@ -332,7 +332,11 @@ def broker_families(dispatcher: Dispatcher, frontend: Frontend | None,
         held.add_metric([], frontend.budget.held)
         dropped = _counter("replies_dropped", "replies whose worker had gone or did not read")
         dropped.add_metric([], frontend.replies_dropped)
-        families += [held, dropped]
+        peers = _counter("peers_refused", "connections refused by the access rules "
+                         "(allow_uids/allow_gids, CURVE keys), by transport", ["transport"])
+        for transport, refusals in frontend.access.refusals.items():
+            peers.add_metric([transport], refusals.count)
+        families += [held, dropped, peers]
     if janitor is not None:
         released = _counter("released", "transactions rolled back and cursors closed for "
                             "workers that went away", ["kind"])

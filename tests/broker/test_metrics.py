@@ -258,3 +258,29 @@ def test_listen_addresses_and_the_config_rows():
         load(None, {"metrics.max_clients": 0})
     cfg = load(None, {"metrics.listen": "127.0.0.1:9464"})
     assert cfg.metrics_listen == "127.0.0.1:9464" and cfg.metrics_max_clients == 100
+
+
+@run
+async def test_every_metric_the_dashboard_and_the_docs_name_is_exported():
+    import json
+    import re
+    from pathlib import Path
+
+    h = await Harness(1).start()
+    m = h.dispatcher.metrics
+    watch_broker(m, asyncio.get_running_loop(), pool=h.pool, dispatcher=h.dispatcher,
+                 workers=h.workers, janitor=h.janitor)
+    exported = {f.name for f in await asyncio.to_thread(lambda: list(m.registry.collect()))}
+    await h.close()
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", ()))
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", n)
+            for n in re.findall(r"ignite_broker_\w+", exprs)}
+    assert used and used <= exported, used - exported
+    documented = set(re.findall(r"`(ignite_broker_\w+)`", (docs / "metrics.md").read_text()))
+    documented = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in documented}
+    assert exported <= documented, exported - documented
+    front_end_only = {"ignite_broker_held_request_bytes", "ignite_broker_replies_dropped",
+                      "ignite_broker_peers_refused"}
+    assert documented - exported == front_end_only  # the harness has no front end
