@@ -7,7 +7,7 @@ Start-up order (each step needs the ones before it):
   3. TLS context for the nodes (fails early on unreadable certificates)
   4. node pool: connect to the configured nodes (waits up to connect_timeout for the first)
   5. ZAP handler (before any bind: a CURVE listener without one admits any key), then bind
-     the ROUTER endpoints and the unix:// listeners
+     the ROUTER endpoints and the unix:// listeners; the metrics listener (its own thread)
   6. sd_notify READY=1
 SIGHUP: re-read the config file; reloadable settings take effect, others are logged as refused.
 SIGTERM/SIGINT: stop taking requests, let in-flight ones finish (bounded), close, exit 0.

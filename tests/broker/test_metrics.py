@@ -159,6 +159,8 @@ async def test_state_is_read_on_the_loop_at_scrape_time():
     text = (await asyncio.to_thread(_render, m)).decode()
     down = h.nodes[0]
     assert f'ignite_broker_node_up{{node="{down.host}:{down.port}"}} 0.0' in text
+    assert sample(h.pool.metrics, "ignite_broker_node_errors_total",
+                  node=f"{down.host}:{down.port}", kind="connection_lost") == 1
     await h.close()
 
 

@@ -40,7 +40,8 @@ def broker(ignite_node, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("metrics")
     port = _free_port()
     with running_broker(ignite_node.addresses, workdir,
-                        {"metrics.listen": f"127.0.0.1:{port}"}) as proc:
+                        {"metrics.listen": f"127.0.0.1:{port}",
+                         "cluster.heartbeat_interval": 0.5}) as proc:
         proc.metrics_port = port
         yield proc
 
@@ -178,6 +179,16 @@ def test_errors_are_counted_by_status_and_on_the_node(broker, endpoint):
     assert counted(after)
     assert (value(after, "ignite_broker_node_errors_total", node=node, kind="server_error")
             > value(before, "ignite_broker_node_errors_total", node=node, kind="server_error"))
+
+
+def test_an_idle_node_connection_shows_heartbeat_round_trips(broker):
+    host, port = broker.settings["cluster.nodes"][0].rsplit(":", 1)
+    node = f"{host}:{port}"
+    found = until(broker, lambda found: value(
+        found, "ignite_broker_node_heartbeat_seconds_count", node=node) >= 2)
+    assert value(found, "ignite_broker_node_heartbeat_seconds_count", node=node) >= 2
+    assert value(found, "ignite_broker_node_request_duration_seconds_count",
+                 op="HEARTBEAT") >= 2
 
 
 def test_openmetrics_is_served_when_asked_and_the_state_families_are_there(broker):
