@@ -18,6 +18,7 @@ from protocol.ipc import DEFAULT_MAX_REQUEST_BYTES, default_endpoint
 from protocol.ipcstream import default_stream_endpoint
 
 from .errors import ConfigError
+from .metrics import parse_listen
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,12 @@ SETTINGS: tuple[Setting, ...] = (
             "is closed (what it holds is freed)"),
     Setting("log.level", str, "info", True, "debug, info, warning or error"),
     Setting("log.format", str, "console", True, "console or json"),
+    Setting("metrics.listen", str, "", False,
+            "serve Prometheus/OpenMetrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464), "
+            "or over HTTP on a Unix socket at an absolute path; empty: no metrics listener"),
+    Setting("metrics.max_clients", int, 100, False,
+            "(uid, label) pairs of workers the metrics count separately; workers beyond are "
+            "counted under uid \"other\", label \"_other\""),
 )
 # fmt: on
 
@@ -164,7 +171,8 @@ _AT_LEAST_ONE = ("limits.max_page_size", "limits.max_keys_per_request",
                  "limits.node_max_active_tx_per_connection",
                  "limits.node_max_open_cursors_per_connection", "limits.memory_budget",
                  "limits.worker_memory", "limits.max_workers", "limits.max_request_bytes",
-                 "limits.node_bytes_in_flight", "limits.cache_changes_burst")
+                 "limits.node_bytes_in_flight", "limits.cache_changes_burst",
+                 "metrics.max_clients")
 
 
 class Config:
@@ -281,6 +289,8 @@ def _validate(values: dict[str, Any]) -> None:
                           "(a worker's share must hold its largest request)")
     if values["limits.memory_budget"] < values["limits.worker_memory"]:
         raise ConfigError("limits.memory_budget must be at least limits.worker_memory")
+    if values["metrics.listen"]:
+        parse_listen(values["metrics.listen"])
     if values["cluster.password"] and values["cluster.password_file"]:
         raise ConfigError("set cluster.password or cluster.password_file, not both")
     _validate_access(values)

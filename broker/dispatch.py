@@ -30,6 +30,7 @@ from .errors import (
     error_of,
     public_node_message,
 )
+from .metrics import Metrics
 from .nodeconn import ClosedByNode, ConnectionLost, NodeConnection, NotSent, Outcome
 from .pool import NodePool
 from .registry import BinaryTypes
@@ -143,26 +144,33 @@ class ReplyCall(Call):
 
 class _Exchange:
     """One worker request until it is answered: its reply, the only one, releases the
-    in-flight slots (a second answer to the same request is a bug, and dropped)."""
+    in-flight slots and is counted (a second answer to the same request is a bug, and
+    dropped)."""
 
-    __slots__ = ("answered", "dispatcher", "request_id", "send_reply", "worker")
+    __slots__ = ("answered", "dispatcher", "op", "request_id", "send_reply", "started", "worker")
 
-    def __init__(self, dispatcher: Dispatcher, worker: Worker, request_id: int,
-                 send_reply: Callable[[int, int, Any], None]) -> None:
+    def __init__(self, dispatcher: Dispatcher, worker: Worker, request: Request,
+                 send_reply: Callable[[int, int, Any], None], started: float) -> None:
         self.dispatcher = dispatcher
         self.worker = worker
-        self.request_id = request_id
+        self.request_id = request.request_id
+        self.op = request.op
         self.send_reply = send_reply
         self.answered = False
+        self.started = started
 
     def reply(self, status: int, payload: Any) -> None:
         if self.answered:
             self.dispatcher.internal_error("answered_twice", None)
             return
         self.answered = True
-        self.worker.in_flight -= 1
-        self.dispatcher.in_flight -= 1
+        worker = self.worker
+        worker.in_flight -= 1
+        dispatcher = self.dispatcher
+        dispatcher.in_flight -= 1
         self.send_reply(self.request_id, status, payload)
+        dispatcher.metrics.answered(self.op, status, _monotonic() - self.started,
+                                    worker.account or dispatcher.account_of(worker))
 
 
 #: Reads that coalesce_reads may share between workers.
@@ -200,6 +208,7 @@ class Dispatcher:
         workers: Workers,
         broker_info: Callable[[], dict[str, Any]],
         limits: Limits | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         from .ops_admin import HANDLERS as ADMIN
         from .ops_kv import HANDLERS as KV
@@ -211,6 +220,8 @@ class Dispatcher:
         self.limits = limits or Limits()
         self.in_flight = 0
         self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN}
+        self.metrics = metrics or Metrics()
+        self.metrics.known_ops = frozenset(self._handlers)
         self._cache_ids: dict[str, int] = {}
         self.types = BinaryTypes(pool)
         # (op, body) of a read in flight -> the replies waiting for it (coalesce_reads)
@@ -223,8 +234,9 @@ class Dispatcher:
         self.codec: CodecContext = self.types.codec
         pool.topology.codec = self.codec
         self._with_codec: dict[Callable[..., Any], Callable[[Any], Any]] = {}
-        # Requests that arrived while no node was reachable: (expires, worker, request, reply).
-        self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
+        # Requests that arrived while no node was reachable:
+        # (expires, worker, request, reply, parked at).
+        self._parked: deque[tuple[float, Worker, Request, ReplyFn, float]] = deque()
         pool.on_ready.append(self.resume_parked)
 
     # -- entry --------------------------------------------------------------------------------
@@ -235,9 +247,13 @@ class Dispatcher:
         try:
             worker = self.workers.seen(identity, now)
         except Overloaded as exc:
+            self.metrics.refused("max_workers")
+            self.metrics.answered(request.op, exc.status, 0.0, None)
             send_reply(request.request_id, exc.status, error_of(exc))
             return
-        reply = _Exchange(self, worker, request.request_id, send_reply).reply
+        if worker.account is None:
+            self.account_of(worker)
+        reply = _Exchange(self, worker, request, send_reply, now).reply
         worker.in_flight += 1
         self.in_flight += 1
         limits = self.limits
@@ -250,7 +266,7 @@ class Dispatcher:
                 return
         if not self.pool.ready and request.op not in _LOCAL_OPS:
             expires = min(now + limits.queue_wait, self.deadline(request))
-            self._parked.append((expires, worker, request, reply))
+            self._parked.append((expires, worker, request, reply, now))
             return
         self._run(worker, request, reply)
 
@@ -274,12 +290,15 @@ class Dispatcher:
     def resume_parked(self) -> None:
         """A node became reachable: run the requests that waited for one, oldest first."""
         while self._parked and self.pool.ready:
-            _, worker, request, reply = self._parked.popleft()
+            _, worker, request, reply, parked_at = self._parked.popleft()
+            self.metrics.waited("no_node", _monotonic() - parked_at)
             self._run(worker, request, reply)
 
     def expire_parked(self, now: float) -> None:
         while self._parked and self._parked[0][0] <= now:
-            _, _, _, reply = self._parked.popleft()
+            _, _, _, reply, parked_at = self._parked.popleft()
+            self.metrics.waited("no_node", now - parked_at)
+            self.metrics.refused("queue_wait")
             error = ClusterUnavailable(
                 f"no Ignite node became reachable within {self.limits.queue_wait:g}s "
                 f"(last error: {self.pool.last_error or 'none'})", maybe_applied=False)
@@ -293,15 +312,23 @@ class Dispatcher:
         if held is not None:
             _log.error(event, suppressed=held, exc_info=exc, **context)
 
+    def account_of(self, worker: Worker) -> Any:
+        """The metrics series the worker's requests count in (by uid and label)."""
+        peer = worker.peer
+        worker.account = self.metrics.account(peer.uid if peer else None, worker.label)
+        return worker.account
+
     @property
     def parked(self) -> int:
         return len(self._parked)
 
     def _admit(self, worker: Worker) -> None:
         if worker.in_flight > self.limits.max_in_flight_per_worker:
+            self.metrics.refused("in_flight_per_worker")
             raise Overloaded(f"this worker has {worker.in_flight - 1} requests in flight "
                              f"(limit {self.limits.max_in_flight_per_worker})")
         if self.in_flight > self.limits.max_in_flight_total:
+            self.metrics.refused("in_flight_total")
             raise Overloaded(f"the broker has {self.in_flight - 1} requests in flight "
                              f"(limit {self.limits.max_in_flight_total})")
 

@@ -29,10 +29,12 @@ from protocol.ipc import unpack_request as _unpack_request
 from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
 
 from . import log
-from .access import Access, PeerPolicy, ensure_socket_dir
+from .access import Access, PeerPolicy, ensure_socket_dir, parse_zap_peer, peer_credentials
 from .budget import TRACKED_BYTES, MemoryBudget
 from .errors import MAX_ERROR_MESSAGE, ConfigError, clip
+from .metrics import NO_OP, Metrics
 from .nodeconn import WriteBatch
+from .workers import Peer
 
 _log = log.get("frontend")
 _rejected_log = log.Throttle()
@@ -72,8 +74,16 @@ class Frontend:
         budget: MemoryBudget | None = None,
         max_workers: int = 4096,
         access: Access | None = None,
+        metrics: Metrics | None = None,
+        on_peer: Callable[[bytes, Peer], None] | None = None,
+        knows: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.access = access or Access(PeerPolicy())  # peer checks, CURVE, ZAP domains
+        self.metrics = metrics or Metrics()
+        # Who is behind a worker identity is told once (``on_peer``), before its first
+        # request; ``knows`` says whether the worker registry has it already.
+        self._on_peer = on_peer
+        self._knows = knows
         self._endpoints = [e for e in endpoints if not is_stream_endpoint(e)]
         self._stream_paths = [stream_path(e) for e in endpoints if is_stream_endpoint(e)]
         self._dispatch = dispatch
@@ -181,11 +191,13 @@ class Frontend:
         if len(message) >= TRACKED_BYTES:
             self.budget.take_request(identity, request.request_id, len(message))
         if not self.accepting:
+            self._refused(request.op, Status.CLUSTER_UNAVAILABLE, "shutting_down")
             reply(request.request_id, Status.CLUSTER_UNAVAILABLE,
                   error_payload("shutting_down", "the broker is shutting down",
                                 maybe_applied=False))
             return
         if request.deadline_ms and request.deadline_ms < time.time() * 1000:
+            self._refused(request.op, Status.DEADLINE_EXCEEDED, "deadline_passed_on_arrival")
             reply(request.request_id, Status.DEADLINE_EXCEEDED,
                   error_payload("deadline_exceeded", "the request's deadline passed before "
                                 "the broker could send it", maybe_applied=False))
@@ -208,6 +220,7 @@ class Frontend:
         elif isinstance(exc, _TooLarge):
             status = Status.TOO_LARGE
         message = clip(str(exc))
+        self.metrics.answered(NO_OP, status, 0.0, None)
         if (held := _rejected_log.allow()) is not None:
             _log.info("request_rejected", worker=identity.hex(), reason=message, suppressed=held)
         reply(request_id, status, error_payload("bad_request", message))
@@ -230,13 +243,33 @@ class Frontend:
                     identity = sock.recv(_NOBLOCK)
                 except zmq.Again:
                     return
-                frames = [identity, sock.recv(_NOBLOCK)]  # a ROUTER always adds the identity
+                knows = self._knows
+                if knows is None or knows(identity):
+                    frames = [identity, sock.recv(_NOBLOCK)]  # a ROUTER adds the identity
+                else:
+                    frames = [identity, self._recv_first(identity)]
                 while sock.getsockopt(_RCVMORE):
                     frames.append(sock.recv(_NOBLOCK))
                 self._handle(frames)
             self._schedule_read()
         finally:
             self.batch.end()  # one write per node connection for the whole batch
+
+    def _recv_first(self, identity: bytes) -> bytes:
+        """A message of a worker not yet known: libzmq tells its peer with it (for ipc://
+        ``localhost:<uid>:<gid>:<pid>``, from SO_PEERCRED)."""
+        frame = self._sock.recv(_NOBLOCK, copy=False)
+        try:
+            address = frame.get("Peer-Address")
+        except zmq.ZMQError:
+            address = ""
+        creds = parse_zap_peer(address.encode()) if address.startswith("localhost:") else None
+        if creds is None:
+            peer = Peer("ipc" if address.startswith("localhost") else "tcp")
+        else:
+            peer = Peer("ipc", creds[0], creds[1], process_name(creds[0]))
+        self.peer_connected(identity, peer)
+        return frame.bytes
 
     def _handle(self, frames: list[bytes]) -> None:
         identity = frames[0]
@@ -263,6 +296,7 @@ class Frontend:
     def refuse_over_budget(self, identity: bytes, reply: ReplyTo) -> None:
         """A ZeroMQ request the memory budget cannot take (stream workers wait instead)."""
         self.requests_rejected += 1
+        self._refused(NO_OP, Status.OVERLOADED, "memory_budget")
         if (held := _refused_log.allow()) is not None:
             _log.info("request_refused", worker=identity.hex(), reason="memory budget",
                       held_bytes=self.budget.held, suppressed=held)
@@ -286,6 +320,14 @@ class Frontend:
                 _log.error("reply_unserializable", reason=clip(str(exc)), suppressed=held)
             return _pack_reply(request_id, Status.INTERNAL, error_payload(
                 "internal", "broker error: the broker logged it"))
+
+    def _refused(self, op: str, status: int, reason: str) -> None:
+        self.metrics.refused(reason)
+        self.metrics.answered(op, status, 0.0, None)
+
+    def peer_connected(self, identity: bytes, peer: Peer) -> None:
+        if self._on_peer is not None:
+            self._on_peer(identity, peer)
 
     def reply(self, identity: bytes, request_id: int, status: int, payload: Any) -> None:
         """Send a reply to the ZeroMQ worker ``identity``."""
@@ -325,6 +367,7 @@ class Frontend:
         """Take a new connection, or refuse it (False) when max_workers are connected."""
         if len(self._streams) >= self.max_workers:
             self.connections_refused += 1
+            self.metrics.refused("max_workers")
             if (held := _refused_log.allow()) is not None:
                 _log.warning("connection_refused", reason="limits.max_workers",
                              connected=len(self._streams), suppressed=held)
@@ -393,6 +436,10 @@ class StreamWorker(asyncio.Protocol):
             transport.abort()
             return
         self.transport.set_write_buffer_limits(high=_STREAM_WRITE_HIGH)
+        creds = peer_credentials(transport)
+        pid, uid = (creds[0], creds[1]) if creds else (None, None)
+        self.frontend.peer_connected(self.identity, Peer(
+            "unix", pid, uid, process_name(pid) if pid is not None else None))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._waiting.clear()
@@ -501,6 +548,15 @@ class StreamWorker(asyncio.Protocol):
             self.transport.write(data)
         if self._waiting and not self._serving and not self._stopped:
             asyncio.get_running_loop().call_soon(self._serve_waiting)
+
+
+def process_name(pid: int) -> str | None:
+    """The process's name (``/proc/<pid>/comm``, at most 15 characters), if it can be read."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as fh:
+            return fh.read(64).decode("utf-8", "replace").strip() or None
+    except OSError:
+        return None
 
 
 def _too_large(size: int, limit: int) -> IpcError:

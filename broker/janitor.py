@@ -132,7 +132,10 @@ class Janitor:
         def answered(outcome: object) -> None:
             conn.heartbeat_in_flight = False
             if isinstance(outcome, DeadlineExceeded):
+                self._pool.metrics.node_error(conn.name, "heartbeat_timeout")
                 conn.close(f"no heartbeat answer within {self.heartbeat_timeout}s")
+            elif not isinstance(outcome, BaseException):
+                self._pool.metrics.heartbeat_answered(conn.name, time.monotonic() - now)
 
         op = OpCode.HEARTBEAT if _FEATURE_HEARTBEAT in conn.features else OpCode.CACHE_GET_NAMES
         body = cluster.heartbeat() if op == OpCode.HEARTBEAT else b""

@@ -7,7 +7,7 @@ Start-up order (each step needs the ones before it):
   3. TLS context for the nodes (fails early on unreadable certificates)
   4. node pool: connect to the configured nodes (waits up to connect_timeout for the first)
   5. ZAP handler (before any bind: a CURVE listener without one admits any key), then bind
-     the ROUTER endpoints and the unix:// listeners
+     the ROUTER endpoints and the unix:// listeners; the metrics listener (its own thread)
   6. sd_notify READY=1
 SIGHUP: re-read the config file; reloadable settings take effect, others are logged as refused.
 SIGTERM/SIGINT: stop taking requests, let in-flight ones finish (bounded), close, exit 0.
@@ -41,6 +41,7 @@ from .dispatch import Dispatcher, Limits
 from .errors import BrokerError, ConfigError
 from .frontend import Frontend
 from .janitor import Janitor
+from .metrics import Metrics, MetricsServer, watch_broker
 from .pool import NodePool
 from .stream import tcp_connector
 from .workers import Workers
@@ -113,6 +114,7 @@ class Broker:
         self.workers: Workers | None = None
         self.admin: AdminServer | None = None
         self.access: Access | None = None
+        self.metrics: Metrics | None = None
         self.started_at = time.monotonic()
 
     def info(self) -> dict[str, Any]:
@@ -140,6 +142,7 @@ class Broker:
             _log.warning("secret_file_readable_by_others", detail=warning)
         access = self.access = Access.from_config(cfg)
         ssl_context = build_ssl_context(cfg)
+        metrics = self.metrics = Metrics(max_clients=cfg.metrics_max_clients)
         self.pool = NodePool(
             self.cfg_addresses(), protocol_config(cfg), connect=tcp_connector(ssl_context),
             connect_timeout=cfg.cluster_connect_timeout,
@@ -148,7 +151,7 @@ class Broker:
             max_backoff=cfg.cluster_reconnect_max_backoff,
             heartbeat_interval=cfg.cluster_heartbeat_interval,
             node_warmup=cfg.cluster_node_warmup,
-            node_byte_budget=cfg.limits_node_bytes_in_flight,
+            node_byte_budget=cfg.limits_node_bytes_in_flight, metrics=metrics,
         )
         await self.pool.start(wait=cfg.cluster_connect_timeout)
         context = zmq.Context()
@@ -159,7 +162,8 @@ class Broker:
                         queue_wait=cfg.limits_queue_wait,
                         coalesce_reads=cfg.limits_coalesce_reads,
                         **{name: cfg.get(f"limits.{name}") for name in BOUND_SETTINGS})
-        dispatcher = self.dispatcher = Dispatcher(self.pool, self.workers, self.info, limits)
+        dispatcher = self.dispatcher = Dispatcher(self.pool, self.workers, self.info, limits,
+                                                  metrics)
         self.janitor = Janitor(self.pool, self.workers, dispatcher,
                                liveness=cfg.limits_worker_liveness,
                                heartbeat_timeout=cfg.cluster_heartbeat_timeout)
@@ -170,15 +174,22 @@ class Broker:
             stream_window=cfg.limits_max_in_flight_per_worker, reply_batch=self.pool.replies,
             budget=MemoryBudget(cfg.limits_memory_budget, cfg.limits_worker_memory),
             max_workers=cfg.limits_max_workers,
-            access=access,
+            access=access, metrics=metrics, on_peer=self.workers.peer_seen,
+            knows=self.workers.knows,
         )
         self.janitor.frontend = self.frontend
         self.janitor.stalled_timeout = cfg.limits_stalled_request_timeout
+        watch_broker(metrics, asyncio.get_running_loop(), pool=self.pool, dispatcher=dispatcher,
+                     workers=self.workers, frontend=self.frontend, janitor=self.janitor)
+        metrics_server = MetricsServer(cfg.metrics_listen, metrics.registry) \
+            if cfg.metrics_listen else None
         try:
             access.start(context)
             self.frontend.bind()
             await self.frontend.start()
             self.janitor.start()
+            if metrics_server is not None:
+                metrics_server.start()  # its own thread: a scrape never runs on the loop
             admin = admin_endpoint(cfg)
             if admin:
                 self.admin = AdminServer(context, admin, self)
@@ -190,6 +201,8 @@ class Broker:
             await self._stop.wait()
             await self._drain()
         finally:
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.close)
             await self.janitor.stop()
             if self.admin is not None:
                 self.admin.close()

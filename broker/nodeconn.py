@@ -26,6 +26,7 @@ from protocol import (
 from . import log
 from .budget import ReplySizes
 from .errors import ConnectError, DeadlineExceeded
+from .metrics import Metrics
 from .stream import Connector, Stream, StreamError
 
 #: What a caller gets back: the node's Response or ErrorResponse, or the exception that ended
@@ -35,6 +36,7 @@ Callback = Callable[[Outcome], None]
 
 _log = log.get("nodeconn")
 _callback_log = log.Throttle()
+_monotonic = time.monotonic
 
 
 class ConnectionLost(ConnectError):
@@ -88,14 +90,18 @@ class NodeConnection(asyncio.Protocol):
         replies: WriteBatch | None = None,
         byte_budget: int = 1 << 62,
         reply_sizes: ReplySizes | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._proto = ClientConnection(config)
-        # id -> (callback, deadline, cost in bytes, op, cache id)
-        self._pending: dict[int, tuple[Callback, float, int, OpCode, int | None]] = {}
-        # Requests waiting for room under byte_budget: (op, body, callback, deadline, cache).
-        self._queued: deque[tuple[OpCode, bytes, Callback, float, int | None]] = deque()
+        # id -> (callback, deadline, cost in bytes, op, cache id, monotonic time sent)
+        self._pending: dict[int, tuple[Callback, float, int, OpCode, int | None, float]] = {}
+        # Requests waiting for room under byte_budget:
+        # (op, body, callback, deadline, cache, monotonic time queued).
+        self._queued: deque[tuple[OpCode, bytes, Callback, float, int | None, float]] = deque()
+        self.metrics = metrics or Metrics()
+        self.name = f"{host}:{port}"  # the node's label in metrics
         self.reply_sizes = reply_sizes or ReplySizes()
         #: Bytes a node may be asked to hold for us at once: request bodies plus the answers
         #: expected for them (a node that builds too many big answers at once runs out of heap).
@@ -180,7 +186,7 @@ class NodeConnection(asyncio.Protocol):
         if self._transport is None or self.closed_reason is not None:
             raise ConnectionLost(f"{self.host}:{self.port}: connection is closed")
         if not urgent and (self._queued or (self._pending and not self._fits(op, body, cache_id))):
-            self._queued.append((op, body, callback, deadline, cache_id))
+            self._queued.append((op, body, callback, deadline, cache_id, _monotonic()))
             return
         self._write_request(op, body, callback, deadline, cache_id)
 
@@ -192,7 +198,7 @@ class NodeConnection(asyncio.Protocol):
                        cache_id: int | None) -> None:
         cost = len(body) + self.reply_sizes.expect(op, cache_id)
         request_id, data = self._proto.send_request(op, body)
-        self._pending[request_id] = (callback, deadline, cost, op, cache_id)
+        self._pending[request_id] = (callback, deadline, cost, op, cache_id, _monotonic())
         self.bytes_in_flight += cost
         outbuf = self._outbuf
         if not outbuf:
@@ -207,10 +213,11 @@ class NodeConnection(asyncio.Protocol):
         """Answers made room: send what waited, in order, while it fits."""
         queued = self._queued
         while queued:
-            op, body, _, _, cache_id = queued[0]
+            op, body, _, _, cache_id, _ = queued[0]
             if self._pending and not self._fits(op, body, cache_id):
                 return
-            op, body, callback, deadline, cache_id = queued.popleft()
+            op, body, callback, deadline, cache_id, queued_at = queued.popleft()
+            self.metrics.waited("node_bytes", _monotonic() - queued_at)
             self._write_request(op, body, callback, deadline, cache_id)
 
     async def request(self, op: OpCode, body: bytes) -> Response | ErrorResponse:
@@ -233,7 +240,8 @@ class NodeConnection(asyncio.Protocol):
     # -- receiving ----------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        self.last_received = time.monotonic()
+        self.last_received = received = _monotonic()
+        node_answered = self.metrics.node_answered
         proto = self._proto
         replies = self._replies
         if replies is not None:
@@ -250,6 +258,9 @@ class NodeConnection(asyncio.Protocol):
                         self.bytes_in_flight -= pending[2]
                         if kind is Response:
                             self.reply_sizes.seen(pending[3], pending[4], len(event.body))
+                        else:
+                            self.metrics.node_error(self.name, "server_error")
+                        node_answered(pending[3], received - pending[5])
                         self._settle(pending[0], event)
                     continue
                 self._handle(event)
@@ -303,7 +314,7 @@ class NodeConnection(asyncio.Protocol):
         """Fail the requests whose deadline passed (a late answer is then dropped)."""
         late = [rid for rid, pending in self._pending.items() if pending[1] < now]
         for rid in late:
-            callback, _, cost, _, _ = self._pending.pop(rid)
+            callback, _, cost, _, _, _ = self._pending.pop(rid)
             self.bytes_in_flight -= cost
             self._settle(callback, DeadlineExceeded(
                 f"{self.host}:{self.port} did not answer before the request's deadline"))
@@ -318,7 +329,7 @@ class NodeConnection(asyncio.Protocol):
         if not waiting:
             return
         self._queued = deque(q for q in self._queued if q[3] >= now)
-        for _, _, callback, _, _ in waiting:
+        for _, _, callback, _, _, _ in waiting:
             self._settle(callback, DeadlineExceeded(
                 "the request's deadline passed while it waited for room on the node "
                 "connection (it was not sent)"))
@@ -355,7 +366,7 @@ class NodeConnection(asyncio.Protocol):
         for callback, *_ in pending.values():
             self._settle(callback, error)
         not_sent = NotSent(f"{self.host}:{self.port}: {reason} (the request was not sent)")
-        for _, _, callback, _, _ in queued:
+        for _, _, callback, _, _, _ in queued:
             self._settle(callback, not_sent)
         if self._on_lost is not None:
             self._on_lost(self, reason)

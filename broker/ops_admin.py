@@ -12,7 +12,7 @@ from typing import Any
 from protocol import OpCode, cluster, hashing, ops
 from protocol.binary import metadata
 from protocol.binary.registry import BinaryType
-from protocol.ipc import Request, Status
+from protocol.ipc import Request, Status, label_problem
 
 from . import bounds
 from .dispatch import Dispatcher, ReplyFn, arg, error_of, simple_call
@@ -35,6 +35,12 @@ def _hello(dispatcher: Dispatcher, worker: Worker, request: Request, reply: Repl
         raise BadRequest(
             f"{', '.join(foreign)}: not a node of the cluster this broker serves "
             f"({', '.join(info['nodes'])})")
+    label = request.args.get("label")
+    if label is not None:
+        problem = label_problem(label)
+        if problem is not None:
+            raise BadRequest(f"hello: {problem}")
+        dispatcher.workers.set_label(worker, label)
     reply(Status.OK, info)
 
 

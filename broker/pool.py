@@ -14,6 +14,7 @@ from protocol import ConnectionConfig, OpCode, Response, cluster
 from . import log
 from .budget import ReplySizes
 from .errors import ClusterUnavailable, ConnectError
+from .metrics import Metrics
 from .nodeconn import NodeConnection, WriteBatch
 from .stream import Connector, tcp_connector
 from .topology import Topology
@@ -40,8 +41,10 @@ class NodePool:
         heartbeat_interval: float = 5.0,
         node_warmup: float = 2.0,
         node_byte_budget: int = 32 * 1024 * 1024,
+        metrics: Metrics | None = None,
     ) -> None:
         self.addresses = addresses
+        self.metrics = metrics or Metrics()
         self._protocol_config = protocol_config
         #: Opens the byte stream under each connection (broker/stream.py): TCP, with TLS when
         #: ``ssl_context`` is given, unless another connector is.
@@ -172,11 +175,12 @@ class NodePool:
             conn = NodeConnection(host, port, self._protocol_config, on_lost=self._lost,
                                   on_topology=self.topology.on_topology, batch=self.batch,
                                   replies=self.replies, byte_budget=self.node_byte_budget,
-                                  reply_sizes=self.reply_sizes)
+                                  reply_sizes=self.reply_sizes, metrics=self.metrics)
             try:
                 accepted = await conn.open(self._connect, self._connect_timeout)
             except ConnectError as exc:
                 self.last_error = str(exc)
+                self.metrics.node_error(conn.name, "connect_failed")
                 _log.warning("node_connect_failed", node=f"{host}:{port}", reason=str(exc),
                              retry_in_s=backoff)
                 await asyncio.sleep(backoff)
@@ -233,6 +237,7 @@ class NodePool:
                 self.by_node.pop(conn.node_id, None)
             self.last_error = f"{conn.host}:{conn.port}: {reason}"
             self.connections_lost += 1
+            self.metrics.node_error(conn.name, "connection_lost")
             _log.warning("node_disconnected", node=f"{conn.host}:{conn.port}", reason=reason)
         event = self._lost_events.pop(conn, None)
         if event is not None:

@@ -120,6 +120,17 @@ class Pinned(dict[int, T]):
             self.held.pop(conn, None)
 
 
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Who is at the other end of a worker's socket, from the kernel (SO_PEERCRED, or what
+    libzmq reports for ipc://); uid and pid are None where nobody says (tcp://)."""
+
+    transport: str  # "unix", "ipc" or "tcp"
+    pid: int | None = None
+    uid: int | None = None
+    process: str | None = None  # /proc/<pid>/comm, at most 15 characters
+
+
 @dataclass(slots=True)
 class Worker:
     identity: bytes
@@ -127,6 +138,9 @@ class Worker:
     in_flight: int = 0
     transactions: Pinned[Transaction] = field(default_factory=Pinned)
     cursors: Pinned[Cursor] = field(default_factory=Pinned)
+    peer: Peer | None = None
+    label: str | None = None  # set by the stub's hello (protocol.ipc.label_problem)
+    account: Any = None  # the metrics series its requests count in (None: to be looked up)
 
     def __repr__(self) -> str:
         return (f"<Worker {self.identity.hex()} in_flight={self.in_flight} "
@@ -155,6 +169,11 @@ class Workers:
         self.cursors_held: dict[NodeConnection, int] = {}
         self._last_seen: dict[bytes, float] = {}  # session -> monotonic time
         self._handles = itertools.count(1)
+        # identity -> its peer, told by the front end before the worker's first request
+        self._peers: dict[bytes, Peer] = {}
+        # (uid, pid) -> the label one of its workers said in hello: its other sockets (other
+        # threads' connections) are counted under it too
+        self._labels: dict[tuple[int | None, int], str] = {}
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -170,15 +189,40 @@ class Workers:
             if len(self._workers) >= self.max_workers:
                 raise Overloaded(f"the broker serves {len(self._workers)} workers already "
                                  "(limits.max_workers)")
+            peer = self._peers.pop(identity, None)
             worker = self._workers[identity] = Worker(
                 identity, session_of(identity), transactions=Pinned(self.tx_held),
-                cursors=Pinned(self.cursors_held))
+                cursors=Pinned(self.cursors_held), peer=peer)
+            if peer is not None and peer.pid is not None:
+                worker.label = self._labels.get((peer.uid, peer.pid))
         self._last_seen[worker.session] = now
         return worker
+
+    def knows(self, identity: bytes) -> bool:
+        return identity in self._workers
+
+    def peer_seen(self, identity: bytes, peer: Peer) -> None:
+        """The front end learned who is behind ``identity``; its worker record gets it."""
+        if len(self._peers) >= self.max_workers:  # identities that never sent a request
+            self._peers.clear()
+        self._peers[identity] = peer
+
+    def set_label(self, worker: Worker, label: str) -> None:
+        """The worker said its label: it and its process's other workers carry it."""
+        worker.label, worker.account = label, None
+        peer = worker.peer
+        if peer is None or peer.pid is None:
+            return
+        self._labels[(peer.uid, peer.pid)] = label
+        for other in self._workers.values():
+            if (other.peer is not None and other.label is None
+                    and (other.peer.uid, other.peer.pid) == (peer.uid, peer.pid)):
+                other.label, other.account = label, None
 
     def disconnected(self, identity: bytes) -> None:
         """The worker's connection closed (stream workers): its session is over, so the next
         sweep releases what it owns, once its requests in flight are answered."""
+        self._peers.pop(identity, None)
         worker = self._workers.get(identity)
         if worker is not None:
             self._last_seen[worker.session] = float("-inf")
@@ -199,6 +243,10 @@ class Workers:
         for session in list(self._last_seen):
             if session not in live_sessions:
                 del self._last_seen[session]
+        if gone and self._labels:
+            live = {(w.peer.uid, w.peer.pid) for w in self._workers.values() if w.peer}
+            for process in [p for p in self._labels if p not in live]:
+                del self._labels[process]
         return gone
 
     def transactions(self) -> Iterator[Transaction]:

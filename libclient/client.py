@@ -42,8 +42,9 @@ class Client(ClientSpecs):
     **kwargs)``: ``broker`` is the endpoint (default ``$IGNITE_BROKER`` or the default socket);
     ``timeout`` (seconds per request, default 30) and ``handshake_timeout`` (connect, default
     10) are pyignite's; ``connect_timeout`` (seconds a request waits for a broker that is not
-    there at all, default ``$IGNITE_BROKER_CONNECT_TIMEOUT`` or 5) is new; TLS and credential
-    arguments are refused (the broker owns them).
+    there at all, default ``$IGNITE_BROKER_CONNECT_TIMEOUT`` or 5) is new, and so is ``label``
+    (this worker's name in the broker's metrics, default ``$IGNITE_BROKER_LABEL``); TLS and
+    credential arguments are refused (the broker owns them).
     """
 
     _cache_class = Cache

@@ -69,6 +69,23 @@ def connect_timeout_of(given: Any, environ: Any = os.environ) -> float:
     return value
 
 
+def label_of(given: Any, environ: Any = os.environ) -> str | None:
+    """The worker's label for the broker's metrics: ``label=``, else $IGNITE_BROKER_LABEL,
+    else none; ParameterError when it breaks the rule of protocol.ipc.label_problem."""
+    from protocol.ipc import ENV_LABEL, label_problem
+
+    source = "label"
+    if given is None:
+        given = environ.get(ENV_LABEL) or None
+        source = f"${ENV_LABEL}"
+    if given is None:
+        return None
+    problem = label_problem(given)
+    if problem is not None:
+        raise ParameterError(f"{source}: {problem}, not {given!r}"[:200])
+    return str(given)
+
+
 def check_kwargs(kwargs: dict[str, Any], allowed: frozenset[str]) -> None:
     """Refuse what the stub cannot honour, with pyignite's exception class (ParameterError)."""
     asked = sorted(k for k in SECURITY_KWARGS & kwargs.keys() if kwargs[k])
@@ -162,6 +179,7 @@ class ClientSpecs:
     def __init__(self, compact_footer: bool | None = None, partition_aware: bool = True,
                  event_listeners: Any = None, *, broker: str | None = None,
                  **kwargs: Any) -> None:
+        self.label = label_of(kwargs.pop("label", None))
         check_kwargs(kwargs, self._allowed_kwargs)
         timeout = kwargs.get("timeout")
         handshake_timeout = kwargs.get("handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)
@@ -267,7 +285,10 @@ class ClientSpecs:
 
     def _hello(self, nodes: list[str]) -> Generator[Call, Any, None]:
         try:
-            info = yield Call("hello", {"nodes": nodes}, idempotent=True)
+            args: dict[str, Any] = {"nodes": nodes}
+            if self.label is not None:  # what the broker's metrics count this worker under
+                args["label"] = self.label
+            info = yield Call("hello", args, idempotent=True)
         except ParameterError as exc:
             raise NodeMismatchError(str(exc)) from exc
         from .connection import BitmaskFeature, ProtocolContext

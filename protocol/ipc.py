@@ -36,6 +36,11 @@ IPC_VERSION = 1
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEFAULT_SOCKET_NAME = "broker.sock"
 ENV_ENDPOINT = "IGNITE_BROKER"
+#: The stub's label (``hello`` argument ``label``), when the Client is given none.
+ENV_LABEL = "IGNITE_BROKER_LABEL"
+#: A worker label: what the broker's metrics aggregate by, so short and plain.
+MAX_LABEL_CHARS = 64
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-/@")
 # A DECIMAL ext's text: the digits, a sign, a point, and at most 6 leading zeros ("0.000000")
 # or an exponent ("E-" and up to 19 digits).
 _MAX_DECIMAL_TEXT = MAX_DECIMAL_DIGITS + 24
@@ -85,6 +90,18 @@ class NestingTooDeep(IpcError):
             "one another, the envelope included; protocol.limits.MAX_NESTING)"
         )
         self.limit = limit
+
+
+def label_problem(label: object) -> str | None:
+    """Why ``label`` cannot be a worker label, or None: 1 to MAX_LABEL_CHARS characters of
+    ``A-Z a-z 0-9 _ . : - / @`` (e.g. ``celery:send_email``)."""
+    if not isinstance(label, str):
+        return f"a label is a string, not {type(label).__name__}"
+    if not 0 < len(label) <= MAX_LABEL_CHARS:
+        return f"a label has 1 to {MAX_LABEL_CHARS} characters, not {len(label)}"
+    if not _LABEL_CHARS.issuperset(label):
+        return "a label may hold only letters, digits and _ . : - / @"
+    return None
 
 
 class Request(NamedTuple):

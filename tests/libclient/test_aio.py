@@ -38,6 +38,17 @@ def test_connect_forms_and_errors(fake, endpoint):
     run(main())
 
 
+def test_the_label_goes_in_hello(fake):
+    async def main():
+        client = AioClient(broker=fake.endpoint, label="uvicorn:api")
+        await client.connect()
+        await client.close()
+
+    run(main())
+    hellos = [args for _, name, args in fake.requests if name == "hello"]
+    assert hellos[-1]["label"] == "uvicorn:api"
+
+
 def test_no_broker(tmp_path):
     async def main():
         client = AioClient(broker=f"ipc://{tmp_path}/none.sock", handshake_timeout=0.3)

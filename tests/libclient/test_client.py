@@ -45,6 +45,30 @@ def test_connect_forms(fake):
             args[0] if len(args) == 1 else [args] if args else [])]
 
 
+def test_the_label_goes_in_hello_from_the_kwarg_or_the_environment(fake, monkeypatch):
+    with Client(broker=fake.endpoint, label="celery:send_email") as c:
+        c.connect()
+    assert last(fake, "hello")["label"] == "celery:send_email"
+    monkeypatch.setenv("IGNITE_BROKER_LABEL", "gunicorn/web-1")
+    with Client(broker=fake.endpoint) as c:
+        c.connect()
+    assert last(fake, "hello")["label"] == "gunicorn/web-1"
+    monkeypatch.delenv("IGNITE_BROKER_LABEL")
+    with Client(broker=fake.endpoint) as c:
+        c.connect()
+    assert "label" not in last(fake, "hello")
+
+
+@pytest.mark.parametrize("label", ["", "x" * 65, "has space", "naïve", 7])
+def test_a_label_out_of_its_bounds_is_refused_before_anything_is_sent(label, monkeypatch):
+    with pytest.raises(ParameterError, match="label"):
+        Client(broker="unix:///nonexistent/broker.stream", label=label)
+    if isinstance(label, str) and label:
+        monkeypatch.setenv("IGNITE_BROKER_LABEL", label)
+        with pytest.raises(ParameterError, match=r"\$IGNITE_BROKER_LABEL"):
+            Client(broker="unix:///nonexistent/broker.stream")
+
+
 def test_connect_to_another_cluster_is_refused(fake):
     with pytest.raises(NodeMismatchError, match="not a node") as exc:
         Client(broker=fake.endpoint).connect("10.9.9.9", 10800)
