@@ -329,7 +329,7 @@ class ZapHandler:
         sock.setsockopt(zmq.LINGER, 0)
         sock.bind(ZAP_ENDPOINT)
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.getsockopt(zmq.FD), self._on_readable)
+        self._loop.add_reader(sock.fileno(), self._on_readable)
         self._loop.call_soon(self._on_readable)
 
     def _on_readable(self) -> None:
@@ -353,7 +353,7 @@ class ZapHandler:
         if self._sock is None:
             return
         if self._loop is not None:
-            self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
+            self._loop.remove_reader(self._sock.fileno())
         self._sock.close(linger=0)
         self._sock = None
 

@@ -67,9 +67,9 @@ def _create(dispatcher: Dispatcher, request: Request, reply: ReplyFn, *, or_get:
         op = (OpCode.CACHE_GET_OR_CREATE_WITH_CONFIGURATION if or_get
               else OpCode.CACHE_CREATE_WITH_CONFIGURATION)
         version = dispatcher.pool.pick().version
-        build = (ops.cache_get_or_create_with_configuration if or_get
-                 else ops.cache_create_with_configuration)
-        body = build(settings, version=tuple(version), ctx=dispatcher.codec)
+        build_configured = (ops.cache_get_or_create_with_configuration if or_get
+                            else ops.cache_create_with_configuration)
+        body = build_configured(settings, version=tuple(version), ctx=dispatcher.codec)
     else:
         raise BadRequest("a cache is created from a name or a config map with a name (code 0)")
     dispatcher.cache_lifecycle.submit(
@@ -209,8 +209,8 @@ def _binary_type_put(dispatcher: Dispatcher, worker: Worker, request: Request,
         bt = metadata.enum_type(name, {literal: ordinal for literal, ordinal in schema})
     else:
         bounds.members((code for _, code in schema), "schema", bounds.FIELD_TYPE_CODES)
-        affinity = bounds.text(arg(args, "affinity_key_field", (str, type(None)), None),
-                               "affinity_key_field")
+        affinity = bounds.optional_text(arg(args, "affinity_key_field", (str, type(None)), None),
+                                        "affinity_key_field")
         bt = metadata.object_type(name, [(f, code) for f, code in schema],
                                   affinity_key_field=affinity)
 

@@ -58,9 +58,15 @@ def entity_id(name: str | int | None) -> int | None:
     """
     if name is None:
         return None
-    if type(name) is int:
+    return _name_id(name)
+
+
+def _name_id(name: str | int) -> int:
+    if isinstance(name, str):
+        return java_hash(java_lower(name))
+    if type(name) is int:  # not a bool
         return name
-    return java_hash(java_lower(name))  # type: ignore[arg-type]
+    raise TypeError(f"a type or field name is a str or an int id, not {name!r}")
 
 
 def schema_id(schema: Any) -> int:
@@ -71,7 +77,7 @@ def schema_id(schema: Any) -> int:
         return 0
     s_id = _FNV1_OFFSET_BASIS
     for field_name in schema:
-        field_id = entity_id(field_name)
+        field_id = _name_id(field_name)
         for shift in (0, 8, 16, 24):
             s_id ^= (field_id >> shift) & 0xFF
             s_id = _int32(s_id * _FNV1_PRIME)

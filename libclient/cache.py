@@ -90,7 +90,7 @@ class CacheSpecs:
 
     def _call(self, op: str, args: dict[str, Any] | None = None, *, idempotent: bool = False,
               error: type[Exception] = CacheError, expiry: bool = True) -> Call:
-        full = {"cache": self._name}
+        full: dict[str, Any] = {"cache": self._name}
         if args:
             full.update(args)
         policy = self._cache_info.expiry_policy

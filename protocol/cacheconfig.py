@@ -458,14 +458,15 @@ def _read_entities(reader: BodyReader, version: Version) -> list[QueryEntity]:
 
 
 def _read_entity(reader: BodyReader, version: Version) -> QueryEntity:
-    names = [reader.string() for _ in range(5)]
+    key_type, value_type, table, key_field, value_field = (reader.string() for _ in range(5))
     n = reader.count(min_item_size=5)
     query_fields = tuple(_read_query_field(reader, version) for _ in range(n))
     n = reader.count(min_item_size=2)
     aliases = tuple(QueryFieldAlias(_field_name(reader), _field_name(reader)) for _ in range(n))
     n = reader.count(min_item_size=10)
     indexes = tuple(_read_index(reader) for _ in range(n))
-    return QueryEntity(*names, query_fields, aliases, indexes)
+    return QueryEntity(key_type, value_type, table, key_field, value_field,
+                       query_fields, aliases, indexes)
 
 
 def _field_name(reader: BodyReader) -> str:

@@ -178,7 +178,7 @@ def _compact_names(info: object, type_id: int, schema_id: int, count: int) -> tu
         raise RemoteProtocolError(
             f"schema {schema_id} of type {type_id} has {len(names)} fields, footer {count}"
         )
-    return names  # type: ignore[no-any-return]
+    return names
 
 
 def _full_names(info: object, type_id: int, schema_id: int, ids: tuple[int, ...]) -> list[str]:
@@ -213,7 +213,7 @@ def _write_object(buf: bytearray, obj: object, enc: Encoder) -> None:
     ids, sid = _layout(tuple(fields))
     start = len(buf)
     buf += _PLACEHOLDER
-    offsets = []
+    offsets: list[int] = []
     append = offsets.append
     write = enc.write
     for name, value in fields.items():
