@@ -108,7 +108,9 @@ def _cache_config(dispatcher: Dispatcher, worker: Worker, request: Request,
     version = tuple(conn.version)
 
     def parse(body: Any) -> dict[int, Any]:
-        return _plain(ops.parse_cache_get_configuration(body, version=version))
+        settings: dict[int, Any] = _plain(ops.parse_cache_get_configuration(body,
+                                                                            version=version))
+        return settings
 
     simple_call(dispatcher, request, reply, OpCode.CACHE_GET_CONFIGURATION,
                 ops.cache_get_configuration(dispatcher.cache_id(request.args)), parse,

@@ -11,6 +11,7 @@ from .base import IgniteDataType
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Any
 
 
 def _decimal() -> ModuleType:
@@ -111,7 +112,7 @@ class PrimitiveArray(IgniteDataType):
 
 class PrimitiveArrayObject(PrimitiveArray):
     pythonic = list
-    default: list = []
+    default: list[Any] = []
 
 
 def _arrays(name: str, code: bytes, type_name: str, type_id: int) -> tuple[type, type]:
@@ -193,7 +194,7 @@ class StandardArray(IgniteDataType):
 
 class StandardArrayObject(StandardArray, Nullable):
     pythonic = list
-    default: list = []
+    default: list[Any] = []
 
 
 def _std_arrays(name: str, code: bytes, type_name: str, type_id: int) -> tuple[type, type]:

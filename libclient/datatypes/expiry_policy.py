@@ -44,7 +44,7 @@ class ExpiryPolicy:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._astuple() == other._astuple()  # type: ignore[attr-defined]
+        return self._astuple() == other._astuple()
 
     __hash__ = None  # type: ignore[assignment]  # unhashable (mutable), like pyignite's attrs class
 
