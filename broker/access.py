@@ -318,10 +318,10 @@ class ZapHandler:
     it during every handshake of a socket with a ZAP domain (``ipc`` when an allow-list is
     set) and of every CURVE server (``tcp``)."""
 
-    def __init__(self, context: zmq.Context, access: Access) -> None:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], access: Access) -> None:
         self._context = context
         self._access = access
-        self._sock: zmq.Socket | None = None
+        self._sock: zmq.Socket[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -329,7 +329,7 @@ class ZapHandler:
         sock.setsockopt(zmq.LINGER, 0)
         sock.bind(ZAP_ENDPOINT)
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.getsockopt(zmq.FD), self._on_readable)
+        self._loop.add_reader(sock.fileno(), self._on_readable)
         self._loop.call_soon(self._on_readable)
 
     def _on_readable(self) -> None:
@@ -353,7 +353,7 @@ class ZapHandler:
         if self._sock is None:
             return
         if self._loop is not None:
-            self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
+            self._loop.remove_reader(self._sock.fileno())
         self._sock.close(linger=0)
         self._sock = None
 
@@ -405,7 +405,7 @@ class Access:
     def needs_zap(self) -> bool:
         return self.curve_secret is not None or self.policy.active
 
-    def start(self, context: zmq.Context) -> None:
+    def start(self, context: zmq.Context[zmq.Socket[bytes]]) -> None:
         """Bind the ZAP handler (before any endpoint: a CURVE server without a handler would
         admit any client key)."""
         if self.needs_zap():
@@ -417,7 +417,7 @@ class Access:
             self.zap.close()
             self.zap = None
 
-    def prepare_bind(self, sock: zmq.Socket, endpoint: str) -> None:
+    def prepare_bind(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
         """Set the security options for the next bind of ``sock`` (libzmq copies them into
         each listener at bind time, so ipc:// and tcp:// of one ROUTER differ).  Local
         endpoints must be bound first: libzmq cannot reset a ZAP domain to none."""

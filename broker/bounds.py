@@ -147,15 +147,19 @@ def count(items: list[Any], name: str, limits: Any) -> list[Any]:
     return items
 
 
-def text(value: str | None, name: str, bound_name: str = "name") -> str | None:
-    """``value`` if its length is within its bound (None passes)."""
-    if value is None:
-        return None
+def optional_text(value: str | None, name: str, bound_name: str = "name") -> str | None:
+    """``text``, where None passes."""
+    return None if value is None else text(value, name, bound_name)
+
+
+def text(value: str, name: str, bound_name: str = "name") -> str:
+    """``value`` if its length is within its bound."""
     bound = TEXTS[bound_name]
     size = len(value.encode("utf-8", "surrogatepass")) if bound_name == "cache_name" else len(value)
-    if not bound.low <= size <= bound.high:
+    high = bound.limit(None)  # text bounds are fixed, not limits.* settings
+    if not bound.low <= size <= high:
         raise BadRequest(f"argument {name!r} is {size} {bound.why} long: allowed "
-                         f"{bound.low}..{bound.high}")
+                         f"{bound.low}..{high}")
     return value
 
 

@@ -34,7 +34,8 @@ def configure(level: str = "info", fmt: str = "console") -> None:
 
 
 def get(name: str) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger(component=name)
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
+    return logger
 
 
 class Throttle:

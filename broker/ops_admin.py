@@ -78,9 +78,9 @@ def _create(dispatcher: Dispatcher, worker: Worker, request: Request, reply: Rep
         op = (OpCode.CACHE_GET_OR_CREATE_WITH_CONFIGURATION if or_get
               else OpCode.CACHE_CREATE_WITH_CONFIGURATION)
         version = dispatcher.pool.pick().version
-        build = (ops.cache_get_or_create_with_configuration if or_get
-                 else ops.cache_create_with_configuration)
-        body = build(settings, version=tuple(version), ctx=dispatcher.codec)
+        build_configured = (ops.cache_get_or_create_with_configuration if or_get
+                            else ops.cache_create_with_configuration)
+        body = build_configured(settings, version=tuple(version), ctx=dispatcher.codec)
     else:
         raise BadRequest("a cache is created from a name or a config map with a name (code 0)")
     changes = dispatcher.cache_lifecycle
@@ -149,7 +149,9 @@ def _cache_config(dispatcher: Dispatcher, worker: Worker, request: Request,
     version = tuple(conn.version)
 
     def parse(body: Any) -> dict[int, Any]:
-        return _plain(ops.parse_cache_get_configuration(body, version=version))
+        settings: dict[int, Any] = _plain(ops.parse_cache_get_configuration(body,
+                                                                            version=version))
+        return settings
 
     simple_call(dispatcher, request, reply, OpCode.CACHE_GET_CONFIGURATION,
                 ops.cache_get_configuration(dispatcher.cache_id(request.args)), parse,
@@ -251,8 +253,8 @@ def _binary_type_put(dispatcher: Dispatcher, worker: Worker, request: Request,
         bt = metadata.enum_type(name, {literal: ordinal for literal, ordinal in schema})
     else:
         bounds.members((code for _, code in schema), "schema", bounds.FIELD_TYPE_CODES)
-        affinity = bounds.text(arg(args, "affinity_key_field", (str, type(None)), None),
-                               "affinity_key_field")
+        affinity = bounds.optional_text(arg(args, "affinity_key_field", (str, type(None)), None),
+                                        "affinity_key_field")
         bt = metadata.object_type(name, [(f, code) for f, code in schema],
                                   affinity_key_field=affinity)
 

@@ -91,7 +91,7 @@ def _query_connection(dispatcher: Dispatcher, worker: Worker,
 
 def _tx_start(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
     args = request.args
-    label = bounds.text(arg(args, "label", (str, type(None)), None), "label")
+    label = bounds.optional_text(arg(args, "label", (str, type(None)), None), "label")
     body = tx.tx_start(
         bounds.member(args, "concurrency", tx.TxConcurrency, tx.TxConcurrency.PESSIMISTIC),
         bounds.member(args, "isolation", tx.TxIsolation, tx.TxIsolation.REPEATABLE_READ),
@@ -154,7 +154,7 @@ def _sql(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyF
     args = request.args
     names = arg(args, "include_field_names", bool, False)
     query = bounds.text(arg(args, "query", str), "query", "query")
-    schema = bounds.text(arg(args, "schema", (str, type(None)), None), "schema")
+    schema = bounds.optional_text(arg(args, "schema", (str, type(None)), None), "schema")
     options = _query_args(dispatcher, args)
     cache = _cache_id_or_zero(dispatcher, args)
     conn, tx_id = _query_connection(dispatcher, worker, args)

@@ -6,6 +6,7 @@ of the request path: no task per request."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from protocol import ErrorResponse, OpCode, Response
 from protocol.binary.metadata import (
@@ -64,8 +65,7 @@ class BinaryTypes:
         try:
             conn = self._pool.pick()
             for bt in pending:
-                conn.send(OpCode.BINARY_TYPE_PUT, binary_type_put(bt),
-                          lambda outcome, bt=bt: answered(bt, outcome))
+                conn.send(OpCode.BINARY_TYPE_PUT, binary_type_put(bt), partial(answered, bt))
         except BrokerError as exc:
             done(exc)
 

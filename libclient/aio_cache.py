@@ -22,7 +22,8 @@ class AioCache(CacheSpecs):
 
     async def settings(self, timeout: float = 0) -> dict[int, Any]:
         """Lazy cache settings: {PROP_* code: value}."""
-        return await self._arun(self._settings_spec(), timeout)
+        settings: dict[int, Any] = await self._arun(self._settings_spec(), timeout)
+        return settings
 
     def scan(self, page_size: int = 1, partitions: int = -1, local: bool = False,
              timeout: float = 0) -> AioScanCursor:

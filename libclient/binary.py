@@ -58,9 +58,15 @@ def entity_id(name: str | int | None) -> int | None:
     """
     if name is None:
         return None
-    if type(name) is int:
+    return _name_id(name)
+
+
+def _name_id(name: str | int) -> int:
+    if isinstance(name, str):
+        return java_hash(java_lower(name))
+    if type(name) is int:  # not a bool
         return name
-    return java_hash(java_lower(name))  # type: ignore[arg-type]
+    raise TypeError(f"a type or field name is a str or an int id, not {name!r}")
 
 
 def schema_id(schema: Any) -> int:
@@ -71,7 +77,7 @@ def schema_id(schema: Any) -> int:
         return 0
     s_id = _FNV1_OFFSET_BASIS
     for field_name in schema:
-        field_id = entity_id(field_name)
+        field_id = _name_id(field_name)
         for shift in (0, 8, 16, 24):
             s_id ^= (field_id >> shift) & 0xFF
             s_id = _int32(s_id * _FNV1_PRIME)
@@ -85,7 +91,7 @@ class GenericObjectProps(IgniteDataTypeProps):
     """Class-level and instance-level ``schema``, ``schema_id``, ``type_name``, ``type_id``."""
 
     @property
-    def schema(self) -> OrderedDict:
+    def schema(self) -> OrderedDict[str, Any]:
         return OrderedDict(self._schema)  # type: ignore[attr-defined]
 
     @property
@@ -108,11 +114,12 @@ class GenericObjectMeta(GenericObjectPropsMeta):
     compare equal field by field, and print like pyignite's attrs-made classes.
     """
 
-    _schema: OrderedDict | None = None
+    _schema: OrderedDict[str, Any] | None = None
     _type_name: str | None = None
     version = None
 
-    def __new__(mcs, name: str, base_classes: tuple, namespace: dict, **kwargs: Any) -> Any:
+    def __new__(mcs, name: str, base_classes: tuple[type, ...], namespace: dict[str, Any],
+                **kwargs: Any) -> Any:
         namespace = dict(namespace)
         for attr, fn in _INSTANCE_METHODS.items():
             namespace.setdefault(attr, fn)
@@ -121,7 +128,7 @@ class GenericObjectMeta(GenericObjectPropsMeta):
             base_classes = (GenericObjectProps, *base_classes)
         return super().__new__(mcs, name, base_classes, namespace)
 
-    def __init__(cls, name: str, base_classes: tuple, namespace: dict,
+    def __init__(cls, name: str, base_classes: tuple[type, ...], namespace: dict[str, Any],
                  type_name: str | None = None, schema: Any = None, **kwargs: Any) -> None:
         cls._type_name = type_name or cls.__name__
         cls._type_id = entity_id(cls._type_name)
@@ -192,7 +199,8 @@ def type_class_name(type_name: str) -> str:
     return _capitalize(_IDENT_START.sub("", name))
 
 
-def make_data_class(type_name: str, schema: OrderedDict, type_id: int | None = None) -> type:
+def make_data_class(type_name: str, schema: OrderedDict[str, Any],
+                    type_id: int | None = None) -> type:
     """A generic class for a type read from the cluster.
 
     Unlike pyignite, the class keeps the *real* Ignite type name and id (pyignite derives them

@@ -90,7 +90,7 @@ class CacheSpecs:
 
     def _call(self, op: str, args: dict[str, Any] | None = None, *, idempotent: bool = False,
               error: type[Exception] = CacheError, expiry: bool = True) -> Call:
-        full = {"cache": self._name}
+        full: dict[str, Any] = {"cache": self._name}
         if args:
             full.update(args)
         policy = self._cache_info.expiry_policy
@@ -137,14 +137,14 @@ class CacheSpecs:
         yield from self._kv("cache_put", key=(key, key_hint), value=(value, value_hint))
 
     @shared
-    def get_all(self, keys: list) -> Spec:
+    def get_all(self, keys: list[Any]) -> Spec:
         encoded = yield from self._client._encode_many(keys)
         raw = yield self._call("cache_get_all", {"keys": encoded}, idempotent=True)
         pairs = yield from self._client._decode(raw or [])
         return {key: value for key, value in pairs}
 
     @shared
-    def put_all(self, pairs: dict) -> Spec:
+    def put_all(self, pairs: dict[Any, Any]) -> Spec:
         items = list(pairs.items())
         flat = yield from self._client._encode_many([x for pair in items for x in pair])
         yield self._call("cache_put_all",
@@ -156,7 +156,7 @@ class CacheSpecs:
                                     value=(value, value_hint)))
 
     @shared
-    def clear(self, keys: list | None = None) -> Spec:
+    def clear(self, keys: list[Any] | None = None) -> Spec:
         if keys:
             yield from self._keys("cache_clear_keys", keys)
         else:
@@ -167,7 +167,7 @@ class CacheSpecs:
         yield from self._kv("cache_clear_key", key=(key, key_hint))
 
     @shared
-    def clear_keys(self, keys: Iterable) -> Spec:
+    def clear_keys(self, keys: Iterable[Any]) -> Spec:
         yield from self._keys("cache_clear_keys", keys)
 
     @shared
@@ -175,7 +175,7 @@ class CacheSpecs:
         return (yield from self._kv("cache_contains_key", idempotent=True, key=(key, key_hint)))
 
     @shared
-    def contains_keys(self, keys: Iterable) -> Spec:
+    def contains_keys(self, keys: Iterable[Any]) -> Spec:
         return (yield from self._keys("cache_contains_keys", keys, idempotent=True))
 
     @shared
@@ -211,7 +211,7 @@ class CacheSpecs:
         return (yield from self._kv("cache_remove_key", key=(key, key_hint)))
 
     @shared
-    def remove_keys(self, keys: list) -> Spec:
+    def remove_keys(self, keys: list[Any]) -> Spec:
         yield from self._keys("cache_remove_keys", keys)
 
     @shared
@@ -280,7 +280,8 @@ class Cache(CacheSpecs):
     @property
     def settings(self) -> dict[int, Any]:
         """Lazy cache settings: {PROP_* code: value}."""
-        return self._run(self._settings_spec())
+        settings: dict[int, Any] = self._run(self._settings_spec())
+        return settings
 
     def scan(self, page_size: int = 1, partitions: int = -1, local: bool = False) -> ScanCursor:
         """All key-value pairs, paged; the cursor runs the query now."""
@@ -288,7 +289,7 @@ class Cache(CacheSpecs):
 
         return ScanCursor(self._client, self._scan_args(page_size, partitions, local))
 
-    def select_row(self, query_str: str, page_size: int = 1, query_args: list | None = None,
+    def select_row(self, query_str: str, page_size: int = 1, query_args: list[Any] | None = None,
                    distributed_joins: bool = False, replicated_only: bool = False,
                    local: bool = False, timeout: int = 0) -> SqlCursor:
         """The deprecated SQL query over this cache's value type, as (key, value) pairs."""

@@ -88,7 +88,7 @@ def shared(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _is_spec(fn: Callable[..., Any]) -> bool:
-    return bool(fn.__code__.co_flags & _CO_GENERATOR)  # type: ignore[attr-defined]
+    return bool(fn.__code__.co_flags & _CO_GENERATOR)
 
 
 def _shared_members(specs: type) -> dict[str, Callable[..., Any]]:
@@ -142,7 +142,7 @@ def bind_async(cls: type) -> type:
 def _split_timeout(fn: Callable[..., Any], args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], float]:
     timeout = kwargs.pop("timeout", 0)
-    positional = fn.__code__.co_argcount - 1  # type: ignore[attr-defined]
+    positional = fn.__code__.co_argcount - 1
     if len(args) > positional:  # pyignite's aio methods take timeout as a trailing positional
         timeout, args = args[positional], args[:positional]
     return args, timeout or 0

@@ -61,7 +61,8 @@ def deadline_ms(budget: float) -> int:
 def pack_request(request_id: int, op: str, args: dict[str, Any], deadline: int) -> bytes:
     m = ipc()
     try:
-        return m.pack_request(request_id, op, args, deadline)
+        packed: bytes = m.pack_request(request_id, op, args, deadline)
+        return packed
     except m.IpcError as exc:
         raise ParameterError(f"cannot send this value to the broker: {exc}") from exc
 

@@ -15,7 +15,7 @@ import contextlib
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any
+    from typing import Any, ClassVar
 
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
 
 class _BaseEvent:
     __slots__: tuple[str, ...] = ()
-    _fields: tuple[str, ...] = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         for key, value in kwargs.items():
@@ -55,7 +55,7 @@ class _ConnectionEvent(_BaseEvent):
 
 class _HandshakeEvent(_ConnectionEvent):
     __slots__ = ("protocol_context",)
-    _fields = ("host", "port", "protocol_context")
+    _fields: ClassVar[tuple[str, ...]] = ("host", "port", "protocol_context")
 
     def __init__(self, host: str, port: int, protocol_context: Any = None, **kwargs: Any) -> None:
         context = protocol_context.copy() if protocol_context is not None else None
@@ -102,7 +102,7 @@ class ConnectionClosedEvent(_ConnectionEvent):
     """Published when the client is closed."""
 
     __slots__ = ("node_uuid",)
-    _fields = ("host", "port", "node_uuid")
+    _fields: ClassVar[tuple[str, ...]] = ("host", "port", "node_uuid")
 
     def __init__(self, host: str, port: int, node_uuid: Any, **kwargs: Any) -> None:
         super().__init__(host=host, port=port, node_uuid=str(node_uuid) if node_uuid else "",
@@ -147,7 +147,9 @@ class ConnectionEventListener(_EventListener):
 
 class _QueryEvent(_BaseEvent):
     __slots__ = ("host", "node_uuid", "op_code", "op_name", "port", "query_id")
-    _fields = ("host", "port", "node_uuid", "query_id", "op_code", "op_name")
+    _fields: ClassVar[tuple[str, ...]] = (
+        "host", "port", "node_uuid", "query_id", "op_code", "op_name",
+    )
 
     def __init__(self, host: str, port: int, node_uuid: Any, query_id: int, op_code: int,
                  op_name: str, **kwargs: Any) -> None:

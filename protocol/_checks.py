@@ -9,7 +9,7 @@ accepts a page size of 0 or an expiry of -5, and its TypeError names no field.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .errors import LocalProtocolError
 
@@ -100,7 +100,11 @@ def optional_str(value: object, what: str) -> str | None:
     return None if value is None else required_str(value, what)
 
 
-def items(values: Iterable[T], what: str) -> list[T]:
+@overload
+def items(values: Iterable[T], what: str) -> list[T]: ...
+@overload
+def items(values: object, what: str) -> list[object]: ...
+def items(values: Any, what: str) -> list[Any]:
     """The items of a list-like argument (a str, bytes or a mapping is not one), as a new list."""
     if isinstance(values, (str, bytes, bytearray, memoryview, dict)):
         raise LocalProtocolError(f"{what} must be a list of items, got {describe(values)}")

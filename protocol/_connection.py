@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import types
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
@@ -124,17 +124,21 @@ def _normalise_versions(versions: object) -> tuple[ProtocolVersion, ...]:
     return tuple(sorted(result, reverse=True))
 
 
-def _check_features(features: object) -> frozenset[int]:
+def _check_features(features: Iterable[object]) -> frozenset[int]:
     try:
-        bits = frozenset(features)  # type: ignore[arg-type]
-    except TypeError as exc:
+        given = frozenset(features)
+    except TypeError as exc:  # not iterable, or an unhashable item
         raise LocalProtocolError(f"features must be a set of bit numbers: {exc}") from exc
-    for bit in bits:
-        if not isinstance(bit, int) or not 0 <= bit <= _MAX_FEATURE_BIT:
-            raise LocalProtocolError(f"invalid feature bit {bit!r}")
+    bits = frozenset(_feature_bit(bit) for bit in given)
     if Feature.USER_ATTRIBUTES in bits:
         raise LocalProtocolError("feature bit 0 is set by passing user_attributes")
     return bits
+
+
+def _feature_bit(bit: object) -> int:
+    if not isinstance(bit, int) or not 0 <= bit <= _MAX_FEATURE_BIT:
+        raise LocalProtocolError(f"invalid feature bit {bit!r}")
+    return bit
 
 
 def _check_attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:

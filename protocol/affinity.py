@@ -127,8 +127,9 @@ def _hash_char(value: object) -> int:
 
 
 def _float_bits(value: object) -> int:
+    bits: int
     try:
-        (bits,) = _I32.unpack(_F32.pack(value))  # type: ignore[arg-type]
+        (bits,) = _I32.unpack(_F32.pack(value))
     except (struct.error, OverflowError, TypeError) as exc:
         raise UnroutableKeyError(f"not a float: {value!r}: {exc}") from exc
     return bits
@@ -146,7 +147,7 @@ def _hash_float(value: object) -> int:
 
 def _hash_double(value: object) -> int:
     try:
-        (bits,) = _I64.unpack(_F64.pack(value))  # type: ignore[arg-type]
+        (bits,) = _I64.unpack(_F64.pack(value))
     except (struct.error, OverflowError, TypeError) as exc:
         raise UnroutableKeyError(f"not a float: {value!r}: {exc}") from exc
     return _double_bits_hash(bits)
@@ -296,7 +297,7 @@ def key_hash(value: object, hint: int | None = None, *, ctx: CodecContext | None
     other arrays (Java arrays hash by identity), collections, maps, out-of-range numbers.
     """
     if type(value) is Typed:
-        return key_hash(value.value, value.type_code, ctx=ctx)  # type: ignore[attr-defined]
+        return key_hash(value.value, value.type_code, ctx=ctx)
     if value is None:
         raise UnroutableKeyError("a NULL key cannot be routed")
     if hint is None:
@@ -320,7 +321,8 @@ def key_hash(value: object, hint: int | None = None, *, ctx: CodecContext | None
 
 
 def _read_i32(buf: Buffer, pos: int) -> int:
-    return _I32.unpack_from(buf, pos)[0]
+    value: int = _I32.unpack_from(buf, pos)[0]
+    return value
 
 
 def _unpacked(
@@ -329,7 +331,7 @@ def _unpacked(
     """A hasher for a fixed-size payload: unpack it, then (optionally) hash the number."""
     unpack = fixed.unpack_from
     if then is None:
-        return lambda buf, pos: unpack(buf, pos)[0]  # type: ignore[no-any-return]
+        return lambda buf, pos: unpack(buf, pos)[0]
     return lambda buf, pos: then(unpack(buf, pos)[0])
 
 
@@ -468,7 +470,7 @@ def affinity_key(
     when ``Typed``, else the registry's type for that field (``ctx``), else none (the
     automatic mapping). A configured key that lacks the field raises UnroutableKeyError.
     """
-    obj = value.value if type(value) is Typed else value  # type: ignore[attr-defined]
+    obj = value.value if type(value) is Typed else value
     if not key_configs or type(obj) is not BinaryObject:
         return value
     wanted = key_configs.get(obj.type_id)
@@ -558,10 +560,12 @@ def _field_offset(
         entry = start + schema.index(wanted) * width
         if entry + width > end:
             raise UnroutableKeyError("compact footer shorter than its schema")
-        return root + reader.unpack_from(buf, entry)[0]
+        offset: int = reader.unpack_from(buf, entry)[0]
+        return root + offset
     for entry in range(start, end - width - 3, width + 4):
         if _read_i32(buf, entry) == wanted:
-            return root + reader.unpack_from(buf, entry + 4)[0]
+            offset = reader.unpack_from(buf, entry + 4)[0]
+            return root + offset
     raise UnroutableKeyError(f"the key object lacks field {wanted}")
 
 
@@ -710,6 +714,7 @@ class _Reader:
         self.uuids: dict[tuple[int, int], uuid.UUID] = {}
 
     def i32(self) -> int:
+        value: int
         (value,) = _I32.unpack_from(self.buf, self.pos)
         self.pos += 4
         return value

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _checks as check
 from .binary.primitives import Buffer
@@ -29,6 +29,8 @@ from .errors import LocalProtocolError, RemoteProtocolError
 from .ops import BodyReader, check_expiry, pack, write_obj, write_string
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from .ops import Ctx
 
 __all__ = [
@@ -211,7 +213,10 @@ class ExpiryPolicy:
 # -- coercing builder input ----------------------------------------------------------------------
 
 
-def _coerce(cls: type[Any], value: Any, nested: Mapping[str, Callable[[Any], Any]]) -> Any:
+_D = TypeVar("_D", bound="DataclassInstance")  # one of the configuration dataclasses
+
+
+def _coerce(cls: type[_D], value: Any, nested: Mapping[str, Callable[[Any], Any]]) -> _D:
     """A dataclass instance from itself, a mapping of its fields, or a tuple of them."""
     if isinstance(value, cls):
         return value
@@ -232,11 +237,11 @@ def _coerce(cls: type[Any], value: Any, nested: Mapping[str, Callable[[Any], Any
 
 
 def _index_field(value: Any) -> QueryIndexField:
-    return _coerce(QueryIndexField, value, {})  # type: ignore[no-any-return]
+    return _coerce(QueryIndexField, value, {})
 
 
 def _index(value: Any) -> QueryIndex:
-    return _coerce(QueryIndex, value, {"fields": _index_field})  # type: ignore[no-any-return]
+    return _coerce(QueryIndex, value, {"fields": _index_field})
 
 
 def _entity(value: Any) -> QueryEntity:
@@ -245,11 +250,11 @@ def _entity(value: Any) -> QueryEntity:
         "field_name_aliases": lambda v: _coerce(QueryFieldAlias, v, {}),
         "query_indexes": _index,
     }
-    return _coerce(QueryEntity, value, nested)  # type: ignore[no-any-return]
+    return _coerce(QueryEntity, value, nested)
 
 
 def _key_config(value: Any) -> CacheKeyConfiguration:
-    return _coerce(CacheKeyConfiguration, value, {})  # type: ignore[no-any-return]
+    return _coerce(CacheKeyConfiguration, value, {})
 
 
 def _expiry(value: Any) -> ExpiryPolicy | None:
@@ -424,7 +429,7 @@ def _version(version: object) -> Version:
             or not all(type(part) is int for part in version)):
         raise LocalProtocolError(f"version must be a (major, minor, patch) tuple, got "
                                  f"{check.describe(version)}")
-    return version  # type: ignore[return-value]
+    return version
 
 
 # -- reading (1055) ------------------------------------------------------------------------------
@@ -458,14 +463,15 @@ def _read_entities(reader: BodyReader, version: Version) -> list[QueryEntity]:
 
 
 def _read_entity(reader: BodyReader, version: Version) -> QueryEntity:
-    names = [reader.string() for _ in range(5)]
+    key_type, value_type, table, key_field, value_field = (reader.string() for _ in range(5))
     n = reader.count(min_item_size=5)
     query_fields = tuple(_read_query_field(reader, version) for _ in range(n))
     n = reader.count(min_item_size=2)
     aliases = tuple(QueryFieldAlias(_field_name(reader), _field_name(reader)) for _ in range(n))
     n = reader.count(min_item_size=10)
     indexes = tuple(_read_index(reader) for _ in range(n))
-    return QueryEntity(*names, query_fields, aliases, indexes)
+    return QueryEntity(key_type, value_type, table, key_field, value_field,
+                       query_fields, aliases, indexes)
 
 
 def _field_name(reader: BodyReader) -> str:

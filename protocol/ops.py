@@ -304,8 +304,8 @@ def check_expiry(expiry: object) -> Expiry:
         if (type(create) is int and type(update) is int and type(access) is int
                 and TTL_UNCHANGED <= create <= _I64_MAX and TTL_UNCHANGED <= update <= _I64_MAX
                 and TTL_UNCHANGED <= access <= _I64_MAX):
-            return expiry  # type: ignore[return-value]
-    ttls = check.items(expiry, "expiry")  # type: ignore[arg-type]
+            return expiry
+    ttls = check.items(expiry, "expiry")
     if len(ttls) != 3:
         raise LocalProtocolError(f"expiry must be 3 TTLs (create, update, access), got {len(ttls)}")
     create, update, access = (

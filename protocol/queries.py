@@ -240,7 +240,7 @@ def _sql_fields_extras(
 def _partitions(partitions: object) -> list[int]:
     """What SqlFieldsQuery.setPartitions accepts: distinct partitions, at least one."""
     parts = [check.integer(part, "partition", 0, MAX_PARTITIONS_COUNT - 1)
-             for part in check.items(partitions, "partitions")]  # type: ignore[arg-type]
+             for part in check.items(partitions, "partitions")]
     if not parts or len(set(parts)) != len(parts):
         raise LocalProtocolError("partitions must be distinct, and at least one")
     return parts

@@ -75,7 +75,7 @@ class BrokerProcess:
         self.wait_ready(wait_nodes)
         return self
 
-    def wait_ready(self, wait_nodes: int = 1, timeout: float = _READY_TIMEOUT) -> dict:
+    def wait_ready(self, wait_nodes: int = 1, timeout: float = _READY_TIMEOUT) -> dict[str, Any]:
         """Until the broker answers hello with at least ``wait_nodes`` node connections ready."""
         deadline = time.monotonic() + timeout
         transport = Transport(self.endpoint, timeout=1.0, retries=0)
@@ -84,7 +84,7 @@ class BrokerProcess:
                 if self.proc is not None and self.proc.poll() is not None:
                     raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
                 try:
-                    info = transport.call("hello", {})
+                    info: dict[str, Any] = transport.call("hello", {})
                 except BrokerUnavailable:
                     continue
                 if info["nodes_ready"] >= wait_nodes:

@@ -41,7 +41,9 @@ class SslFiles:
     @classmethod
     def from_json(cls, data: dict[str, str]) -> SslFiles:
         passwords = {"client_key_password", "store_password"}
-        return cls(**{k: (v if k in passwords else Path(v)) for k, v in data.items()})
+        paths = {k: Path(v) for k, v in data.items() if k not in passwords}
+        return cls(client_key_password=data["client_key_password"],
+                   store_password=data["store_password"], **paths)
 
 
 def ssl_files_in(directory: Path) -> SslFiles:

@@ -27,7 +27,9 @@ State, logs and work dirs live in $IGNITE_BROKER_DEVCLUSTER_DIR (default
 """
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register `dev-cluster` with its start/stop/status subcommands on subparsers."""
     parser = subparsers.add_parser(
         "dev-cluster",

@@ -14,6 +14,7 @@ import contextlib
 import socket
 import ssl
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from broker.devcluster.errors import HandshakeFailed
@@ -103,7 +104,8 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 @contextlib.contextmanager
-def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, timeout: float):
+def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None,
+             timeout: float) -> Iterator[socket.socket]:
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
         if ssl_context is not None:

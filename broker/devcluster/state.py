@@ -18,6 +18,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from broker.devcluster.certs import SslFiles
 
@@ -164,7 +165,7 @@ def _record_to_json(record: ClusterRecord) -> dict[str, object]:
     }
 
 
-def _record_from_json(data: dict, directory: Path) -> ClusterRecord:
+def _record_from_json(data: dict[str, Any], directory: Path) -> ClusterRecord:
     nodes = [
         NodeRecord(
             idx=n["idx"],

@@ -13,7 +13,7 @@ __all__ = ["ProtocolContext"]
 
 
 class ProtocolContext:
-    def __init__(self, version: tuple[int, int, int], features: BitmaskFeature | None = None):
+    def __init__(self, version: tuple[int, ...], features: BitmaskFeature | None = None) -> None:
         self._version = tuple(version)
         self._features = features
         self._ensure_consistency()
@@ -38,11 +38,11 @@ class ProtocolContext:
         return ProtocolContext(self.version, self.features)
 
     @property
-    def version(self) -> Any:
+    def version(self) -> tuple[int, ...]:
         return self._version
 
     @version.setter
-    def version(self, version: tuple[int, int, int]) -> None:
+    def version(self, version: tuple[int, ...]) -> None:
         self._version = tuple(version)
         self._ensure_consistency()
 

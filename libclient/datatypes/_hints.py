@@ -8,14 +8,19 @@ from . import type_ids as ti
 from . import type_names as tn
 from .base import IgniteDataType
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
 
-def _decimal():
+
+def _decimal() -> ModuleType:
     import decimal
 
     return decimal
 
 
-def _datetime():
+def _datetime() -> ModuleType:
     import datetime
 
     return datetime
@@ -107,7 +112,7 @@ class PrimitiveArray(IgniteDataType):
 
 class PrimitiveArrayObject(PrimitiveArray):
     pythonic = list
-    default: list = []
+    default: list[Any] = []
 
 
 def _arrays(name: str, code: bytes, type_name: str, type_id: int) -> tuple[type, type]:
@@ -189,7 +194,7 @@ class StandardArray(IgniteDataType):
 
 class StandardArrayObject(StandardArray, Nullable):
     pythonic = list
-    default: list = []
+    default: list[Any] = []
 
 
 def _std_arrays(name: str, code: bytes, type_name: str, type_id: int) -> tuple[type, type]:
@@ -292,9 +297,16 @@ class AnyDataArray(AnyDataObject):
     pass
 
 
+def _code_of(hint: type) -> int:
+    """A hint's one-byte type code as an int (every hint in the table below has one)."""
+    if not issubclass(hint, IgniteDataType) or hint.type_code is None:
+        raise TypeError(f"{hint.__name__} names no Ignite type")
+    return hint.type_code[0]
+
+
 #: Ignite type code -> the hint class that reads it (pyignite's ``tc_map``), for schemas.
 HINT_BY_CODE: dict[int, type] = {
-    cls.type_code[0]: cls  # type: ignore[index]
+    _code_of(cls): cls
     for cls in (
         ByteObject, ShortObject, IntObject, LongObject, FloatObject, DoubleObject, CharObject,
         BoolObject, String, UUIDObject, DateObject, ByteArrayObject, ShortArrayObject,

@@ -22,6 +22,9 @@ class ExpiryPolicy:
     ETERNAL = -1
 
     __slots__ = _FIELDS
+    create: int | timedelta
+    update: int | timedelta
+    access: int | timedelta
 
     def __init__(self, *, create: int | timedelta = UNCHANGED,
                  update: int | timedelta = UNCHANGED,
@@ -41,9 +44,9 @@ class ExpiryPolicy:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return self._astuple() == other._astuple()  # type: ignore[attr-defined]
+        return self._astuple() == other._astuple()
 
-    __hash__ = None  # type: ignore[assignment] - mutable, like pyignite's attrs class
+    __hash__ = None  # type: ignore[assignment]  # unhashable (mutable), like pyignite's attrs class
 
     def _astuple(self) -> tuple[Any, ...]:
         return (self.create, self.update, self.access)

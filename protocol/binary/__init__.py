@@ -21,6 +21,17 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the names above, as type checkers see them (tests/protocol checks they agree)
+    from .primitives import decode_value as decode_value
+    from .primitives import encode_value as encode_value
+    from .primitives import read_value as read_value
+    from .primitives import register_python_type as register_python_type
+    from .primitives import register_reader as register_reader
+    from .primitives import register_writer as register_writer
+    from .primitives import write_value as write_value
+    from .typecodes import TypeCode as TypeCode
+
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:

@@ -231,7 +231,7 @@ _ELEMENT_ARRAYS: dict[type, int] = {
     decimal.Decimal: T.DECIMAL_ARRAY,
     EnumValue: T.ENUM_ARRAY,
 }
-_SCALAR_TO_ARRAY = {
+_SCALAR_TO_ARRAY: dict[int, int] = {
     T.BOOL: T.BOOL_ARRAY,
     T.LONG: T.LONG_ARRAY,
     T.DOUBLE: T.DOUBLE_ARRAY,

@@ -36,7 +36,7 @@ from .primitives import (
     register_reader,
     register_writer,
 )
-from .registry import OBJECT_FIELD, CodecContext, FieldSpec
+from .registry import OBJECT_FIELD, CodecContext, FieldSpec, _TypeInfo
 from .standard import read_class_name
 from .typecodes import TypeCode
 from .values import BinaryObject
@@ -165,10 +165,11 @@ def _read_object(buf: Buffer, pos: int, dec: Decoder) -> tuple[object, int]:
     return BinaryObject(type_id, fields, type_name, schema_id, hash_code, raw), end
 
 
-def _compact_names(info: object, type_id: int, schema_id: int, count: int) -> tuple[str, ...]:
+def _compact_names(info: _TypeInfo | None, type_id: int, schema_id: int,
+                   count: int) -> tuple[str, ...]:
     if info is None:
         raise UnknownSchema(type_id, schema_id, "compact footer, type unknown")
-    schema_names = info.schema_names  # type: ignore[attr-defined]
+    schema_names = info.schema_names
     if schema_id not in schema_names:
         raise UnknownSchema(type_id, schema_id, "compact footer, schema unknown")
     names = schema_names[schema_id]
@@ -178,13 +179,14 @@ def _compact_names(info: object, type_id: int, schema_id: int, count: int) -> tu
         raise RemoteProtocolError(
             f"schema {schema_id} of type {type_id} has {len(names)} fields, footer {count}"
         )
-    return names  # type: ignore[no-any-return]
+    return names
 
 
-def _full_names(info: object, type_id: int, schema_id: int, ids: tuple[int, ...]) -> list[str]:
+def _full_names(info: _TypeInfo | None, type_id: int, schema_id: int,
+                ids: tuple[int, ...]) -> list[str]:
     if info is None:
         raise UnknownSchema(type_id, schema_id, "field names unknown")
-    names_by_id = info.names_by_id  # type: ignore[attr-defined]
+    names_by_id = info.names_by_id
     try:
         return [names_by_id[fid] for fid in ids]
     except KeyError as exc:
@@ -213,7 +215,7 @@ def _write_object(buf: bytearray, obj: object, enc: Encoder) -> None:
     ids, sid = _layout(tuple(fields))
     start = len(buf)
     buf += _PLACEHOLDER
-    offsets = []
+    offsets: list[int] = []
     append = offsets.append
     write = enc.write
     for name, value in fields.items():

@@ -18,6 +18,7 @@ and opaque optimized-marshaller blobs (-2).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from .._checks import one_of
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -67,6 +68,7 @@ def _read_collection(buf: Buffer, pos: int, dec: Decoder) -> tuple[object, int]:
 
 
 def _write_collection(buf: bytearray, value: object, enc: Encoder) -> None:
+    items: Sequence[object]
     if isinstance(value, Collection):
         kind, items = value.kind, value.items
     elif isinstance(value, (list, tuple)):

@@ -134,14 +134,16 @@ class _Cursor:
         self.pos = pos
 
     def i32(self) -> int:
+        value: int
         (value,) = _I32.unpack_from(self.body, self.pos)
         self.pos += 4
-        return value  # type: ignore[no-any-return]
+        return value
 
     def i8(self) -> int:
+        value: int
         (value,) = _I8.unpack_from(self.body, self.pos)
         self.pos += 1
-        return value  # type: ignore[no-any-return]
+        return value
 
     def count(self, min_item_size: int) -> int:
         n = self.i32()

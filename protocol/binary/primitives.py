@@ -250,7 +250,7 @@ def infer_type_code(value: object) -> int:
                 break
         else:
             raise LocalProtocolError(f"no automatic Ignite type for {type(value).__name__}")
-    return code if code.__class__ is int else code(value)  # type: ignore[operator,union-attr,return-value]
+    return code if isinstance(code, int) else code(value)
 
 
 def leaf_reader(code: int) -> Reader:

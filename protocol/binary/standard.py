@@ -25,6 +25,8 @@ from ..hashing import type_id as _type_id
 from ..limits import MAX_DECIMAL_DIGITS, MAX_DECIMAL_MAGNITUDE_BYTES
 from .primitives import (
     Buffer,
+    Reader,
+    Writer,
     read_length,
     register_python_type,
     register_reader,
@@ -185,7 +187,8 @@ _EXACT = decimal.Context(
 
 @lru_cache(maxsize=64)
 def _pow10(n: int) -> int:
-    return 10**n
+    power: int = 10**n  # n >= 0: typeshed types int ** int as Any (a negative n makes a float)
+    return power
 
 
 @lru_cache(maxsize=64)
@@ -275,7 +278,7 @@ def _read_decimal(buf: Buffer, pos: int) -> tuple[object, int]:
     return (value.copy_negate() if first & 0x80 and magnitude else value), end
 
 
-def _enum_reader(binary: bool):  # type: ignore[no-untyped-def]
+def _enum_reader(binary: bool) -> Reader:
     def read(buf: Buffer, pos: int) -> tuple[object, int]:
         (tid,) = _I32.unpack_from(buf, pos)
         if tid == 0:
@@ -330,7 +333,7 @@ def enum_parts(value: object) -> tuple[int, int]:
     return tid, ordinal
 
 
-def _enum_writer(code: TypeCode):  # type: ignore[no-untyped-def]
+def _enum_writer(code: TypeCode) -> Writer:
     def write(buf: bytearray, value: object) -> None:
         buf += _ENUM_W.pack(code, *enum_parts(value))
 

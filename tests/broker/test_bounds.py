@@ -72,6 +72,10 @@ def test_counts_and_texts():
     with pytest.raises(BadRequest, match="UTF-8 bytes"):
         bounds.text("é" * 121, "name", "cache_name")  # 242 bytes
     assert bounds.text("é" * 120, "name", "cache_name") == "é" * 120
+    assert bounds.optional_text(None, "schema") is None
+    assert bounds.optional_text("PUBLIC", "schema") == "PUBLIC"
+    with pytest.raises(BadRequest, match=r"'schema' is 1025 characters long: allowed 0\.\.1024"):
+        bounds.optional_text("s" * 1025, "schema")
 
 
 def test_enums_come_from_the_protocol():

@@ -71,6 +71,15 @@ def test_schema_ids_match_pyignite(fields):
     assert schema_id(7) == 7
 
 
+def test_ids_are_made_of_names_or_int_ids_only():
+    assert entity_id(None) is None
+    assert entity_id(42) == 42
+    with pytest.raises(TypeError, match="a str or an int id, not True"):
+        entity_id(True)
+    with pytest.raises(TypeError, match="a str or an int id, not None"):
+        schema_id({"id": 1, None: 2})
+
+
 def test_class_properties_match():
     ours, theirs = _classes()
     for attr in ("type_name", "type_id", "schema_id"):

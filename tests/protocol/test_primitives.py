@@ -253,3 +253,19 @@ def test_same_bytes_as_pyignite(value: object) -> None:
         theirs = stream.getvalue()
     assert encode_value(value) == theirs
     assert same(decode_value(theirs), value)
+
+
+def test_lazy_exports_are_the_names_type_checkers_see():
+    import ast
+    import inspect
+
+    import protocol.binary as package
+
+    typed = {
+        alias.asname: f"{'.' * node.level}{node.module}"
+        for node in ast.walk(ast.parse(inspect.getsource(package)))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname
+    }
+    assert typed == package._EXPORTS
