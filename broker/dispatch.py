@@ -503,9 +503,10 @@ def simple_call(
     """The common case: one request, its parsed body is the reply."""
     if (dispatcher.limits.coalesce_reads and idempotent and pinned is None
             and not pending_types and op in _COALESCABLE):
-        reply = dispatcher.join_identical_read(op, body, reply)
-        if reply is None:
+        joined = dispatcher.join_identical_read(op, body, reply)
+        if joined is None:
             return
+        reply = joined
 
     dispatcher.call(ReplyCall(op, body, idempotent, dispatcher.deadline(request), reply, parse,
                               pinned, route_cache, key_pos, pending_types))

@@ -58,6 +58,12 @@ if TYPE_CHECKING:
 
 _log = log.get("metrics")
 
+
+def _go_float(value: float) -> str:
+    """A bucket bound as Prometheus writes it (its own helper, untyped in the library)."""
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
+
+
 PREFIX = "ignite_broker"
 #: Seconds, for broker and node latencies: 100 µs (a local get) to 30 s (the default deadline).
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -105,7 +111,7 @@ class Buckets:
         self.total += seconds
 
     def cumulative(self) -> list[tuple[str, int]]:
-        bounds = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]
+        bounds = [*(_go_float(b) for b in LATENCY_BUCKETS), "+Inf"]
         return list(zip(bounds, accumulate(self.counts), strict=True))
 
 
@@ -177,7 +183,7 @@ class Metrics:
         self._node_ops: dict[Any, Buckets] = {}
         self.registry = CollectorRegistry()
         self._direct = _Direct(self.families)
-        self.registry.register(self._direct)  # type: ignore[arg-type]
+        self.registry.register(self._direct)
 
     def families(self) -> list[Metric]:
         """Every instrument as a prometheus_client family: call it on the loop's thread."""
@@ -390,8 +396,8 @@ def watch_broker(metrics: Metrics, loop: asyncio.AbstractEventLoop, *, pool: Nod
                 *broker_families(dispatcher, frontend, janitor)]
 
     collector = LoopCollector(loop, read)
-    metrics.registry.unregister(metrics._direct)  # type: ignore[arg-type]
-    metrics.registry.register(collector)  # type: ignore[arg-type]
+    metrics.registry.unregister(metrics._direct)
+    metrics.registry.register(collector)
     return collector
 
 

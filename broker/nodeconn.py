@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -115,7 +116,7 @@ class NodeConnection(asyncio.Protocol):
         self._batch = batch
         self._replies = replies
         self.closed_reason: str | None = None
-        self.node_id = None
+        self.node_id: uuid.UUID | None = None
         self.last_sent = 0.0  # monotonic time of the last write
         self.last_received = time.monotonic()  # ... and of the last bytes from the node
         self.heartbeat_in_flight = False
@@ -223,7 +224,11 @@ class NodeConnection(asyncio.Protocol):
     async def request(self, op: OpCode, body: bytes) -> Response | ErrorResponse:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
-        self.send(op, body, lambda outcome: future.done() or future.set_result(outcome))
+        def settle(outcome: Outcome) -> None:
+            if not future.done():
+                future.set_result(outcome)
+
+        self.send(op, body, settle)
         outcome = await future
         if isinstance(outcome, BaseException):
             raise outcome
@@ -249,14 +254,13 @@ class NodeConnection(asyncio.Protocol):
         try:
             proto.receive_data(data)
             while (event := proto.next_event()) is not NEED_DATA:
-                kind = type(event)
-                if kind is Response or kind is ErrorResponse:  # the common case, inline
+                if isinstance(event, Response | ErrorResponse):  # the common case, inline
                     if event.affinity_version is not None and self._on_topology is not None:
                         self._on_topology(self, event.affinity_version)
                     pending = self._pending.pop(event.request_id, None)
                     if pending is not None:  # None: the caller gave up (deadline) before
                         self.bytes_in_flight -= pending[2]
-                        if kind is Response:
+                        if isinstance(event, Response):
                             self.reply_sizes.seen(pending[3], pending[4], len(event.body))
                         else:
                             self.metrics.node_error(self.name, "server_error")
@@ -264,7 +268,7 @@ class NodeConnection(asyncio.Protocol):
                         self._settle(pending[0], event)
                     continue
                 self._handle(event)
-                if kind is ConnectionClosed:  # repeats forever, like h11's
+                if isinstance(event, ConnectionClosed):  # repeats forever, like h11's
                     break
             if self._queued and self.closed_reason is None:
                 self._send_queued()

@@ -15,8 +15,8 @@ from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status, label_problem
 
 from . import bounds
-from .dispatch import Dispatcher, ReplyFn, arg, error_of, simple_call
-from .errors import BadRequest, BrokerError
+from .dispatch import Dispatcher, ReplyFn, arg, simple_call
+from .errors import BadRequest, BrokerError, error_of
 from .registry import UnknownType
 from .workers import Worker
 

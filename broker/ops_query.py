@@ -11,8 +11,8 @@ from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status
 
 from . import bounds
-from .dispatch import Call, Dispatcher, ReplyFn, arg, error_of
-from .errors import BadRequest, BrokerError, Overloaded
+from .dispatch import Call, Dispatcher, ReplyFn, arg
+from .errors import BadRequest, BrokerError, Overloaded, error_of
 from .nodeconn import NodeConnection
 from .workers import Cursor, Pinned, Transaction, Worker
 

@@ -65,3 +65,39 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the names above, as type checkers see them (a test checks they agree)
+    from . import affinity as affinity
+    from . import binary as binary
+    from . import limits as limits
+    from . import ops as ops
+    from ._connection import NEED_DATA as NEED_DATA
+    from ._connection import ClientConnection as ClientConnection
+    from ._connection import ConnectionConfig as ConnectionConfig
+    from ._events import ConnectionClosed as ConnectionClosed
+    from ._events import ErrorResponse as ErrorResponse
+    from ._events import Event as Event
+    from ._events import HandshakeAccepted as HandshakeAccepted
+    from ._events import HandshakeRejected as HandshakeRejected
+    from ._events import Notification as Notification
+    from ._events import Response as Response
+    from ._framing import DEFAULT_MAX_FRAME as DEFAULT_MAX_FRAME
+    from ._state import ConnectionState as ConnectionState
+    from ._version import KNOWN_VERSIONS as KNOWN_VERSIONS
+    from ._version import ProtocolVersion as ProtocolVersion
+    from .binary.registry import BinaryType as BinaryType
+    from .binary.registry import CodecContext as CodecContext
+    from .binary.registry import Registry as Registry
+    from .errors import FrameTooLarge as FrameTooLarge
+    from .errors import LocalProtocolError as LocalProtocolError
+    from .errors import ProtocolError as ProtocolError
+    from .errors import RemoteProtocolError as RemoteProtocolError
+    from .errors import UnknownSchema as UnknownSchema
+    from .features import DEFAULT_FEATURES as DEFAULT_FEATURES
+    from .features import Feature as Feature
+    from .hashing import cache_id as cache_id
+    from .hashing import java_string_hash as java_string_hash
+    from .opcodes import OpCode as OpCode
+    from .status import StatusCode as StatusCode

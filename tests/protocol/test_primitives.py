@@ -269,3 +269,19 @@ def test_lazy_exports_are_the_names_type_checkers_see():
         if alias.asname
     }
     assert typed == package._EXPORTS
+
+
+def test_the_protocol_packages_lazy_exports_are_the_names_type_checkers_see():
+    import ast
+    import inspect
+
+    import protocol as package
+
+    typed = {
+        alias.asname: f"{'.' * node.level}{node.module or ''}"
+        for node in ast.walk(ast.parse(inspect.getsource(package)))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname
+    }
+    assert typed == {name: source or "." for name, source in package._EXPORTS.items()}
