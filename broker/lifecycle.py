@@ -225,13 +225,11 @@ class Broker:
         if self._stop.is_set():
             return
         nodes_ready = len(self.pool.ready)
-        extra = ""
         if self._predecessor is not None:
             self._write_pid()
             upgrade.tell_ready(self._predecessor)
             self._predecessor = None
-            extra = f"\nMAINPID={os.getpid()}"  # taken by systemd only with NotifyAccess=all
-        sd_notify(f"READY=1\nSTATUS={self.status()}{extra}")
+        sd_notify(f"READY=1\nSTATUS={self.status()}")
         self._heartbeat.start()
         _log.info("ready", pid=os.getpid(), nodes_ready=nodes_ready,
                   event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
@@ -317,6 +315,7 @@ class Broker:
             return
         _log.info("upgraded", successor=successor.pid)
         self.frontend.listeners.handed_over = True
+        sd_notify(f"MAINPID={successor.pid}")  # under systemd, the new one is the service
         notify.detach()
         self._on_stop_signal(signal.SIGUSR2)
 
