@@ -77,7 +77,7 @@ def spawn(listeners: Listeners, lock_fd: int | None) -> Successor:
         actions = [(os.POSIX_SPAWN_DUP2, fd, SD_LISTEN_FDS_START + i)
                    for i, fd in enumerate(high)]
         argv = ["sh", "-c", _TRAMPOLINE, "sh", sys.executable, *sys.orig_argv[1:]]
-        pid = os.posix_spawn("/bin/sh", argv, env, file_actions=actions)
+        pid = os.posix_spawn("/bin/sh", argv, env, file_actions=actions, setsigmask=())
     except OSError:
         ours.close()
         raise
