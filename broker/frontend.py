@@ -29,7 +29,7 @@ from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoi
 from . import log
 from .access import Access, PeerPolicy
 from .budget import TRACKED_BYTES, MemoryBudget
-from .errors import MAX_ERROR_MESSAGE, ConfigError, clip
+from .errors import MAX_ERROR_MESSAGE, clip
 from .nodeconn import WriteBatch
 from .sockets import Listeners
 
@@ -111,22 +111,15 @@ class Frontend:
         self.requests = 0
 
     def bind(self, listeners: Listeners | None = None) -> None:
-        """Listen on every endpoint: the Unix socket files through ``listeners`` (made, or
-        inherited from systemd or the broker this one replaces), ipc:// ones handed to libzmq
-        with ZMQ_USE_FD; tcp:// bound by libzmq."""
+        """Listen on every endpoint through ``listeners`` (sockets made, or inherited from
+        systemd or the broker this one replaces); ipc:// and tcp:// ones are handed to libzmq
+        with ZMQ_USE_FD."""
         self.listeners = listeners or Listeners()
         # Local endpoints first: libzmq copies the security options into each listener at
         # bind time, and tcp:// turns CURVE on.
         for endpoint in sorted(self._endpoints, key=lambda e: e.startswith("tcp://")):
             self.access.prepare_bind(self._sock, endpoint)
-            if endpoint.startswith("ipc://"):
-                self.listeners.bind_zmq(self._sock, endpoint, self._socket_mode)
-                continue
-            try:
-                self._sock.bind(endpoint)
-            except zmq.ZMQError as exc:
-                raise ConfigError(f"cannot bind {endpoint}: {exc}") from exc
-            _log.info("listening", endpoint=endpoint)
+            self.listeners.bind_zmq(self._sock, endpoint, self._socket_mode)
         for path in self._stream_paths:
             self._listeners.append(self.listeners.listen(f"unix://{path}", self._socket_mode))
 

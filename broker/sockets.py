@@ -1,13 +1,14 @@
-"""The broker's listening Unix sockets (unix:// and ipc://): made here, or adopted from systemd
+"""The broker's listening sockets (unix://, ipc://, tcp://): made here, or adopted from systemd
 socket activation or from the broker this one replaces, and handed on to the next one.
 
 Inheritance follows systemd's convention: ``LISTEN_PID`` is our pid, ``LISTEN_FDS`` sockets
 start at fd 3, ``LISTEN_FDNAMES`` names them (colon-separated).  A socket is adopted for the
-endpoint whose path it is bound to; a name of ``unix`` or ``ipc`` must agree with the
-endpoint's scheme.  The ipc:// sockets are given to libzmq with ZMQ_USE_FD, so libzmq never
-unlinks or re-binds the path, and a socket file is removed at exit only when this process
-made it and did not hand it on.  Every listener is non-blocking: during an upgrade two
-processes share it, and a blocking accept would hang the one that lost the race.
+endpoint whose path (or TCP address) it is bound to; a name of ``unix``, ``ipc`` or ``tcp``
+must agree with the endpoint's scheme.  The ZeroMQ ones are given to libzmq with ZMQ_USE_FD,
+so libzmq never unlinks or re-binds the address, and a socket file is removed at exit only
+when a broker made it and this one did not hand it on.  Every listener is non-blocking:
+during an upgrade two processes share it, and a blocking accept would hang the one that lost
+the race.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _log = log.get("sockets")
 
 SD_LISTEN_FDS_START = 3
 _BACKLOG = 4096
+_FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
 _LISTEN_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 #: Not systemd's: which passed sockets a broker made (colon-separated 1/0, as LISTEN_FDNAMES),
 #: so that the last broker of an upgrade chain removes their files, never systemd's.
@@ -44,6 +46,24 @@ class Listener:
 def _scheme_path(endpoint: str) -> tuple[str, str]:
     scheme, _, path = endpoint.partition("://")
     return scheme, path
+
+
+def _address_key(endpoint: str) -> str:
+    """What an inherited socket is matched by: the path, or tcp's "ip:port" as getsockname
+    gives it (``*`` means every IPv4 address)."""
+    scheme, rest = _scheme_path(endpoint)
+    if scheme != "tcp":
+        return rest
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")
+    return f"{'0.0.0.0' if host in ('*', '') else host}:{port}"
+
+
+def _sockname_key(sock: socket.socket) -> str:
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return name if isinstance(name, str) else name.decode()
+    return f"{name[0]}:{name[1]}"
 
 
 def inherited_fds(env: MutableMapping[str, str]) -> list[tuple[int, str, bool]]:
@@ -86,25 +106,27 @@ class Listeners:
             _log.warning("inherited_fd_unusable", fd=fd, name=name, error=str(exc))
             return
         os.set_inheritable(fd, False)
-        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        if sock.type != socket.SOCK_STREAM or sock.family not in _FAMILIES:
             _log.warning("inherited_fd_ignored", fd=fd, name=name,
-                         reason="not a Unix stream socket")
+                         reason="not a Unix or TCP stream socket")
             sock.close()
             return
-        path = sock.getsockname()
-        self._inherited[path if isinstance(path, str) else path.decode()] = (sock, name, owned)
+        self._inherited[_sockname_key(sock)] = (sock, name, owned)
 
     def listen(self, endpoint: str, mode: int) -> socket.socket:
         """The listening socket for ``endpoint``: the inherited one bound to its path, else
         a new one (the file mode set to ``mode``)."""
         scheme, path = _scheme_path(endpoint)
-        found = self._inherited.pop(path, None)
+        found = self._inherited.pop(_address_key(endpoint), None)
         if found is not None:
             sock, name, made_here = found
-            if name in ("unix", "ipc") and name != scheme:
+            if name in ("unix", "ipc", "tcp") and name != scheme:
                 raise ConfigError(f"the inherited socket {path} is named {name!r}, "
                                   f"but the endpoint is {endpoint}")
             _log.info("listening", endpoint=endpoint, inherited_as=name)
+        elif scheme == "tcp":
+            sock, made_here = _listen_tcp(endpoint), False
+            _log.info("listening", endpoint=endpoint)
         else:
             sock, made_here = _listen_unix(endpoint, path, mode), True
             _log.info("listening", endpoint=endpoint)
@@ -113,8 +135,8 @@ class Listeners:
         return sock
 
     def bind_zmq(self, zsock: zmq.Socket, endpoint: str, mode: int) -> None:
-        """Bind a ZeroMQ socket to an ipc:// ``endpoint`` on our listening socket (ZMQ_USE_FD
-        on a copy of its fd, which libzmq owns and closes)."""
+        """Bind a ZeroMQ socket to an ipc:// or tcp:// ``endpoint`` on our listening socket
+        (ZMQ_USE_FD on a copy of its fd, which libzmq owns and closes)."""
         listener = self.listen(endpoint, mode)
         zsock.setsockopt(zmq.USE_FD, os.dup(listener.fileno()))
         try:
@@ -151,6 +173,25 @@ class Listeners:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(_scheme_path(entry.endpoint)[1])
         self.listeners.clear()
+
+
+def _listen_tcp(endpoint: str) -> socket.socket:
+    """A listening TCP socket for ``tcp://host:port`` (a numeric address or ``*``)."""
+    host, _, port = _address_key(endpoint).rpartition(":")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"cannot bind {endpoint}: {exc.strerror}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(_BACKLOG)
+    except (OSError, ValueError) as exc:
+        sock.close()
+        raise ConfigError(f"cannot bind {endpoint}: {getattr(exc, 'strerror', None) or exc}") \
+            from exc
+    return sock
 
 
 def _someone_listens(path: str) -> bool:

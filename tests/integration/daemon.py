@@ -25,17 +25,20 @@ WAIT = 90.0  # an upper bound for anything to happen on a loaded machine, never 
 class Daemon:
     """``python -m broker run`` in a private directory; ``stream`` and ``ipc`` endpoints."""
 
-    def __init__(self, workdir: Path, nodes: list[tuple[str, int]], **settings: Any) -> None:
+    def __init__(self, workdir: Path, nodes: list[tuple[str, int]], *,
+                 tcp: str | None = None, **settings: Any) -> None:
         self.workdir = workdir
         run = workdir / "run"
         run.mkdir(mode=0o700, exist_ok=True)
         self.stream_path, self.ipc_path = str(run / "broker.stream"), str(run / "broker.sock")
-        self.endpoints = {"unix": f"unix://{self.stream_path}", "ipc": f"ipc://{self.ipc_path}"}
-        self.lock_path = self.ipc_path + ".lock"
+        self.endpoints = {"ipc": f"ipc://{self.ipc_path}", "unix": f"unix://{self.stream_path}"}
+        if tcp:
+            self.endpoints["tcp"] = tcp
+        self.lock_path = self.ipc_path + ".lock"  # the broker's default: <first socket>.lock
         self.config_path = workdir / "broker.toml"
         self.log_path = workdir / "broker.log"
         self.config_path.write_text(render_toml({
-            "broker.endpoints": [self.endpoints["ipc"], self.endpoints["unix"]],
+            "broker.endpoints": list(self.endpoints.values()),
             "cluster.nodes": [f"{h}:{p}" for h, p in nodes],
             **{k.replace("__", "."): v for k, v in settings.items()},
         }))
