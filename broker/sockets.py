@@ -53,7 +53,7 @@ def _address_key(endpoint: str) -> str:
     gives it (``*`` means every IPv4 address)."""
     scheme, rest = _scheme_path(endpoint)
     if scheme != "tcp":
-        return rest
+        return "\0" + rest[1:] if rest.startswith("@") else rest  # @name: Linux's abstract
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")
     return f"{'0.0.0.0' if host in ('*', '') else host}:{port}"
@@ -169,7 +169,8 @@ class Listeners:
         """Close every socket; remove the files this process made unless handed on."""
         for entry in self.listeners:
             entry.sock.close()
-            if entry.made_here and not self.handed_over:
+            if entry.made_here and not self.handed_over and entry.endpoint.startswith(
+                    ("unix:///", "ipc:///")):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(_scheme_path(entry.endpoint)[1])
         self.listeners.clear()
@@ -209,7 +210,10 @@ def _someone_listens(path: str) -> bool:
 def _listen_unix(endpoint: str, path: str, mode: int) -> socket.socket:
     """A listening Unix stream socket at ``path``.  A file left by a dead broker is replaced;
     one that a live process still accepts connections on is not (the lock file guards only
-    the first socket path, and a second broker may be configured differently)."""
+    the first socket path, and a second broker may be configured differently).  ``@name``
+    is in the abstract namespace: no file, and the kernel refuses a name in use."""
+    if path.startswith("@"):
+        return _listen_abstract(endpoint, "\0" + path[1:])
     ensure_socket_dir(os.path.dirname(path) or ".")
     if _someone_listens(path):
         raise ConfigError(f"another process accepts connections on {endpoint}; "
@@ -223,6 +227,17 @@ def _listen_unix(endpoint: str, path: str, mode: int) -> socket.socket:
         sock.listen(_BACKLOG)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot bind {endpoint}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot bind {endpoint}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def _listen_abstract(endpoint: str, name: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(name)
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot bind {endpoint}: {exc.strerror or exc}") from exc
     return sock
 
