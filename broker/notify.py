@@ -69,7 +69,8 @@ def detach() -> None:
 
 class Heartbeat:
     """STATUS= with live figures every ``STATUS_INTERVAL`` s and WATCHDOG=1 at half the
-    watchdog interval, both sent by one task on the event loop."""
+    watchdog interval, both sent by one task on the event loop (until the loop ends: the
+    watchdog is fed through the drain too)."""
 
     def __init__(self, status: Callable[[], str]) -> None:
         self._status = status
@@ -78,12 +79,6 @@ class Heartbeat:
     def start(self) -> None:
         if os.environ.get("NOTIFY_SOCKET"):
             self._task = asyncio.get_running_loop().create_task(self._run(), name="notify")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         watchdog = watchdog_interval()

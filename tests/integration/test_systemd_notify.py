@@ -2,20 +2,25 @@
 READY=1 after the first node handshake with a STATUS= saying how many nodes are up, live
 STATUS= updates, WATCHDOG=1 only when WATCHDOG_USEC is set, RELOADING=1 (with
 MONOTONIC_USEC=) then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM.  With no node
-reachable, the sockets serve at once and READY=1 comes after cluster.connect_timeout."""
+reachable yet, the sockets serve at once, requests wait for the first node within their
+deadline, and READY=1 comes with the first handshake (or, saying 0 nodes, after
+cluster.connect_timeout)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from libclient import Client
 from libclient.transport import Transport
 from tests.integration.daemon import WAIT, Daemon
 
@@ -109,23 +114,84 @@ def test_no_watchdog_unless_asked(ignite_node, tmp_path, notify_socket):
         daemon.stop()
 
 
-def test_sockets_serve_before_any_node_is_reachable(tmp_path, notify_socket):
-    """Nothing listens on the node's port: both sockets answer hello at once, READY=1 says 0
-    nodes are up only once cluster.connect_timeout has passed."""
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    closed_port = probe.getsockname()[1]
-    probe.close()
-    daemon = Daemon(tmp_path, [("127.0.0.1", closed_port)], cluster__connect_timeout=600.0)
+class Relay:
+    """A TCP port that forwards to the real node once ``start`` is called (before, nothing
+    listens there: the broker's connects are refused)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server: socket.socket | None = None
+
+    def start(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            node = socket.create_connection(self.target)
+            for a, b in ((client, node), (node, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def test_sockets_serve_before_any_node_is_reachable(ignite_node, tmp_path, notify_socket):
+    """No node reachable yet: both sockets answer hello at once and take requests, which
+    wait for a node; READY=1 comes once the first node handshake succeeds."""
+    relay = Relay(ignite_node.addresses[0])
+    daemon = Daemon(tmp_path, [("127.0.0.1", relay.port)], cluster__connect_timeout=600.0,
+                    cluster__reconnect_max_backoff=0.5, limits__queue_wait=120.0)
     daemon.start({"NOTIFY_SOCKET": notify_socket.path})
+    results: dict[str, object] = {}
+
+    def worker(transport: str) -> None:
+        try:
+            client = Client(broker=daemon.endpoints[transport], timeout=WAIT,
+                            handshake_timeout=WAIT)
+            client.connect()
+            cache = client.get_or_create_cache("start-without-nodes")
+            cache.put(transport, transport)
+            results[transport] = cache.get(transport)
+            client.close()
+        except Exception as exc:  # reported by the assertion below
+            results[transport] = exc
+
     try:
         for endpoint in daemon.endpoints.values():
             assert _hello(endpoint)["nodes_ready"] == 0
+        threads = [threading.Thread(target=worker, args=(t,), daemon=True)
+                   for t in daemon.endpoints]
+        for thread in threads:
+            thread.start()
         notify_socket.sock.setblocking(False)
         with pytest.raises(BlockingIOError):
             notify_socket.sock.recv(4096)  # no READY while the first handshake is awaited
+        relay.start()
+        for thread in threads:
+            thread.join(WAIT)
+        assert results == {"ipc": "ipc", "unix": "unix"}
+        assert notify_socket.wait_for("READY")["STATUS"].startswith("1/1 nodes up")
     finally:
         daemon.stop()
+        relay.close()
+        print(daemon.log())
 
 
 def test_ready_after_connect_timeout_says_no_node_is_up(tmp_path, notify_socket):
