@@ -301,20 +301,22 @@ class Broker:
         """Hand the listening sockets to a new broker process; stop once it is ready."""
         assert self.frontend is not None
         lock_fd = self._lock_file.fileno() if self._lock_file is not None else None
+        listeners = self.frontend.listeners
         try:
-            successor = upgrade.spawn(self.frontend.listeners, lock_fd)
+            successor = upgrade.spawn(listeners, lock_fd)
         except OSError as exc:
             _log.error("upgrade_failed", reason=f"cannot start the new broker: {exc}")
             self._upgrading = False
             return
+        listeners.handed_over = True  # the files stay if we stop while it starts
         if not await successor.ready(self.cfg.cluster_connect_timeout + 60.0):
             _log.error("upgrade_failed", successor=successor.pid,
                        reason="the new broker exited or was not ready in time; still serving")
+            listeners.handed_over = False
             self._write_pid()
             self._upgrading = False
             return
         _log.info("upgraded", successor=successor.pid)
-        self.frontend.listeners.handed_over = True
         sd_notify(f"MAINPID={successor.pid}")  # under systemd, the new one is the service
         notify.detach()
         self._on_stop_signal(signal.SIGUSR2)

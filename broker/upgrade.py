@@ -131,6 +131,8 @@ def read_pid(lock_path: str) -> int | None:
             text = fh.read().strip()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise UpgradeError(f"cannot read {lock_path}: {exc.strerror}") from exc
     return int(text) if text.isdigit() else None
 
 
@@ -149,7 +151,11 @@ def request(lock_path: str, timeout: float) -> tuple[int, int]:
     old = read_pid(lock_path)
     if old is None or not alive(old):
         raise UpgradeError(f"no running broker: {lock_path} names no live process")
-    os.kill(old, signal.SIGUSR2)
+    try:
+        os.kill(old, signal.SIGUSR2)
+    except PermissionError:
+        raise UpgradeError(f"not allowed to signal the broker (pid {old}): run this as its "
+                           "user") from None
     deadline = time.monotonic() + timeout
     new = old
     while time.monotonic() < deadline:
