@@ -38,7 +38,7 @@ OWNED_VAR = "IGNITE_BROKER_OWNED_FDS"
 
 @dataclass
 class Listener:
-    endpoint: str  # unix:///path or ipc:///path
+    endpoint: str  # unix://, ipc:// (a path or @abstract) or tcp://
     sock: socket.socket
     made_here: bool  # a broker bound the path (so the last one removes the file at exit)
 
@@ -56,7 +56,11 @@ def _address_key(endpoint: str) -> str:
         return "\0" + rest[1:] if rest.startswith("@") else rest  # @name: Linux's abstract
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")
-    return f"{'0.0.0.0' if host in ('*', '') else host}:{port}"
+    if host in ("*", ""):
+        host = "0.0.0.0"
+    with contextlib.suppress(OSError, ValueError):  # a name: the address it binds to
+        host = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
+    return f"{host}:{port}"
 
 
 def _sockname_key(sock: socket.socket) -> str:
@@ -86,7 +90,7 @@ def inherited_fds(env: MutableMapping[str, str]) -> list[tuple[int, str, bool]]:
 
 
 class Listeners:
-    """Owns every Unix listening socket of the front end."""
+    """Owns every listening socket: the front end's and the admin socket."""
 
     def __init__(self, inherited: list[tuple[int, str, bool]] | None = None) -> None:
         self._inherited: dict[str, tuple[socket.socket, str, bool]] = {}
@@ -156,9 +160,9 @@ class Listeners:
             sock.close()
         return paths
 
-    def handover_env(self, first_fd: int = SD_LISTEN_FDS_START) -> tuple[list[int], dict[str, str]]:
-        """The fds to pass, in order from ``first_fd``, and the LISTEN_* variables naming
-        them (LISTEN_PID is for the spawner to fill in)."""
+    def handover_env(self) -> tuple[list[int], dict[str, str]]:
+        """The fds to pass (in this order, from fd 3) and the LISTEN_* variables naming them
+        (LISTEN_PID is for the spawner to fill in)."""
         fds = [entry.sock.fileno() for entry in self.listeners]
         names = [_scheme_path(entry.endpoint)[0] for entry in self.listeners]
         owned = ["1" if entry.made_here else "0" for entry in self.listeners]
