@@ -120,7 +120,7 @@ def test_upgrade_under_load_from_both_transports(ignite_node, tmp_path):
         pid = daemon.serving_pid()
         if pid is not None and alive(pid):
             daemon.stop(pid)
-        daemon.reap()
+        daemon.stop()  # our own child, if it never handed over
         print(daemon.log())
 
 
@@ -186,5 +186,5 @@ def test_upgrade_hands_over_tcp_with_curve(ignite_node, tmp_path):
         pid = daemon.serving_pid()
         if pid is not None and alive(pid):
             daemon.stop(pid)
-        daemon.reap()
+        daemon.stop()  # our own child, if it never handed over
         print(daemon.log())
