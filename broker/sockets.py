@@ -63,6 +63,17 @@ def _address_key(endpoint: str) -> str:
     return f"{host}:{port}"
 
 
+def _resolvable(endpoint: str) -> bool:
+    host = _scheme_path(endpoint)[1].rpartition(":")[0].strip("[]")
+    if host in ("*", ""):
+        return True
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
 def _sockname_key(sock: socket.socket) -> str:
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
@@ -140,7 +151,16 @@ class Listeners:
 
     def bind_zmq(self, zsock: zmq.Socket, endpoint: str, mode: int) -> None:
         """Bind a ZeroMQ socket to an ipc:// or tcp:// ``endpoint`` on our listening socket
-        (ZMQ_USE_FD on a copy of its fd, which libzmq owns and closes)."""
+        (ZMQ_USE_FD on a copy of its fd, which libzmq owns and closes).  A tcp:// interface
+        name (tcp://eth0:port) only libzmq understands: it binds that one itself, and an
+        upgrade cannot hand it over."""
+        if endpoint.startswith("tcp://") and not _resolvable(endpoint):
+            try:
+                zsock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                raise ConfigError(f"cannot bind {endpoint}: {exc}") from exc
+            _log.info("listening", endpoint=endpoint, handed_over_in_upgrade=False)
+            return
         listener = self.listen(endpoint, mode)
         zsock.setsockopt(zmq.USE_FD, os.dup(listener.fileno()))
         try:

@@ -161,3 +161,17 @@ def test_watchdog_interval_is_half_and_only_for_us(monkeypatch, usec, pid, inter
         else:
             monkeypatch.setenv(name, str(os.getpid()) if value == "self" else value)
     assert notify.watchdog_interval() == interval
+
+
+def test_a_tcp_interface_name_is_left_to_libzmq():
+    context = zmq.Context()
+    listeners = Listeners()
+    router = context.socket(zmq.ROUTER)
+    router.linger = 0
+    try:
+        listeners.bind_zmq(router, "tcp://lo:0", 0)  # an interface only libzmq resolves
+        assert router.getsockopt(zmq.LAST_ENDPOINT).startswith(b"tcp://127.0.0.1:")
+        assert listeners.listeners == []  # not ours to hand over
+    finally:
+        router.close()
+        context.term()
