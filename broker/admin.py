@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from . import __version__, log
+from .sockets import Listeners
 
 if TYPE_CHECKING:
     from .lifecycle import Broker
@@ -114,11 +115,18 @@ class AdminServer:
         self._sock = context.socket(zmq.REP)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: Listeners | None = None
 
-    def start(self) -> None:
-        self._sock.bind(self.endpoint)
-        if self.endpoint.startswith("ipc://"):
-            os.chmod(self.endpoint[len("ipc://"):], 0o600)  # the broker's user only
+    def start(self, listeners: Listeners | None = None) -> None:
+        """Bind; an ipc:// socket file through ``listeners`` (which own it from then on, so
+        that it is handed over in an upgrade), mode 0600: the broker's user only."""
+        self._listeners = listeners
+        if listeners is not None and self.endpoint.startswith("ipc://"):
+            listeners.bind_zmq(self._sock, self.endpoint, 0o600)
+        else:
+            self._sock.bind(self.endpoint)
+            if self.endpoint.startswith("ipc://"):
+                os.chmod(self.endpoint[len("ipc://"):], 0o600)
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._sock.getsockopt(zmq.FD), self._on_readable)
         self._loop.call_soon(self._on_readable)
@@ -137,7 +145,7 @@ class AdminServer:
         if self._loop is not None:
             self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
         self._sock.close(linger=0)
-        if self.endpoint.startswith("ipc://"):
+        if self._listeners is None and self.endpoint.startswith("ipc://"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.endpoint[len("ipc://"):])
 

@@ -1,5 +1,5 @@
-"""The ``ignite-broker`` command line: ``run``, ``check-config``, ``keygen``, ``dev-cluster`` and
-``demo``."""
+"""The ``ignite-broker`` command line: ``run``, ``upgrade``, ``check-config``, ``keygen``,
+``dev-cluster`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -92,6 +92,20 @@ def _cmd_admin(args: argparse.Namespace) -> int:
     return 0 if answer.get("ok") else 1
 
 
+def _cmd_upgrade(args: argparse.Namespace) -> int:
+    """In-place upgrade: the running broker re-executes itself, handing its listening sockets
+    to the new process, which serves before the old one drains and exits."""
+    from .lifecycle import lock_path
+    from .upgrade import request
+
+    path = lock_path(load(args.config, _overrides(args)))
+    if path is None:
+        raise ConfigError("no lock file to find the running broker by (set broker.lock_file)")
+    old, new = request(path, timeout=args.timeout)
+    print(f"upgraded: pid {old} -> {new}")
+    return 0
+
+
 def _cmd_settings(args: argparse.Namespace) -> int:
     for s in SETTINGS:
         reload = "reloadable" if s.reloadable else "restart"
@@ -139,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--admin-endpoint", help="the broker's admin socket")
     admin.add_argument("words", nargs="+", metavar="WORD", help="e.g. show stats")
     admin.set_defaults(func=_cmd_admin)
+
+    upgrade = sub.add_parser("upgrade", help="replace the running broker by a new process "
+                                             "(new code, same sockets) without refusing a worker")
+    _add_config_args(upgrade)
+    upgrade.add_argument("--timeout", type=float, default=90.0,
+                         help="seconds to wait for the old process to exit (default 90)")
+    upgrade.set_defaults(func=_cmd_upgrade)
 
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=_cmd_settings)

@@ -5,9 +5,7 @@ to the worker that asked."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import os
 import socket
 import time
 from collections import deque
@@ -29,11 +27,12 @@ from protocol.ipc import unpack_request as _unpack_request
 from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
 
 from . import log
-from .access import Access, PeerPolicy, ensure_socket_dir, parse_zap_peer, peer_credentials
+from .access import Access, PeerPolicy, parse_zap_peer, peer_credentials
 from .budget import TRACKED_BYTES, MemoryBudget
-from .errors import MAX_ERROR_MESSAGE, ConfigError, clip
+from .errors import MAX_ERROR_MESSAGE, clip
 from .metrics import NO_OP, Metrics
 from .nodeconn import WriteBatch
+from .sockets import Listeners
 from .workers import Peer
 
 _log = log.get("frontend")
@@ -106,7 +105,8 @@ class Frontend:
         self._sock.setsockopt(zmq.RCVHWM, hwm)
         # libzmq cuts a peer whose single frame exceeds this; below it we answer TOO_LARGE.
         self._sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes * 4)
-        self._listeners: list[socket.socket] = []
+        self._listeners: list[socket.socket] = []  # the unix:// ones, served by asyncio
+        self.listeners = Listeners()
         self._servers: list[asyncio.AbstractServer] = []
         self._streams: set[StreamWorker] = set()
         self._stream_numbers = itertools.count(1)
@@ -120,23 +120,18 @@ class Frontend:
         self.internal_errors = 0  # requests answered INTERNAL here (serve, encode_reply)
         self.requests = 0
 
-    def bind(self) -> None:
+    def bind(self, listeners: Listeners | None = None) -> None:
+        """Listen on every endpoint through ``listeners`` (sockets made, or inherited from
+        systemd or the broker this one replaces); ipc:// and tcp:// ones are handed to libzmq
+        with ZMQ_USE_FD."""
+        self.listeners = listeners or Listeners()
         # Local endpoints first: libzmq copies the security options into each listener at
         # bind time, and tcp:// turns CURVE on.
         for endpoint in sorted(self._endpoints, key=lambda e: e.startswith("tcp://")):
-            if endpoint.startswith("ipc://"):
-                _prepare_ipc_dir(endpoint[len("ipc://"):])
             self.access.prepare_bind(self._sock, endpoint)
-            try:
-                self._sock.bind(endpoint)
-            except zmq.ZMQError as exc:
-                raise ConfigError(f"cannot bind {endpoint}: {exc}") from exc
-            if endpoint.startswith("ipc://"):
-                os.chmod(endpoint[len("ipc://"):], self._socket_mode)
-            _log.info("listening", endpoint=endpoint)
+            self.listeners.bind_zmq(self._sock, endpoint, self._socket_mode)
         for path in self._stream_paths:
-            self._listeners.append(_listen_unix(path, self._socket_mode))
-            _log.info("listening", endpoint=f"unix://{path}")
+            self._listeners.append(self.listeners.listen(f"unix://{path}", self._socket_mode))
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -154,13 +149,7 @@ class Frontend:
             server.close()
         for worker in list(self._streams):
             worker.transport.abort()
-        for endpoint in self._endpoints:
-            if endpoint.startswith("ipc://"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(endpoint[len("ipc://"):])
-        for path in self._stream_paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        self.listeners.close()
 
     def stop_accepting(self) -> None:
         """Shutdown: ZeroMQ requests are answered "shutting down"; stream workers are no
@@ -565,42 +554,3 @@ def _too_large(size: int, limit: int) -> IpcError:
 
 class _TooLarge(IpcError):
     pass
-
-
-def _someone_listens(path: str) -> bool:
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
-
-
-def _prepare_ipc_dir(path: str) -> None:
-    """Create the socket's directory, or refuse one someone else could write to."""
-    ensure_socket_dir(os.path.dirname(path) or ".")
-
-
-def _listen_unix(path: str, mode: int) -> socket.socket:
-    """A listening Unix stream socket at ``path``.  A file left by a dead broker is replaced;
-    one that a live process still accepts connections on is not (the lock file guards only
-    the first socket path, and a second broker may be configured differently)."""
-    _prepare_ipc_dir(path)
-    if _someone_listens(path):
-        raise ConfigError(f"another process accepts connections on unix://{path}; "
-                          "refusing to steal its socket")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        os.chmod(path, mode)
-        sock.listen(1024)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot bind unix://{path}: {exc.strerror}") from exc
-    sock.setblocking(False)
-    return sock

@@ -5,11 +5,15 @@ Start-up order (each step needs the ones before it):
   2. single-instance lock (a second broker must not steal the ipc socket), in a directory
      nobody else can write; access rules: secret-file modes, CURVE keys
   3. TLS context for the nodes (fails early on unreadable certificates)
-  4. node pool: connect to the configured nodes (waits up to connect_timeout for the first)
-  5. ZAP handler (before any bind: a CURVE listener without one admits any key), then bind
-     the ROUTER endpoints and the unix:// listeners; the metrics listener (its own thread)
-  6. sd_notify READY=1
+  4. ZAP handler (before any bind: a CURVE listener without one admits any key), then bind
+     the ROUTER endpoints and the unix:// listeners at once (or adopt the sockets systemd or
+     the broker this one replaces passed us), and serve: requests wait for a node within
+     their deadline (limits.queue_wait); the metrics listener (its own thread)
+  5. node pool: connect to the configured nodes; once the first handshake succeeds, or after
+     connect_timeout, READY=1 with a STATUS= saying how many are up (broker/notify.py)
 SIGHUP: re-read the config file; reloadable settings take effect, others are logged as refused.
+SIGUSR2 (``ignite-broker upgrade``): re-execute with the listening sockets, and once the new
+process is ready, drain and exit as on SIGTERM (broker/upgrade.py).
 SIGTERM/SIGINT: stop taking requests, let in-flight ones finish (bounded), close, exit 0.
 A second SIGTERM/SIGINT, or SIGQUIT, exits at once.
 """
@@ -17,7 +21,6 @@ A second SIGTERM/SIGINT, or SIGQUIT, exits at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import os
 import signal
@@ -31,7 +34,7 @@ import zmq
 from protocol import ConnectionConfig
 from protocol.ipc import IPC_VERSION
 
-from . import __version__, log
+from . import __version__, log, notify, upgrade
 from .access import Access, ensure_socket_dir, secret_file_warnings
 from .admin import AdminServer
 from .bounds import BOUND_SETTINGS
@@ -42,7 +45,9 @@ from .errors import BrokerError, ConfigError
 from .frontend import Frontend
 from .janitor import Janitor
 from .metrics import Metrics, MetricsServer, watch_broker
+from .notify import sd_notify
 from .pool import NodePool
+from .sockets import Listeners
 from .stream import tcp_connector
 from .workers import Workers
 
@@ -51,17 +56,6 @@ _log = log.get("lifecycle")
 _DRAIN_SECONDS = 10.0
 # cluster states, node endpoints, heartbeat, all affinity mappings
 _FEATURES = frozenset({2, 3, 11, 13})
-
-
-def sd_notify(message: str) -> None:
-    """Tell systemd about our state when run as Type=notify; a no-op elsewhere."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
-        sock.sendto(message.encode(), address)
 
 
 def build_ssl_context(cfg: Config) -> ssl.SSLContext | None:
@@ -107,6 +101,11 @@ class Broker:
         self._stop = asyncio.Event()
         self._lock_file: IO[str] | None = None
         self._signals = 0
+        self._heartbeat = notify.Heartbeat(self.status)
+        self._predecessor: socket.socket | None = None  # set when this broker replaces one
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._upgrading = False
+        self._requests_seen = (time.monotonic(), 0)
         self.pool: NodePool | None = None
         self.frontend: Frontend | None = None
         self.janitor: Janitor | None = None
@@ -135,8 +134,23 @@ class Broker:
     def cfg_addresses(self) -> list[tuple[str, int]]:
         return [parse_address(a) for a in self.cfg.cluster_nodes]
 
+    def status(self) -> str:
+        """Live figures for STATUS=: nodes up, workers, requests per second since last asked."""
+        pool, frontend, workers = self.pool, self.frontend, self.workers
+        nodes_up = len({(c.host, c.port) for c in pool.ready}) if pool else 0
+        nodes = len(pool.addresses) if pool else 0
+        count = frontend.requests if frontend else 0
+        now = time.monotonic()
+        then, before = self._requests_seen
+        self._requests_seen = (now, count)
+        rate = (count - before) / (now - then) if now > then else 0.0
+        return (f"{nodes_up}/{nodes} nodes up, {len(workers) if workers else 0} workers, "
+                f"{rate:.0f} req/s")
+
     async def run(self) -> int:
         cfg = self.cfg
+        listeners = Listeners.from_environment()  # LISTEN_FDS from systemd or a predecessor
+        self._predecessor = upgrade.predecessor()
         self._take_lock()
         for warning in secret_file_warnings(cfg):
             _log.warning("secret_file_readable_by_others", detail=warning)
@@ -153,7 +167,6 @@ class Broker:
             node_warmup=cfg.cluster_node_warmup,
             node_byte_budget=cfg.limits_node_bytes_in_flight, metrics=metrics,
         )
-        await self.pool.start(wait=cfg.cluster_connect_timeout)
         context = zmq.Context()
         self.workers = Workers(max_workers=cfg.limits_max_workers)
         limits = Limits(max_in_flight_per_worker=cfg.limits_max_in_flight_per_worker,
@@ -185,7 +198,7 @@ class Broker:
             if cfg.metrics_listen else None
         try:
             access.start(context)
-            self.frontend.bind()
+            self.frontend.bind(listeners)
             await self.frontend.start()
             self.janitor.start()
             if metrics_server is not None:
@@ -193,11 +206,10 @@ class Broker:
             admin = admin_endpoint(cfg)
             if admin:
                 self.admin = AdminServer(context, admin, self)
-                self.admin.start()
+                self.admin.start(listeners)
+            listeners.unused()
             self._install_signals()
-            sd_notify("READY=1\nSTATUS=serving")
-            _log.info("ready", pid=os.getpid(), nodes_ready=len(self.pool.ready),
-                      event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
+            self._spawn(self._announce_ready(), "ready")
             await self._stop.wait()
             await self._drain()
         finally:
@@ -214,13 +226,44 @@ class Broker:
         _log.info("stopped")
         return 0
 
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce_ready(self) -> None:
+        """Connect to the nodes; READY=1 after the first handshake or connect_timeout."""
+        assert self.pool is not None
+        await self.pool.start(wait=self.cfg.cluster_connect_timeout)
+        if self._stop.is_set():
+            return
+        nodes_ready = len(self.pool.ready)
+        if self._predecessor is not None:
+            self._write_pid()
+            upgrade.tell_ready(self._predecessor)
+            self._predecessor = None
+        sd_notify(f"READY=1\nSTATUS={self.status()}")
+        self._heartbeat.start()
+        _log.info("ready", pid=os.getpid(), nodes_ready=nodes_ready,
+                  event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
+
     # -- single instance ----------------------------------------------------------------------
 
     def _take_lock(self) -> None:
-        path = self.cfg.broker_lock_file or _default_lock_path(self.cfg.broker_endpoints)
+        """The single-instance flock, holding our pid (for ``ignite-broker upgrade``).  A
+        broker started by ``upgrade`` inherits the lock of the one it replaces."""
+        path = lock_path(self.cfg)
+        inherited = upgrade.inherited_lock()
         if path is None:
+            if inherited is not None:
+                os.close(inherited)
             return
         ensure_socket_dir(os.path.dirname(path) or ".", "lock file directory")
+        if inherited is not None and _same_file(inherited, path):
+            self._lock_file = os.fdopen(inherited, "a+")
+            return
+        if inherited is not None:
+            os.close(inherited)
         fh = open(path, "a+")  # noqa: SIM115 - held open for the broker's life
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -229,6 +272,14 @@ class Broker:
             raise ConfigError(
                 f"another broker holds {path}; refusing to steal its socket") from None
         self._lock_file = fh
+        self._write_pid()
+
+    def _write_pid(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.seek(0)
+            self._lock_file.truncate()
+            self._lock_file.write(f"{os.getpid()}\n")
+            self._lock_file.flush()
 
     def _release_lock(self) -> None:
         if self._lock_file is not None:
@@ -241,16 +292,54 @@ class Broker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGQUIT, self._exit_now, signal.SIGQUIT)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_notified)
+        loop.add_signal_handler(signal.SIGUSR2, self._upgrade_requested)
+
+    def _reload_notified(self) -> None:
+        """SIGHUP: reload between RELOADING=1 and READY=1."""
+        notify.reloading()
+        try:
+            self.reload()
+        finally:
+            sd_notify(f"READY=1\nSTATUS={self.status()}")
+
+    def _upgrade_requested(self) -> None:
+        if self._upgrading or self._stop.is_set():
+            _log.warning("upgrade_ignored", reason="already upgrading or stopping")
+            return
+        self._upgrading = True
+        self._spawn(self._upgrade(), "upgrade")
+
+    async def _upgrade(self) -> None:
+        """Hand the listening sockets to a new broker process; stop once it is ready."""
+        assert self.frontend is not None
+        lock_fd = self._lock_file.fileno() if self._lock_file is not None else None
+        listeners = self.frontend.listeners
+        try:
+            successor = upgrade.spawn(listeners, lock_fd)
+        except OSError as exc:
+            _log.error("upgrade_failed", reason=f"cannot start the new broker: {exc}")
+            self._upgrading = False
+            return
+        listeners.handed_over = True  # the files stay if we stop while it starts
+        if not await successor.ready(self.cfg.cluster_connect_timeout + 60.0):
+            _log.error("upgrade_failed", successor=successor.pid,
+                       reason="the new broker exited or was not ready in time; still serving")
+            listeners.handed_over = False
+            self._write_pid()
+            self._upgrading = False
+            return
+        _log.info("upgraded", successor=successor.pid)
+        sd_notify(f"MAINPID={successor.pid}")  # under systemd, the new one is the service
+        notify.detach()
+        self._on_stop_signal(signal.SIGUSR2)
 
     def reload(self) -> None:
         """Apply changed reloadable settings; keep the old value of every other one."""
-        sd_notify("RELOADING=1")
         try:
             new = load(self._config_path, self._overrides)
         except BrokerError as exc:
             _log.error("reload_failed", reason=str(exc))
-            sd_notify("READY=1")
             return
         values = {s.name: self.cfg.get(s.name) for s in SETTINGS}
         applied, refused = [], []
@@ -284,7 +373,6 @@ class Broker:
         if self.access is not None:
             self.access.reload(self.cfg)  # re-reads the client keys file even if unchanged
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
-        sd_notify("READY=1")
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         self._signals += 1
@@ -305,6 +393,19 @@ class Broker:
         deadline = loop.time() + _DRAIN_SECONDS
         while any(c.in_flight for c in self.pool.ready) and loop.time() < deadline:
             await asyncio.sleep(0.02)
+
+
+def lock_path(cfg: Config) -> str | None:
+    """The single-instance lock file (it holds the running broker's pid)."""
+    return cfg.broker_lock_file or _default_lock_path(cfg.broker_endpoints)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _default_lock_path(endpoints: list[str]) -> str | None:
