@@ -18,6 +18,7 @@ import os
 import socket
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 
@@ -59,7 +60,7 @@ def _address_key(endpoint: str) -> str:
     if host in ("*", ""):
         host = "0.0.0.0"
     with contextlib.suppress(OSError, ValueError):  # a name: the address it binds to
-        host = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
+        host = str(socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0])
     return f"{host}:{port}"
 
 
@@ -149,7 +150,7 @@ class Listeners:
         self.listeners.append(Listener(endpoint, sock, made_here))
         return sock
 
-    def bind_zmq(self, zsock: zmq.Socket, endpoint: str, mode: int) -> None:
+    def bind_zmq(self, zsock: zmq.Socket[Any], endpoint: str, mode: int) -> None:
         """Bind a ZeroMQ socket to an ipc:// or tcp:// ``endpoint`` on our listening socket
         (ZMQ_USE_FD on a copy of its fd, which libzmq owns and closes).  A tcp:// interface
         name (tcp://eth0:port) only libzmq understands: it binds that one itself, and an

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 
 class Stream(Protocol):
@@ -58,7 +58,7 @@ def tcp_connector(ssl_context: ssl.SSLContext | None = None) -> Connector:
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_connection(
-                lambda: receiver,  # type: ignore[arg-type,return-value]
+                lambda: cast(asyncio.Protocol, receiver),  # NodeConnection is one
                 host, port, ssl=ssl_context,
                 server_hostname=host if ssl_context else None)
         except ssl.SSLError as exc:

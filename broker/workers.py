@@ -21,7 +21,7 @@ from .nodeconn import NodeConnection
 
 SESSION_BYTES = 16
 
-T = TypeVar("T", "Transaction", "Cursor")
+T = TypeVar("T", bound="Transaction | Cursor")
 
 
 @dataclass(slots=True)
