@@ -4,6 +4,8 @@ counts and the keys whose puts were acknowledged as JSON.
 
     python -m tests.integration.restart_load ENDPOINT sync|aio CACHE TAG STOP_FILE OUT_FILE
 
+It creates OUT_FILE.running once a put of its was acknowledged, and counts the puts
+acknowledged once a file ``restarted`` exists next to STOP_FILE (load after the restart).
 Used by test_graceful_restart.py and by the measurement in docs/reliability.md ("Restarts").
 """
 
@@ -14,6 +16,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,13 +32,29 @@ CONNECT_TIMEOUT = 20.0  # no socket file for this long (the old broker gone, the
 class Tally:
     """What one worker saw: acknowledged puts, right reads, and every failure's text."""
 
-    def __init__(self) -> None:
+    def __init__(self, out_file: str, restarted_file: str) -> None:
         self.lock = threading.Lock()
+        self._running_file: str | None = out_file + ".running"
+        self._restarted_file = restarted_file
+        self.acked_after_restart = 0
         self.acked: list[str] = []
         self.reads_ok = 0
         self.wrong: list[str] = []
         self.failed: list[str] = []
         self.maybe_applied: list[str] = []
+        self.worst = 0.0  # the longest request (seconds): a figure, never judged
+
+    def took(self, started: float) -> None:
+        self.worst = max(self.worst, time.monotonic() - started)
+
+    def ack(self, key: str) -> None:
+        """A put acknowledged (call with the lock held, or on the event loop)."""
+        self.acked.append(key)
+        if self._running_file is not None:
+            open(self._running_file, "w").close()
+            self._running_file = None
+        if os.path.exists(self._restarted_file):
+            self.acked_after_restart += 1
 
     def failure(self, what: str, exc: Exception) -> None:
         with self.lock:
@@ -46,7 +65,8 @@ class Tally:
 
     def as_json(self) -> dict[str, Any]:
         return {"acked": self.acked, "reads_ok": self.reads_ok, "wrong": self.wrong,
-                "failed": self.failed, "maybe_applied": self.maybe_applied}
+                "failed": self.failed, "maybe_applied": self.maybe_applied,
+                "worst_seconds": self.worst, "acked_after_restart": self.acked_after_restart}
 
 
 def _sync(endpoint: str, cache_name: str, tag: str, stopped: Callable[[], bool],
@@ -60,19 +80,23 @@ def _sync(endpoint: str, cache_name: str, tag: str, stopped: Callable[[], bool],
         while not stopped():
             i += 1
             key = f"{tag}-{n}-{i}"
+            started = time.monotonic()
             try:
                 cache.put(key, i)
             except Exception as exc:
                 tally.failure(f"put {key}", exc)
                 continue
             with tally.lock:
-                tally.acked.append(key)
+                tally.took(started)
+                tally.ack(key)
+            started = time.monotonic()
             try:
                 got = cache.get(key)
             except Exception as exc:
                 tally.failure(f"get {key}", exc)
                 continue
             with tally.lock:
+                tally.took(started)
                 if got == i:
                     tally.reads_ok += 1
                 else:
@@ -97,17 +121,21 @@ async def _aio(endpoint: str, cache_name: str, tag: str, stopped: Callable[[], b
             while not stopped():
                 i += 1
                 key = f"{tag}-{n}-{i}"
+                started = time.monotonic()
                 try:
                     await cache.put(key, i, timeout=TIMEOUT)
                 except Exception as exc:
                     tally.failure(f"put {key}", exc)
                     continue
-                tally.acked.append(key)
+                tally.took(started)
+                tally.ack(key)
+                started = time.monotonic()
                 try:
                     got = await cache.get(key, timeout=TIMEOUT)
                 except Exception as exc:
                     tally.failure(f"get {key}", exc)
                     continue
+                tally.took(started)
                 if got == i:
                     tally.reads_ok += 1
                 else:
@@ -118,7 +146,7 @@ async def _aio(endpoint: str, cache_name: str, tag: str, stopped: Callable[[], b
 
 def main(argv: list[str]) -> int:
     endpoint, flavour, cache_name, tag, stop_file, out_file = argv
-    tally = Tally()
+    tally = Tally(out_file, os.path.join(os.path.dirname(stop_file), "restarted"))
 
     def stopped() -> bool:
         return os.path.exists(stop_file)
