@@ -93,19 +93,18 @@ class AioChannel(core.ChannelState):
         """Send deferred frames, then ``frame``; False if it could not be sent just now."""
         raise NotImplementedError
 
-    def deliver(self, message: bytes) -> None:
-        """Hand one reply to its waiter; replies nobody waits for (pings) are dropped, and a
-        GOING_AWAY (ZeroMQ: send nothing more on this socket) retires the channel."""
+    def deliver(self, message: bytes) -> bool:
+        """Hand one reply to its waiter; replies nobody waits for (pings) are dropped.  True
+        for a GOING_AWAY, which the caller acts on (it answers no request id)."""
         try:
             matched = self.reply_to(message)
             if matched is None:
-                if is_going_away(unpack_reply(message)):
-                    self.retire()
-                return
+                return is_going_away(unpack_reply(message))
         except BrokerProtocolError:
-            return  # not ours to fail: the waiter times out with a clear error
+            return False  # not ours to fail: the waiter times out with a clear error
         if not matched[0].done():
             matched[0].set_result(matched[1])
+        return False
 
     def take_news(self) -> None:
         """Before a send: read what arrived while nobody waited (ZeroMQ: a GOING_AWAY)."""
@@ -121,8 +120,8 @@ class AioChannel(core.ChannelState):
             self.on_lost()
 
     def retire(self) -> None:
-        """The broker said NOT_PROCESSED: new requests go elsewhere (see the subclasses);
-        those in flight here still get their replies."""
+        """The broker said NOT_PROCESSED (or, on ZeroMQ, GOING_AWAY): new requests go
+        elsewhere (see the subclasses); those in flight here still get their replies."""
         self.retired = True
 
     def _tasks(self) -> list[asyncio.Task[Any] | None]:
@@ -175,12 +174,20 @@ class AioZmqChannel(AioChannel):
 
     def take_news(self) -> None:
         zmq = zmq_module()
-        if self.connected and self.writable() and self.raw.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            while True:
-                try:
-                    self.deliver(self.raw.recv(zmq.NOBLOCK))
-                except zmq.Again:
-                    return
+        if self.connected and self.raw.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            self._receive_ready()
+
+    def _receive_ready(self) -> None:
+        """Every message already received; a GOING_AWAY retires the channel (send nothing
+        more on this socket)."""
+        zmq = zmq_module()
+        while True:
+            try:
+                frame = self.raw.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if self.deliver(frame):
+                self.retire()
 
     def try_send(self, frame: bytes) -> bool:
         zmq = zmq_module()
@@ -202,12 +209,7 @@ class AioZmqChannel(AioChannel):
         zmq = zmq_module()
         while self.in_flight and not self.closed:
             if await self.sock.poll(_LIVENESS_SLICE_MS, zmq.POLLIN):
-                while True:
-                    try:
-                        frame = self.raw.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self.deliver(frame)
+                self._receive_ready()
             elif not self.writable():
                 self.signal_lost()
 
@@ -386,13 +388,9 @@ class _StreamProtocol(asyncio.Protocol):
         for message in self.reader.feed(data):
             if isinstance(message, Oversized):  # its waiter times out
                 continue
-            try:
-                if is_going_away(unpack_reply(message)):
-                    chan.going_away(self)
-                    return
-            except BrokerProtocolError:
-                continue
-            chan.deliver(message)
+            if chan.deliver(message):  # GOING_AWAY: this connection's last message
+                chan.going_away(self)
+                return
 
     def connection_lost(self, exc: Exception | None) -> None:
         chan = self.channel()

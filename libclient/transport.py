@@ -15,11 +15,11 @@ sent), end-of-file while a reply is awaited means the broker went away with the 
 (lost), and a receive timeout is a slice of waiting passed.  A stopping broker's NOT_PROCESSED
 (or, on a stream, GOING_AWAY) retires the connection (``Channel.retire``: a DEALER is replaced,
 as the old one stays connected to the stopping broker; a stream is dropped) and the request is
-sent again on a new one.  Before connecting to a socket
-file, access.py checks its directory; tcp:// connects with CURVE keys.  While no connection
-can be made, ``core.Connecting`` says how long to go on: to the request's deadline while the
-socket file exists, ``connect_timeout`` while it does not (looked at only then: a request on a
-working connection makes no extra system call).
+sent again on a new one; a GOING_AWAY on an idle DEALER retires it before the next request.
+Before connecting to a socket file, access.py checks its directory; tcp:// connects with CURVE
+keys.  While no connection can be made, ``core.Connecting`` says how long to go on: to the
+request's deadline while the socket file exists, ``connect_timeout`` while it does not (looked
+at only then: a request on a working connection makes no extra system call).
 """
 
 from __future__ import annotations
