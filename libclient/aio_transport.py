@@ -44,7 +44,7 @@ from .core import (
 )
 from .envelope import unpack_reply
 from .exceptions import BrokerProtocolError
-from .transport import TransportBase, _close_socket
+from .transport import TransportBase, _close_socket, zmq_events
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -173,8 +173,8 @@ class AioZmqChannel(AioChannel):
             await asyncio.sleep(0.05)  # only while the broker is away
 
     def take_news(self) -> None:
-        zmq = zmq_module()
-        if self.connected and self.raw.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        events, pollin = zmq_events()
+        if self.connected and self.raw.getsockopt(events) & pollin:
             self._receive_ready()
 
     def _receive_ready(self) -> None:
