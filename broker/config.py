@@ -66,6 +66,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("broker.curve_client_keys_file", str, "", True,
             "more allowed client public keys: a file with one Z85 key per line (# comments), "
             "or a directory of ZeroMQ public certificates (*.key)"),
+    Setting("broker.drain_timeout", float, 10.0, True,
+            "on SIGTERM, seconds the requests already started get to finish; those not yet "
+            "started are answered NOT_PROCESSED (the stub re-sends them to the next broker)"),
     Setting("broker.event_loop", str, "auto", False,
             "event loop: auto (uvloop, a dependency, when importable; else asyncio's own), "
             "uvloop or asyncio"),

@@ -9,18 +9,20 @@ import itertools
 import socket
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import zmq
 
 from protocol.ipc import (
+    GOING_AWAY_REQUEST_ID,
     IpcError,
     NestingTooDeep,
     Request,
     Status,
     UnsupportedVersion,
     error_payload,
+    not_processed_payload,
 )
 from protocol.ipc import pack_reply as _pack_reply
 from protocol.ipc import unpack_request as _unpack_request
@@ -113,6 +115,7 @@ class Frontend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_scheduled = False
         self.accepting = True
+        self.last_refused = 0.0  # when a request was last answered NOT_PROCESSED (monotonic)
         self.replies_dropped = 0
         self.requests_rejected = 0
         self.connections_refused = 0  # stream connections over max_workers
@@ -151,19 +154,38 @@ class Frontend:
             worker.transport.abort()
         self.listeners.close()
 
-    def stop_accepting(self) -> None:
-        """Shutdown: ZeroMQ requests are answered "shutting down"; stream workers are no
-        longer read (their requests stay unread, and the end of the connection tells the stub
-        to re-send reads to the next broker), and no new stream connection is accepted."""
+    def stop_accepting(self, peers: Iterable[bytes] = ()) -> None:
+        """Shutdown, the GOAWAY way: no request is started from now on.  ZeroMQ: the ipc://
+        socket files go (a stub's new socket then waits for the next broker rather than reach
+        this one), every known peer (``peers``: routing ids) is told GOING_AWAY (send
+        nothing more on this socket), and requests are answered NOT_PROCESSED.  Streams: no
+        new connection is accepted; each is read no further and gets GOING_AWAY once its
+        started requests are answered (what it sent without a reply by then was not
+        processed)."""
         self.accepting = False
+        self.last_refused = _monotonic()  # ZeroMQ requests on their way are told too
         for server in self._servers:
             server.close()
-        for worker in self._streams:
-            worker.stop_reading()
+        self._unlink_ipc_files()
+        for identity in peers:
+            if not identity.startswith(_STREAM_IDENTITY_PREFIX):
+                self._send(identity, _going_away())
+        for worker in list(self._streams):
+            worker.go_away()
+
+    def _unlink_ipc_files(self) -> None:
+        """The ipc:// files this broker made and keeps: not systemd's, nor those handed to a
+        successor in an upgrade (it serves on them now)."""
+        self.listeners.remove_files("ipc")
 
     @property
     def stream_workers(self) -> int:
         return len(self._streams)
+
+    @property
+    def streams_busy(self) -> int:
+        """Stopping: stream workers not yet told GOING_AWAY (requests of theirs started)."""
+        return sum(1 for worker in self._streams if not worker.said_goodbye)
 
     # -- requests, whatever socket they came on -----------------------------------------------
 
@@ -180,10 +202,9 @@ class Frontend:
         if len(message) >= TRACKED_BYTES:
             self.budget.take_request(identity, request.request_id, len(message))
         if not self.accepting:
-            self._refused(request.op, Status.CLUSTER_UNAVAILABLE, "shutting_down")
-            reply(request.request_id, Status.CLUSTER_UNAVAILABLE,
-                  error_payload("shutting_down", "the broker is shutting down",
-                                maybe_applied=False))
+            self.last_refused = _monotonic()
+            self._refused(request.op, Status.NOT_PROCESSED, "not_processed")
+            reply(request.request_id, Status.NOT_PROCESSED, not_processed_payload())
             return
         if request.deadline_ms and request.deadline_ms < time.time() * 1000:
             self._refused(request.op, Status.DEADLINE_EXCEEDED, "deadline_passed_on_arrival")
@@ -321,16 +342,21 @@ class Frontend:
     def reply(self, identity: bytes, request_id: int, status: int, payload: Any) -> None:
         """Send a reply to the ZeroMQ worker ``identity``."""
         self.budget.release_request(identity, request_id)
-        message = self.encode_reply(request_id, status, payload)
+        if not self._send(identity, self.encode_reply(request_id, status, payload)):
+            self.replies_dropped += 1
+
+    def _send(self, identity: bytes, message: bytes) -> bool:
         try:
             self._sock.send(identity, _SNDMORE_NOBLOCK)
             self._sock.send(message, _NOBLOCK)
+            sent = True
         except zmq.ZMQError as exc:  # EHOSTUNREACH: worker gone; EAGAIN: worker not reading
-            self.replies_dropped += 1
+            sent = False
             _log.debug("reply_dropped", worker=identity.hex(), reason=exc.strerror)
         # A send may consume the fd's edge for requests that arrived meanwhile.
         if not self._read_scheduled and self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             self._schedule_read()
+        return sent
 
     # -- Unix stream ----------------------------------------------------------------------------
 
@@ -409,6 +435,8 @@ class StreamWorker(asyncio.Protocol):
         self._writes_blocked = False
         self._reading = True
         self._stopped = False
+        self._going_away = False
+        self.said_goodbye = False  # GOING_AWAY sent: what comes in now is read and dropped
         self._outbuf: list[bytes] = []
         self.buffered = 0  # bytes read but not yet served: a partial frame and waiting ones
         self._last_data = _monotonic()
@@ -422,7 +450,7 @@ class StreamWorker(asyncio.Protocol):
         if (not self.frontend.access.admit_stream(transport)
                 or not self.frontend.stream_opened(self)):
             self._stopped = True
-            transport.abort()
+            self.transport.abort()
             return
         self.transport.set_write_buffer_limits(high=_STREAM_WRITE_HIGH)
         creds = peer_credentials(transport)
@@ -451,6 +479,9 @@ class StreamWorker(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_data = _monotonic()
+        if self.said_goodbye:  # sent before the stub read GOING_AWAY: not processed
+            self.frontend.last_refused = self._last_data
+            return
         reader = self._reader
         reader.max_message = self.frontend.max_request_bytes
         self._waiting.extend(reader.feed(data))
@@ -505,7 +536,34 @@ class StreamWorker(asyncio.Protocol):
         self._stopped = True
         self.update_reading()
 
+    def go_away(self) -> None:
+        """The broker stops: read no further, drop what was read but not started (the
+        stub re-sends it), and once the started requests are answered send GOING_AWAY and
+        close."""
+        self.stop_reading()
+        self._going_away = True
+        self._waiting.clear()
+        if self._in_flight == 0:
+            self._say_goodbye()
+
+    def _say_goodbye(self) -> None:
+        """GOING_AWAY after every reply already due, then the end of our side.  Reading goes
+        on, dropping what comes (the stub may write before it reads GOING_AWAY: were the
+        socket closed, that write could fail before the stub reads it), until the stub
+        closes or the broker does (Frontend.close)."""
+        transport = self.transport
+        if transport.is_closing() or self.said_goodbye:
+            return
+        self.said_goodbye = True
+        self.flush()
+        transport.write(frame(_going_away()))
+        transport.write_eof()
+        self._reading = True
+        transport.resume_reading()
+
     def update_reading(self) -> None:
+        if self.said_goodbye:
+            return
         want = (not self._writes_blocked and not self._waiting and not self._stopped
                 and self._within_budget())
         if want != self._reading and not self.transport.is_closing():
@@ -535,7 +593,9 @@ class StreamWorker(asyncio.Protocol):
             self._outbuf.append(data)
         else:
             self.transport.write(data)
-        if self._waiting and not self._serving and not self._stopped:
+        if self._going_away and self._in_flight == 0:
+            self._say_goodbye()
+        elif self._waiting and not self._serving and not self._stopped:
             asyncio.get_running_loop().call_soon(self._serve_waiting)
 
 
@@ -546,6 +606,10 @@ def process_name(pid: int) -> str | None:
             return fh.read(64).decode("utf-8", "replace").strip() or None
     except OSError:
         return None
+
+
+def _going_away() -> bytes:
+    return _pack_reply(GOING_AWAY_REQUEST_ID, Status.GOING_AWAY, not_processed_payload())
 
 
 def _too_large(size: int, limit: int) -> IpcError:

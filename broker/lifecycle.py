@@ -53,7 +53,10 @@ from .workers import Workers
 
 _log = log.get("lifecycle")
 
-_DRAIN_SECONDS = 10.0
+#: Once the started requests are answered: how long no request may have come (each answered
+#: NOT_PROCESSED, or dropped after GOING_AWAY) before the sockets close, so that a request on
+#: its way when the stub was told is not cut off (its stub would not know its fate).
+_QUIET = 0.1
 # cluster states, node endpoints, heartbeat, all affinity mappings
 _FEATURES = frozenset({2, 3, 11, 13})
 
@@ -387,12 +390,24 @@ class Broker:
         os._exit(1)
 
     async def _drain(self) -> None:
-        assert self.frontend is not None and self.pool is not None
-        self.frontend.stop_accepting()
+        """Start no request from now on (each is answered NOT_PROCESSED, or left unread on a
+        stream connection, which then gets GOING_AWAY); let the started ones (and anything
+        else on the node connections) finish within broker.drain_timeout; then wait until no
+        request has come for a moment (_QUIET)."""
+        frontend, dispatcher, workers, pool = (
+            self.frontend, self.dispatcher, self.workers, self.pool)
+        assert frontend is not None and dispatcher is not None
+        assert workers is not None and pool is not None
+        frontend.stop_accepting(worker.identity for worker in workers)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + _DRAIN_SECONDS
-        while any(c.in_flight for c in self.pool.ready) and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        started, deadline = loop.time(), loop.time() + self.cfg.broker_drain_timeout
+        while ((dispatcher.in_flight or frontend.streams_busy
+                or any(conn.in_flight for conn in pool.ready)
+                or time.monotonic() - frontend.last_refused < _QUIET)
+               and loop.time() < deadline):
+            await asyncio.sleep(0.01)
+        _log.info("drained", seconds=round(loop.time() - started, 3),
+                  unfinished=dispatcher.in_flight, streams_busy=frontend.streams_busy)
 
 
 def lock_path(cfg: Config) -> str | None:

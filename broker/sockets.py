@@ -190,6 +190,16 @@ class Listeners:
         return fds, {"LISTEN_FDS": str(len(fds)), "LISTEN_FDNAMES": ":".join(names),
                      OWNED_VAR: ":".join(owned)}
 
+    def remove_files(self, scheme: str) -> None:
+        """Remove the ``scheme`` socket files this process made, unless handed on: new
+        connections then wait for the next broker instead of reaching this one."""
+        if self.handed_over:
+            return
+        for entry in self.listeners:
+            if entry.made_here and entry.endpoint.startswith(f"{scheme}:///"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(_scheme_path(entry.endpoint)[1])
+
     def close(self) -> None:
         """Close every socket; remove the files this process made unless handed on."""
         for entry in self.listeners:

@@ -10,8 +10,12 @@ The rules are core.py's, and the events as in transport.py: "nothing was sent" i
 with retries, before anything is written); a broken connection is detected while waiting
 (``POLLOUT`` gone, or end-of-file on the stream) and wakes every request in flight on it.  The
 heartbeat is a task on the loop, so a blocked loop stops pinging (a hung worker is visible to
-the broker).  While no connection can be made, ``core.Connecting`` says how long to go on (to
-the request's deadline while the socket file exists, ``connect_timeout`` while it does not).
+the broker).  A stopping broker's NOT_PROCESSED retires the connection for new requests (a
+DEALER channel is replaced by a new one; a stream takes nothing more until it ends), and a
+stream's GOING_AWAY ends it at once, waking every request without a reply on it: each is sent
+again on a new connection.  While no connection can be made, ``core.Connecting`` says how long
+to go on (to the request's deadline while the socket file exists, ``connect_timeout`` while it
+does not).
 """
 
 from __future__ import annotations
@@ -30,9 +34,17 @@ from protocol.ipcstream import frame as stream_frame
 from . import core
 from .access import check_socket_dir, connect_dealer, new_dealer, socket_file, zmq_module
 from .calls import Call
-from .core import DEFAULT_CONNECT_TIMEOUT, TO_SEND, Exchange, closed_error
+from .core import (
+    DEFAULT_CONNECT_TIMEOUT,
+    TO_SEND,
+    Exchange,
+    closed_error,
+    is_going_away,
+    not_processed,
+)
+from .envelope import unpack_reply
 from .exceptions import BrokerProtocolError
-from .transport import TransportBase, _close_socket
+from .transport import TransportBase, _close_socket, zmq_events
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,6 +52,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 _LIVENESS_SLICE_MS = int(core.LIVENESS_SLICE * 1000)
+#: The result of a channel's ``lost`` future when the broker said GOING_AWAY (else True).
+GOING_AWAY = "going away"
 
 
 def _zmq_asyncio() -> Any:
@@ -60,7 +74,8 @@ class AioChannel(core.ChannelState):
         super().__init__(os.getpid(), time.monotonic())
         self.loop = loop
         self.connect_timeout = connect_timeout
-        self.lost: asyncio.Future[bool] = loop.create_future()
+        self.retired = False  # takes no new request: the transport opens another channel
+        self.lost: asyncio.Future[bool | str] = loop.create_future()
         self.pinger: asyncio.Task[None] | None = None
         self.on_lost: Callable[[], None] | None = None
         # A finalizer (not __del__) so a forked child never closes its parent's socket.
@@ -78,22 +93,36 @@ class AioChannel(core.ChannelState):
         """Send deferred frames, then ``frame``; False if it could not be sent just now."""
         raise NotImplementedError
 
-    def deliver(self, message: bytes) -> None:
-        """Hand one reply to its waiter; replies nobody waits for (pings) are dropped."""
+    def deliver(self, message: bytes) -> bool:
+        """Hand one reply to its waiter; replies nobody waits for (pings) are dropped.  True
+        for a GOING_AWAY, which the caller acts on (it answers no request id)."""
         try:
             matched = self.reply_to(message)
+            if matched is None:
+                return is_going_away(unpack_reply(message))
         except BrokerProtocolError:
-            return  # not ours to fail: the waiter times out with a clear error
-        if matched is not None and not matched[0].done():
+            return False  # not ours to fail: the waiter times out with a clear error
+        if not matched[0].done():
             matched[0].set_result(matched[1])
+        return False
 
-    def signal_lost(self) -> None:
-        """The broker went away: wake every request waiting for a reply on this channel."""
+    def take_news(self) -> None:
+        """Before a send: read what arrived while nobody waited (ZeroMQ: a GOING_AWAY)."""
+
+    def signal_lost(self, how: bool | str = True) -> None:
+        """The broker went away (``how``: True, or GOING_AWAY when it said that nothing
+        still without a reply was processed): wake every request waiting for a reply on this
+        channel."""
         lost, self.lost = self.lost, self.loop.create_future()
         if not lost.done():
-            lost.set_result(True)
+            lost.set_result(how)
         if self.on_lost is not None:
             self.on_lost()
+
+    def retire(self) -> None:
+        """The broker said NOT_PROCESSED (or, on ZeroMQ, GOING_AWAY): new requests go
+        elsewhere (see the subclasses); those in flight here still get their replies."""
+        self.retired = True
 
     def _tasks(self) -> list[asyncio.Task[Any] | None]:
         return [self.pinger]
@@ -143,6 +172,23 @@ class AioZmqChannel(AioChannel):
                 exchange.not_sent(connecting.nobody_for)
             await asyncio.sleep(0.05)  # only while the broker is away
 
+    def take_news(self) -> None:
+        events, pollin = zmq_events()
+        if self.connected and self.raw.getsockopt(events) & pollin:
+            self._receive_ready()
+
+    def _receive_ready(self) -> None:
+        """Every message already received; a GOING_AWAY retires the channel (send nothing
+        more on this socket)."""
+        zmq = zmq_module()
+        while True:
+            try:
+                frame = self.raw.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if self.deliver(frame):
+                self.retire()
+
     def try_send(self, frame: bytes) -> bool:
         zmq = zmq_module()
         while self.deferred:
@@ -163,12 +209,7 @@ class AioZmqChannel(AioChannel):
         zmq = zmq_module()
         while self.in_flight and not self.closed:
             if await self.sock.poll(_LIVENESS_SLICE_MS, zmq.POLLIN):
-                while True:
-                    try:
-                        frame = self.raw.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self.deliver(frame)
+                self._receive_ready()
             elif not self.writable():
                 self.signal_lost()
 
@@ -190,6 +231,7 @@ class AioStreamChannel(AioChannel):
         self.connector: asyncio.Task[float | None] | None = None
         self.connect_until = 0.0  # the latest deadline of the requests waiting to connect
         self.paused = False  # the kernel buffer is full: the broker is not reading
+        self.draining = False  # the broker said NOT_PROCESSED: no new request on this one
         self.refused: Exception | None = None  # the socket's directory failed the check
         self.wakeup: asyncio.Future[None] = loop.create_future()
 
@@ -199,7 +241,7 @@ class AioStreamChannel(AioChannel):
             wakeup.set_result(None)
 
     def _ready(self) -> bool:
-        return self.slot.transport is not None and not self.paused
+        return self.slot.transport is not None and not self.paused and not self.draining
 
     async def wait_writable(self, exchange: Exchange) -> None:
         connector = None  # the connect attempt this request waits for
@@ -277,11 +319,30 @@ class AioStreamChannel(AioChannel):
         if self.slot.protocol is not protocol:
             return  # an earlier connection, already replaced
         self.slot.detach()
-        self.paused = False
+        self.paused = self.draining = False
         self.deferred.clear()  # closes of cursors that ended with this connection's session
         self._wake()  # requests waiting for a paused connection: connect anew
         if not self.closed:
             self.signal_lost()
+
+    def retire(self) -> None:
+        # The same channel, on a new connection once this one ends (the broker ends it after
+        # answering what it started): until then it takes nothing (``_ready``).
+        self.draining = True
+
+    def going_away(self, protocol: _StreamProtocol) -> None:
+        """GOING_AWAY: nothing still without a reply on this connection was processed; end
+        it now and wake those requests (they are sent again on a new connection)."""
+        if self.slot.protocol is not protocol:
+            return
+        transport = self.slot.transport
+        self.slot.detach()
+        self.paused = self.draining = False
+        self.deferred.clear()
+        if transport is not None:
+            transport.abort()
+        self._wake()
+        self.signal_lost(GOING_AWAY)
 
     def writing_paused(self, paused: bool) -> None:
         self.paused = paused
@@ -325,8 +386,11 @@ class _StreamProtocol(asyncio.Protocol):
         if chan is None:
             return
         for message in self.reader.feed(data):
-            if not isinstance(message, Oversized):  # its waiter times out
-                chan.deliver(message)
+            if isinstance(message, Oversized):  # its waiter times out
+                continue
+            if chan.deliver(message):  # GOING_AWAY: this connection's last message
+                chan.going_away(self)
+                return
 
     def connection_lost(self, exc: Exception | None) -> None:
         chan = self.channel()
@@ -407,7 +471,7 @@ class AioTransport(TransportBase):
         self._checkpid()
         loop = asyncio.get_running_loop()
         chan = self._channels.get(loop)
-        if chan is None or chan.closed:
+        if chan is None or chan.closed or chan.retired:
             if self._closed:
                 raise closed_error(self._again)
             chan = self._open_channel(loop)
@@ -441,18 +505,27 @@ class AioTransport(TransportBase):
         now = time.monotonic()
         exchange = Exchange(call, self.endpoint, now,
                             now + self.timeout if deadline is None else deadline, self.retries)
-        waiter = chan.loop.create_future()
-        chan.in_flight[exchange.request_id] = waiter
-        try:
-            return await self._drive(chan, exchange, waiter)
-        finally:
-            chan.in_flight.pop(exchange.request_id, None)
+        while True:
+            waiter = chan.loop.create_future()
+            chan.in_flight[exchange.request_id] = waiter
+            try:
+                result = await self._drive(chan, exchange, waiter)
+            finally:
+                chan.in_flight.pop(exchange.request_id, None)
+            if exchange.state is not TO_SEND:
+                return result
+            # Not processed by a stopping broker (a pinned call raised): to the next one.
+            await asyncio.sleep(exchange.resend_delay(time.monotonic()))
+            chan = self.channel()
 
     async def _drive(self, chan: AioChannel, exchange: Exchange,
                      waiter: asyncio.Future[Any]) -> Any:
         while True:
             if exchange.state is TO_SEND:
                 await chan.wait_writable(exchange)  # raises if nothing could be sent
+                chan.take_news()
+                if chan.retired and exchange.call.hold is None:
+                    return None  # told GOING_AWAY: to another channel
                 if not chan.try_send(exchange.frame):
                     await asyncio.sleep(0.01)
                     continue
@@ -463,9 +536,17 @@ class AioTransport(TransportBase):
                 await asyncio.wait((waiter, lost), timeout=left,
                                    return_when=asyncio.FIRST_COMPLETED)
             if waiter.done():
+                reply = waiter.result()
+                if not_processed(reply):
+                    chan.retire()
+                    exchange.not_processed()  # raises for a call pinned to a cursor/tx
+                    return None
                 self._set_up(True)
-                return exchange.reply_received(waiter.result())
+                return exchange.reply_received(reply)
             if lost.done():
+                if lost.result() is GOING_AWAY:
+                    exchange.not_processed()
+                    return None
                 exchange.connection_lost()  # raises unless it may be re-sent
                 continue
             exchange.timed_out()

@@ -11,9 +11,18 @@ Theory of operation.  One request is an ``Exchange``::
        |                    +--connection_lost()--> TO_SEND  (a read, re-sends left)
        |                    |                   \\-> DONE: BrokerUnavailable (a write: "may have
        |                    |                       been applied"; a read out of re-sends)
+       |                    +--not_processed()--> TO_SEND, after ``resend_delay`` (a call
+       |                    |                   \\    not pinned to a cursor or transaction)
+       |                    |                    \\-> DONE: BrokerUnavailable, not applied (pinned)
        |                    +--wait(now)--> DONE: BrokerTimeout, past the deadline + GRACE
        +--not_sent()--> DONE: BrokerUnavailable, "was not sent" (no broker by the deadline, or
                         none there at all for connect_timeout: see ``Connecting``)
+
+"Not processed" is said by a stopping broker (docs/ipc.md, "Stopping"): the reply
+NOT_PROCESSED for one request, or GOING_AWAY as the last message of a unix:// connection for
+every request on it still without a reply.  Such a request, read or write, is sent again on a
+new connection (``not_processed``: the drivers retire the old one) within its deadline; a call
+pinned to a cursor or transaction fails instead, not applied (they ended with that broker).
 
 "Nothing was sent" is knowable: a DEALER with IMMEDIATE=1 queues nothing without a connection,
 and a stream write that fails holds at most part of a request, which the broker drops.  So a
@@ -31,7 +40,7 @@ it: a forked child never uses it (``pinned_refusal``) and opens its own.
 from __future__ import annotations
 
 from .access import endpoint_hint
-from .envelope import deadline_ms, next_request_id, pack_request, result_of, unpack_reply
+from .envelope import deadline_ms, ipc, next_request_id, pack_request, result_of, unpack_reply
 from .exceptions import BrokerTimeout, BrokerUnavailable, ReconnectError
 
 TYPE_CHECKING = False
@@ -92,6 +101,13 @@ def timeout_error(endpoint: str, call: Call, budget: float) -> BrokerTimeout:
                          f"{budget:.1f}s{tail}", maybe_applied=None if call.idempotent else True)
 
 
+def unprocessed_pinned_error(endpoint: str, call: Call) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"the broker at {endpoint} stopped and did not process {call.op}: nothing was "
+        "changed, but the cursor or transaction it belongs to ended with that broker",
+        maybe_applied=False)
+
+
 def closed_error(again: str) -> ReconnectError:
     """The client was closed; ``again`` says how to reopen it in this flavour."""
     return ReconnectError(f"the client is closed: {again}")
@@ -105,8 +121,8 @@ class Exchange:
     with nothing).  A call that ends the exchange in failure raises the error to give the
     caller; ``state`` says what the driver does next (send the frame, or await its reply)."""
 
-    __slots__ = ("call", "deadline", "endpoint", "frame", "request_id", "resends", "retries",
-                 "start", "state")
+    __slots__ = ("backoff", "call", "deadline", "endpoint", "frame", "request_id", "resends",
+                 "retries", "start", "state", "unprocessed")
 
     def __init__(self, call: Call, endpoint: str, start: float, deadline: float,
                  retries: int) -> None:
@@ -116,6 +132,8 @@ class Exchange:
         self.deadline = deadline
         self.retries = retries
         self.resends = 0
+        self.unprocessed = 0  # times a broker said it did not process it
+        self.backoff: Backoff | None = None
         self.request_id = request_id = next_request_id()
         self.frame = pack_request(request_id, call.op, call.args, deadline_ms(deadline - start))
         self.state = TO_SEND
@@ -135,12 +153,16 @@ class Exchange:
             raise RuntimeError(f"{self!r}: sent twice")
         self.state = IN_FLIGHT
 
-    def match(self, message: bytes) -> Any:
+    def match(self, message: bytes, *, going_away: bool = False) -> Any:
         """The reply in ``message`` if it answers this request, else None (a reply nobody
         waits for any more: a ping, a deferred frame, an abandoned request); for drivers that
-        await one request at a time.  Raises BrokerProtocolError for a malformed reply."""
+        await one request at a time.  ``going_away``: a GOING_AWAY message answers it too
+        (unix:// only: on a stream it is the connection's last word).  Raises
+        BrokerProtocolError for a malformed reply."""
         reply = unpack_reply(message)
-        return reply if reply.request_id == self.request_id else None
+        if reply.request_id == self.request_id or (going_away and is_going_away(reply)):
+            return reply
+        return None
 
     def not_sent(self, nobody_for: float | None = None) -> None:
         """The broker could not be reached by the deadline, or (``nobody_for``, the connect
@@ -155,6 +177,25 @@ class Exchange:
         """The reply: the op's result, or raises its mapped error."""
         self.state = DONE
         return result_of(reply, self.call)
+
+    def not_processed(self) -> None:
+        """The broker said it did not process the request (``not_processed(reply)``, or a
+        GOING_AWAY on its connection): back to TO_SEND, for the next broker on a new
+        connection after ``resend_delay``.  A pinned call raises (its cursor or transaction
+        ended with that broker)."""
+        if self.call.hold is not None:
+            self.state = DONE
+            raise unprocessed_pinned_error(self.endpoint, self.call)
+        self.unprocessed += 1
+        self.state = TO_SEND
+
+    def resend_delay(self, now: float) -> float:
+        """How long to wait before sending again a request that was not processed: a stopping
+        broker that is still reachable (tcp://) answers at once, so back off a little."""
+        if self.backoff is None:
+            self.backoff = Backoff()
+        delay = self.backoff.next_delay(now, self.deadline)
+        return 0.0 if delay is None else delay
 
     def connection_lost(self) -> None:
         """The connection ended with the request in flight: back to TO_SEND when it is a read
@@ -181,6 +222,26 @@ class Exchange:
         """No reply by the deadline and its grace.  Raises."""
         self.state = DONE
         raise timeout_error(self.endpoint, self.call, self.deadline - self.start)
+
+
+def not_processed(reply: Any) -> bool:
+    """Whether ``reply`` says that the broker did not process its request: NOT_PROCESSED,
+    GOING_AWAY, or an older broker's CLUSTER_UNAVAILABLE of kind "shutting_down"."""
+    status = reply.status
+    if not status:
+        return False
+    statuses = ipc().Status
+    if status in (statuses.NOT_PROCESSED, statuses.GOING_AWAY):
+        return True
+    payload = reply.payload
+    return (status == statuses.CLUSTER_UNAVAILABLE and isinstance(payload, dict)
+            and payload.get("kind") == "shutting_down")
+
+
+def is_going_away(reply: Any) -> bool:
+    """A GOING_AWAY message (unix:// only): no request of its connection still without a
+    reply was processed."""
+    return bool(reply.status == ipc().Status.GOING_AWAY)
 
 
 # -- one channel ----------------------------------------------------------------------------

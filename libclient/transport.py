@@ -12,16 +12,21 @@ only queued once a connection to the broker is complete (not writable: not sent)
 connection that breaks while a reply is awaited shows as ``POLLOUT`` gone (lost).  A stream
 is blocking with kernel timeouts: a failed connect or write means nothing was processed (not
 sent), end-of-file while a reply is awaited means the broker went away with the request
-(lost), and a receive timeout is a slice of waiting passed.  Before connecting to a socket
-file, access.py checks its directory; tcp:// connects with CURVE keys.  While no connection
-can be made, ``core.Connecting`` says how long to go on: to the request's deadline while the
-socket file exists, ``connect_timeout`` while it does not (looked at only then: a request on a
-working connection makes no extra system call).
+(lost), and a receive timeout is a slice of waiting passed.  A stopping broker's NOT_PROCESSED
+(or, on a stream, GOING_AWAY) retires the connection (``Channel.retire``: a DEALER is replaced,
+as the old one stays connected to the stopping broker; a stream is dropped) and the request is
+sent again on a new one; a GOING_AWAY on an idle DEALER retires it before the next request.
+Before connecting to a socket file, access.py checks its directory; tcp:// connects with CURVE
+keys.  While no connection can be made, ``core.Connecting`` says how long to go on: to the
+request's deadline while the socket file exists, ``connect_timeout`` while it does not (looked
+at only then: a request on a working connection makes no extra system call).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import os
 import socket
 import struct
@@ -43,9 +48,9 @@ from .access import (
     zmq_module,
 )
 from .calls import Call
-from .core import GRACE, LIVENESS_SLICE, Exchange, closed_error
-from .envelope import deadline_ms, next_request_id, pack_request
-from .exceptions import BrokerUnavailable, CacheError, ParameterError
+from .core import GRACE, LIVENESS_SLICE, Exchange, closed_error, is_going_away, not_processed
+from .envelope import deadline_ms, next_request_id, pack_request, unpack_reply
+from .exceptions import BrokerProtocolError, BrokerUnavailable, CacheError, ParameterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,6 +136,17 @@ class Channel(core.ChannelState):
         """Drop replies nobody waits for (earlier pings) without blocking."""
         raise NotImplementedError
 
+    def retire(self) -> None:
+        """The broker said it processes nothing more sent on this connection: the next
+        request goes on a new one (to the next broker)."""
+        raise NotImplementedError
+
+    def told_to_go(self) -> bool:
+        """Whether the broker said GOING_AWAY on this connection while it was idle (ZeroMQ:
+        the next request goes on a new socket).  A stream's GOING_AWAY is its last message,
+        read with the replies."""
+        return False
+
     def ping_if_idle(self, interval: float) -> None:
         """Heartbeat: ping if nothing was sent for ``interval`` and nobody is using the socket."""
         now = time.monotonic()
@@ -159,7 +175,7 @@ class ZmqChannel(Channel):
     """A DEALER socket with IMMEDIATE=1: "not writable" means "no broker connection".  It
     connects on first send, once ``connect_dealer`` finds the endpoint safe."""
 
-    __slots__ = ("connected", "curve", "endpoint", "path")
+    __slots__ = ("connected", "curve", "endpoint", "going", "path")
 
     def __init__(self, sock: Any, endpoint: str,
                  curve: tuple[bytes, bytes, bytes] | None = None,
@@ -169,6 +185,7 @@ class ZmqChannel(Channel):
         self.path = socket_file(endpoint)  # None: no file to look at (tcp://, ipc://@name)
         self.curve = curve
         self.connected = False
+        self.going = False  # the broker said GOING_AWAY: retire before the next request
 
     def flush(self) -> None:
         zmq = zmq_module()
@@ -221,16 +238,38 @@ class ZmqChannel(Channel):
                     reply = exchange.match(message)
                     if reply is not None:
                         return reply
+                    self._notice(message)
             elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
                 return LOST
+
+    def _notice(self, message: bytes) -> None:
+        """A message nobody waits for: a GOING_AWAY marks the socket for retirement."""
+        with contextlib.suppress(BrokerProtocolError):
+            if is_going_away(unpack_reply(message)):
+                self.going = True
 
     def drain(self) -> None:
         zmq = zmq_module()
         while True:
             try:
-                self.sock.recv(zmq.NOBLOCK)
+                message = self.sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self._notice(message)
+
+    def told_to_go(self) -> bool:
+        events, pollin = zmq_events()
+        if self.connected and self.sock.getsockopt(events) & pollin:
+            self.drain()
+        return self.going
+
+    def retire(self) -> None:
+        # A new DEALER: the old one stays connected to the stopping broker (its socket file
+        # is gone, so the new one connects to the next broker only).
+        self._finalizer()
+        self.sock = new_dealer(zmq_module().Context.instance())
+        self.connected = self.going = False
+        self._finalizer = weakref.finalize(self, _close_socket, self.sock, self.pid)
 
 
 class StreamChannel(Channel):
@@ -305,7 +344,7 @@ class StreamChannel(Channel):
     def wait_reply(self, exchange: Exchange) -> Any:
         while True:
             while self.unread:
-                reply = exchange.match(self.unread.pop(0))
+                reply = exchange.match(self.unread.pop(0), going_away=True)
                 if reply is not None:
                     return reply
             sock = self.sock.socket
@@ -337,6 +376,17 @@ class StreamChannel(Channel):
                 return
             self.reader.feed(data)
         self.unread = []
+
+    def retire(self) -> None:
+        self._drop()
+
+
+@functools.cache
+def zmq_events() -> tuple[int, int]:
+    """(EVENTS, POLLIN) as plain ints: pyzmq converts its enums on every call (~6 us here),
+    too much for a check before every request."""
+    zmq = zmq_module()
+    return int(zmq.EVENTS), int(zmq.POLLIN)
 
 
 def _timeval(seconds: float) -> bytes:
@@ -530,6 +580,8 @@ class Transport(TransportBase):
 
     def _drive(self, chan: Channel, exchange: Exchange) -> Any:
         while True:
+            if exchange.call.hold is None and chan.told_to_go():
+                chan.retire()  # a stopping broker: send to the next one
             if not chan.send(exchange.frame, exchange.deadline):
                 exchange.not_sent(chan.nobody_for)
             exchange.sent()
@@ -537,6 +589,11 @@ class Transport(TransportBase):
             if reply is LOST:
                 self._set_up(False, f"the broker went away during {exchange.call.op}")
                 exchange.connection_lost()  # raises unless it may be re-sent
+                continue
+            if not_processed(reply):  # the broker is stopping: to the next one
+                chan.retire()
+                exchange.not_processed()  # raises for a call pinned to a cursor/transaction
+                time.sleep(exchange.resend_delay(time.monotonic()))
                 continue
             self._set_up(True)
             return exchange.reply_received(reply)

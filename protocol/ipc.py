@@ -59,6 +59,13 @@ class Status(enum.IntEnum):
     DEADLINE_EXCEEDED = 7
     INTERNAL = 8  # a broker bug; the broker logged it and stays up
     TOO_LARGE = 9  # the request frame exceeded the broker's limit
+    # The broker is stopping and did not process this request, nor will it: nothing of it
+    # reached a node.  Send it again (a read or a write) to the next broker, on a new socket.
+    NOT_PROCESSED = 10
+    # unix:// only, request id 0: the last message of a stopping broker on this connection.
+    # Every request sent on it that has no reply before this message was not processed (as
+    # NOT_PROCESSED); the broker reads nothing more and closes it (HTTP/2's GOAWAY).
+    GOING_AWAY = 11
 
 
 class ExtCode(enum.IntEnum):
@@ -121,6 +128,10 @@ class Reply(NamedTuple):
     payload: Any  # the result when status == OK, else an error map (see error_payload)
 
 
+#: The request id of a GOING_AWAY message (it answers no one request).
+GOING_AWAY_REQUEST_ID = 0
+
+
 def error_payload(
     kind: str,
     message: str,
@@ -135,6 +146,12 @@ def error_payload(
         "server_status": server_status,
         "maybe_applied": maybe_applied,
     }
+
+
+def not_processed_payload() -> dict[str, Any]:
+    """The error map of NOT_PROCESSED and GOING_AWAY (an older stub shows its message)."""
+    return error_payload("not_processed", "the broker is stopping and did not process this "
+                         "request: send it again to the next broker", maybe_applied=False)
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -535,6 +552,7 @@ def now_ms(clock: Callable[[], float]) -> int:
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
     "ENV_ENDPOINT",
+    "GOING_AWAY_REQUEST_ID",
     "IPC_VERSION",
     "MAX_NESTING",
     "ExtCode",
@@ -549,6 +567,7 @@ __all__ = [
     "default_endpoint",
     "default_runtime_dir",
     "error_payload",
+    "not_processed_payload",
     "now_ms",
     "pack",
     "pack_reply",

@@ -1,0 +1,128 @@
+"""The frontend's side of a graceful stop (issue 11), on real sockets without a node: after
+``stop_accepting`` no request is dispatched; ZeroMQ peers are told GOING_AWAY and later
+requests NOT_PROCESSED; a stream gets the replies of its started requests, then GOING_AWAY,
+then the end of the broker's side, and nothing sent after it is dispatched."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import zmq
+
+from broker.frontend import Frontend
+from protocol import ipc
+from protocol.ipcstream import MessageReader
+from protocol.ipcstream import frame as stream_frame
+
+
+class HeldDispatch:
+    """Answers ``now`` ops at once and holds the others until ``release``."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[int] = []
+        self.held: list[tuple[int, Any]] = []
+
+    def __call__(self, identity: bytes, request: ipc.Request, reply: Any) -> None:
+        self.dispatched.append(request.request_id)
+        if request.op == "now":
+            reply(request.request_id, ipc.Status.OK, "done")
+        else:
+            self.held.append((request.request_id, reply))
+
+    def release(self) -> None:
+        for request_id, reply in self.held:
+            reply(request_id, ipc.Status.OK, "late")
+        self.held.clear()
+
+
+def _frontend(tmp_path, dispatch: HeldDispatch) -> Frontend:
+    endpoints = [f"ipc://{tmp_path}/run/b.sock", f"unix://{tmp_path}/run/b.stream"]
+    frontend = Frontend(zmq.Context.instance(), endpoints, dispatch,
+                        max_request_bytes=1 << 20, socket_mode=0o600)
+    frontend.bind()
+    return frontend
+
+
+def _request(request_id: int, op: str) -> bytes:
+    return ipc.pack_request(request_id, op, {}, 0)
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
+def test_a_stream_gets_its_started_replies_then_going_away(tmp_path):
+    dispatch = HeldDispatch()
+
+    async def main() -> list[ipc.Reply]:
+        frontend = _frontend(tmp_path, dispatch)
+        await frontend.start()
+        reader, writer = await asyncio.open_unix_connection(f"{tmp_path}/run/b.stream")
+        writer.write(stream_frame(_request(1, "now")) + stream_frame(_request(2, "later")))
+        await _until(lambda: dispatch.dispatched == [1, 2])
+        frontend.stop_accepting()
+        assert frontend.streams_busy == 1  # request 2 is started
+        writer.write(stream_frame(_request(3, "now")))  # never read, never dispatched
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        dispatch.release()
+        await _until(lambda: frontend.streams_busy == 0)
+        data = await asyncio.wait_for(reader.read(), 10)  # up to the broker's end of file
+        writer.write(stream_frame(_request(4, "now")))  # after GOING_AWAY: dropped
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        assert dispatch.dispatched == [1, 2]
+        writer.close()
+        frontend.close()
+        return [ipc.unpack_reply(m) for m in MessageReader().feed(data)]
+
+    replies = asyncio.run(main())
+    assert [(r.request_id, r.status) for r in replies] == [
+        (1, ipc.Status.OK), (2, ipc.Status.OK),
+        (ipc.GOING_AWAY_REQUEST_ID, ipc.Status.GOING_AWAY)]
+    assert replies[-1].payload["maybe_applied"] is False
+
+
+def test_zeromq_peers_are_told_and_new_requests_not_processed(tmp_path):
+    dispatch = HeldDispatch()
+    path = f"{tmp_path}/run/b.sock"
+
+    async def main() -> list[ipc.Reply]:
+        frontend = _frontend(tmp_path, dispatch)
+        await frontend.start()
+        dealer = zmq.Context.instance().socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.ROUTING_ID, b"peer-1")
+        dealer.connect(f"ipc://{path}")
+        dealer.send(_request(1, "later"))
+        await _until(lambda: dispatch.dispatched == [1])
+        frontend.stop_accepting([b"peer-1", b"\x00stream" + bytes(8)])
+        assert not os.path.exists(path)  # a new socket cannot reach this broker
+        dealer.send(_request(2, "now"))
+        replies = []
+        while len(replies) < 2:
+            await _until(lambda: dealer.poll(0))
+            replies.append(ipc.unpack_reply(dealer.recv()))
+        dispatch.release()
+        await _until(lambda: dealer.poll(0))
+        replies.append(ipc.unpack_reply(dealer.recv()))
+        assert dispatch.dispatched == [1]
+        dealer.close()
+        frontend.close()
+        return replies
+
+    replies = asyncio.run(main())
+    assert [(r.request_id, r.status) for r in replies] == [
+        (ipc.GOING_AWAY_REQUEST_ID, ipc.Status.GOING_AWAY),
+        (2, ipc.Status.NOT_PROCESSED), (1, ipc.Status.OK)]
+    assert replies[1].payload == ipc.not_processed_payload()
+
+
+def test_closing_without_stopping_still_removes_the_socket_files(tmp_path):
+    frontend = _frontend(tmp_path, HeldDispatch())
+    frontend.close()
+    assert not os.path.exists(f"{tmp_path}/run/b.sock")
+    assert not os.path.exists(f"{tmp_path}/run/b.stream")
