@@ -1,8 +1,8 @@
 """In-place upgrade without systemd: ``ignite-broker upgrade`` (SIGUSR2) re-executes the broker,
 handing its listening sockets (and its lock) to the new process, which serves before the old
-one drains and exits.  Under light load from both transports no request is refused; the
-failures of any other kind are counted and printed (whether a write in flight in the old
-process completes is the graceful stop's business)."""
+one drains and exits (the graceful stop: what it did not process, the stubs send again).
+Under light load from both transports no request fails, none is refused or "may have been
+applied"."""
 
 from __future__ import annotations
 
@@ -109,9 +109,7 @@ def test_upgrade_under_load_from_both_transports(ignite_node, tmp_path):
             thread.join(WAIT)
         print(f"upgrades {UPGRADES}: ok {dict(load.ok)}, failed {dict(load.failed)}")
         assert load.wrong == 0
-        refused = {k: n for k, n in load.failed.items()
-                   if "refused" in k or "nobody there" in k}
-        assert not refused
+        assert not load.failed
         assert os.path.exists(daemon.stream_path) and os.path.exists(daemon.ipc_path)
         assert daemon.stop(pids[-1]) is None  # not our child: it exited, nothing more to know
         assert not os.path.exists(daemon.stream_path) and not os.path.exists(daemon.ipc_path)
