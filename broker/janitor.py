@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from protocol import OpCode, cluster, queries, tx
+from protocol.features import Feature
 
 from . import log
 from .budget import MemoryBudget
@@ -22,7 +23,6 @@ from .workers import Worker, Workers
 
 _log = log.get("janitor")
 
-_FEATURE_HEARTBEAT = 11
 #: A burst of request bytes at least this big is followed by a heap trim once answered.
 _TRIM_AFTER_BYTES = 16 * 1024 * 1024
 
@@ -137,7 +137,7 @@ class Janitor:
             elif not isinstance(outcome, BaseException):
                 self._pool.metrics.heartbeat_answered(conn.name, time.monotonic() - now)
 
-        op = OpCode.HEARTBEAT if _FEATURE_HEARTBEAT in conn.features else OpCode.CACHE_GET_NAMES
+        op = OpCode.HEARTBEAT if Feature.HEARTBEAT in conn.features else OpCode.CACHE_GET_NAMES
         body = cluster.heartbeat() if op == OpCode.HEARTBEAT else b""
         conn.heartbeat_in_flight = True
         conn.send(op, body, answered, deadline=now + self.heartbeat_timeout, urgent=True)

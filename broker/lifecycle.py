@@ -32,6 +32,7 @@ from typing import IO, Any
 import zmq
 
 from protocol import ConnectionConfig
+from protocol.features import Feature
 from protocol.ipc import IPC_VERSION
 
 from . import __version__, log, notify, upgrade
@@ -57,8 +58,10 @@ _log = log.get("lifecycle")
 #: NOT_PROCESSED, or dropped after GOING_AWAY) before the sockets close, so that a request on
 #: its way when the stub was told is not cut off (its stub would not know its fate).
 _QUIET = 0.1
-# cluster states, node endpoints, heartbeat, all affinity mappings
-_FEATURES = frozenset({2, 3, 11, 13})
+#: Asked of every node: cluster states, node endpoints (topology), heartbeats, all affinity
+#: mappings (partition awareness for every cache).
+_FEATURES = frozenset({Feature.CLUSTER_STATES, Feature.CLUSTER_GROUP_GET_NODES_ENDPOINTS,
+                       Feature.HEARTBEAT, Feature.ALL_AFFINITY_MAPPINGS})
 
 
 def build_ssl_context(cfg: Config) -> ssl.SSLContext | None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from protocol import ConnectionConfig, OpCode, Response, cluster
+from protocol.features import Feature
 
 from . import log
 from .budget import ReplySizes
@@ -21,7 +22,6 @@ from .topology import Topology
 
 _log = log.get("pool")
 
-_FEATURE_HEARTBEAT = 11
 
 
 class NodePool:
@@ -216,7 +216,7 @@ class NodePool:
         """Heartbeat at our interval, or at a third of the server's idle timeout if shorter
         (never below 0.5 s), like the Java client."""
         interval = self.heartbeat_interval
-        if _FEATURE_HEARTBEAT in conn.features:
+        if Feature.HEARTBEAT in conn.features:
             try:
                 answer = await conn.request(OpCode.GET_IDLE_TIMEOUT, cluster.get_idle_timeout())
             except ConnectError:

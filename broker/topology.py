@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from protocol import CodecContext, OpCode, ProtocolError, Response, affinity, cluster
 from protocol.binary.primitives import Buffer
+from protocol.features import Feature
 
 from . import log
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 _log = log.get("topology")
 
-_FEATURE_NODE_ENDPOINTS = 3
 
 
 class Topology:
@@ -100,7 +100,7 @@ class Topology:
         try:
             conn = self._pick()
             await self._refresh_partitions(conn)
-            if _FEATURE_NODE_ENDPOINTS in conn.features:
+            if Feature.CLUSTER_GROUP_GET_NODES_ENDPOINTS in conn.features:
                 await self._discover_nodes(conn)
         except Exception as exc:  # routing falls back to any node; the next request retries
             _log.warning("topology_refresh_failed", reason=str(exc))
