@@ -80,6 +80,8 @@ KEY_VALUE_OPS: dict[str, KeyValueOp] = {
 _LISTS = {"keys", "pairs", "peek_modes"}
 _MISSING = object()
 #: CachePeekMode ordinals, from the protocol's PeekMode.
+_KEY_AFTER_PREFIX = ops.cache_prefix_size()
+_KEY_AFTER_EXPIRY = ops.cache_prefix_size(expiry=True)
 _PEEK_MODES = frozenset(v for k, v in vars(ops.PeekMode).items() if k.isupper())
 
 
@@ -123,11 +125,11 @@ def _handler(spec: KeyValueOp) -> Callable[[Dispatcher, Worker, Request, ReplyFn
             body = build(cid, *values, **options)
         pending = codec.take_pending() if codec.pending else None
         parse = dispatcher.with_codec(spec.parse) if spec.returns_values else spec.parse
-        # Key ops go to the key's primary node (the key follows the cache prefix: i32 id,
-        # i8 flags, 3 x i64 expiry when set); inside a transaction, to the tx's connection.
+        # Key ops go to the key's primary node (the key follows the cache prefix); inside a
+        # transaction, to the tx's connection.
         key_pos = -1
         if keyed and tx is None:
-            key_pos = 5 if expiry is None else 29
+            key_pos = _KEY_AFTER_EXPIRY if expiry is not None else _KEY_AFTER_PREFIX
         simple_call(dispatcher, request, reply, code, body, parse, idempotent=idempotent,
                     pinned=tx.conn if tx else None, route_cache=cid, key_pos=key_pos,
                     pending_types=pending)

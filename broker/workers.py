@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from protocol.ipc import SESSION_BYTES
+
 from .errors import Overloaded
 from .nodeconn import NodeConnection
-
-SESSION_BYTES = 16
 
 T = TypeVar("T", bound="Transaction | Cursor")
 

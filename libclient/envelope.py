@@ -20,7 +20,6 @@ _request_ids = itertools.count(1)
 _socket_ids = itertools.count(1)
 _session: tuple[int, bytes] | None = None
 _ipc: Any = None
-SESSION_BYTES = 16
 
 
 def ipc() -> Any:
@@ -43,7 +42,7 @@ def routing_id() -> bytes:
     global _session
     pid = os.getpid()
     if _session is None or _session[0] != pid:
-        raw = bytearray(os.urandom(SESSION_BYTES))
+        raw = bytearray(os.urandom(ipc().SESSION_BYTES))
         raw[0] |= 0x80
         _session = (pid, bytes(raw))
     return _session[1] + next(_socket_ids).to_bytes(4, "big")

@@ -46,6 +46,11 @@ _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 _MAX_DECIMAL_TEXT = MAX_DECIMAL_DIGITS + 24
 
 
+#: Bytes of the session prefix a stub puts before each ZeroMQ routing id (docs/ipc.md,
+#: "Liveness, sessions and ownership"): the sockets of one stub share its transactions.
+SESSION_BYTES = 16
+
+
 class Status(enum.IntEnum):
     """Reply status: 0 is success, everything else names who failed and why."""
 

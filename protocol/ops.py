@@ -65,6 +65,7 @@ __all__ = [
     "cache_get_or_create_with_name",
     "cache_get_size",
     "cache_local_peek",
+    "cache_prefix_size",
     "cache_put",
     "cache_put_all",
     "cache_put_if_absent",
@@ -295,6 +296,11 @@ def write_cache_prefix(
     if tx_id is not None:
         prefix += _I32.pack(check.i32(tx_id, "tx id"))
     buf += prefix
+
+
+def cache_prefix_size(*, expiry: bool = False, tx: bool = False) -> int:
+    """Bytes of the prefix ``write_cache_prefix`` writes: where a keyed op's key starts."""
+    return _PREFIX.size + (_EXPIRY.size if expiry else 0) + (_I32.size if tx else 0)
 
 
 def check_expiry(expiry: object) -> Expiry:

@@ -176,7 +176,8 @@ def test_connection_events_on_loss_and_return(fake_process, endpoint):
 
 
 def test_routing_ids_share_a_session_per_process(broker):
-    from libclient.envelope import SESSION_BYTES, routing_id
+    from libclient.envelope import routing_id
+    from protocol.ipc import SESSION_BYTES
 
     first, second = routing_id(), routing_id()
     assert first[:SESSION_BYTES] == second[:SESSION_BYTES] and first != second

@@ -120,3 +120,12 @@ def test_parsers_fuzz(body: bytes) -> None:
     for parse in (ops.parse_cache_get, ops.parse_cache_get_names, ops.parse_cache_put):
         with contextlib.suppress(RemoteProtocolError):
             parse(body)
+
+
+def test_the_cache_prefix_size_is_what_write_cache_prefix_writes():
+    for expiry in (None, (1, 2, 3)):
+        for tx_id in (None, 7):
+            buf = bytearray()
+            ops.write_cache_prefix(buf, 1, tx_id=tx_id, expiry=expiry)
+            assert ops.cache_prefix_size(expiry=expiry is not None,
+                                         tx=tx_id is not None) == len(buf)
