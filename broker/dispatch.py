@@ -177,14 +177,15 @@ class _Exchange:
     """One worker request until it is answered: its reply, the only one, releases the
     in-flight slots (a second answer to the same request is a bug, and dropped)."""
 
-    __slots__ = ("answered", "dispatcher", "request_id", "send_reply", "worker")
+    __slots__ = ("answered", "dispatcher", "request_id", "send_reply", "started", "worker")
 
     def __init__(self, dispatcher: Dispatcher, worker: Worker, request_id: int,
-                 send_reply: Callable[[int, int, Any], None]) -> None:
+                 send_reply: Callable[[int, int, Any], None], started: float) -> None:
         self.dispatcher = dispatcher
         self.worker = worker
         self.request_id = request_id
         self.send_reply = send_reply
+        self.started = started
         self.answered = False
 
     def reply(self, status: int, payload: Any) -> None:
@@ -192,9 +193,39 @@ class _Exchange:
             self.dispatcher.internal_error("answered_twice", None)
             return
         self.answered = True
+        if status != _OK:
+            self.worker.errors += 1
         self.worker.in_flight -= 1
-        self.dispatcher.in_flight -= 1
+        dispatcher = self.dispatcher
+        dispatcher.in_flight -= 1
+        dispatcher.latencies.add(_monotonic() - self.started)
         self.send_reply(self.request_id, status, payload)
+
+
+class Latencies:
+    """The broker's time to answer each of the last ``SIZE`` requests, from the moment it
+    took them (a ring): ``admin status`` shows their p99."""
+
+    SIZE = 2048
+    __slots__ = ("_next", "_ring")
+
+    def __init__(self) -> None:
+        self._ring: list[float] = []
+        self._next = 0
+
+    def add(self, seconds: float) -> None:
+        ring = self._ring
+        if len(ring) < self.SIZE:
+            ring.append(seconds)
+        else:
+            ring[self._next] = seconds
+            self._next = (self._next + 1) % self.SIZE
+
+    def quantile(self, q: float) -> float | None:
+        if not self._ring:
+            return None
+        ordered = sorted(self._ring)
+        return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
 #: Reads that coalesce_reads may share between workers.
@@ -265,6 +296,8 @@ class Dispatcher:
         self._with_codec: dict[Callable[..., Any], Callable[[Any], Any]] = {}
         # Requests that arrived while no node was reachable: (expires, worker, request, reply).
         self._parked: deque[tuple[float, Worker, Request, ReplyFn]] = deque()
+        self.paused = False  # admin pause: every request is parked until resume
+        self.latencies = Latencies()
         pool.on_ready.append(self.resume_parked)
 
     # -- entry --------------------------------------------------------------------------------
@@ -277,7 +310,8 @@ class Dispatcher:
         except Overloaded as exc:
             send_reply(request.request_id, exc.status, error_of(exc))
             return
-        reply = _Exchange(self, worker, request.request_id, send_reply).reply
+        reply = _Exchange(self, worker, request.request_id, send_reply, now).reply
+        worker.requests += 1
         worker.in_flight += 1
         self.in_flight += 1
         limits = self.limits
@@ -288,8 +322,11 @@ class Dispatcher:
             except BrokerError as exc:
                 reply(exc.status, error_of(exc))
                 return
-        if not self.pool.ready and request.op not in _LOCAL_OPS:
-            expires = min(now + limits.queue_wait, self.deadline(request))
+        if (not self.pool.ready or self.paused) and request.op not in _LOCAL_OPS:
+            # paused (admin pause): held until resumed, within the request's own deadline
+            expires = self.deadline(request)
+            if not self.paused:
+                expires = min(now + limits.queue_wait, expires)
             self._parked.append((expires, worker, request, reply))
             return
         self._run(worker, request, reply)
@@ -312,17 +349,35 @@ class Dispatcher:
             reply(Status.INTERNAL, _INTERNAL_PAYLOAD)
 
     def resume_parked(self) -> None:
-        """A node became reachable: run the requests that waited for one, oldest first."""
-        while self._parked and self.pool.ready:
+        """A node became reachable, or the broker was resumed: run the requests that waited,
+        oldest first."""
+        while self._parked and self.pool.ready and not self.paused:
             _, worker, request, reply = self._parked.popleft()
             self._run(worker, request, reply)
 
+    def pause(self) -> None:
+        """``admin pause``: hold new requests (hello and ping aside) until ``resume``, each
+        within its own deadline; those already sent go on."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self.resume_parked()
+
     def expire_parked(self, now: float) -> None:
-        while self._parked and self._parked[0][0] <= now:
-            _, _, _, reply = self._parked.popleft()
-            error = ClusterUnavailable(
-                f"no Ignite node became reachable within {self.limits.queue_wait:g}s "
-                f"(last error: {self.pool.last_error or 'none'})", maybe_applied=False)
+        if not self._parked or min(entry[0] for entry in self._parked) > now:
+            return
+        waiting = self._parked
+        self._parked = deque(entry for entry in waiting if entry[0] > now)
+        for _, _, _, reply in (entry for entry in waiting if entry[0] <= now):
+            if self.paused:
+                error: BrokerError = DeadlineExceeded(
+                    "the broker is paused for maintenance (ignite-broker admin pause) and the "
+                    "request's deadline passed while it waited (it was not sent)")
+            else:
+                error = ClusterUnavailable(
+                    f"no Ignite node became reachable within {self.limits.queue_wait:g}s "
+                    f"(last error: {self.pool.last_error or 'none'})", maybe_applied=False)
             reply(error.status, error_of(error))
 
     def internal_error(self, event: str, exc: BaseException | None, **context: Any) -> None:

@@ -29,7 +29,7 @@ from protocol.ipc import unpack_request as _unpack_request
 from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
 
 from . import log
-from .access import Access, PeerPolicy, ensure_socket_dir
+from .access import Access, PeerPolicy, ensure_socket_dir, peer_credentials
 from .budget import TRACKED_BYTES, MemoryBudget
 from .errors import MAX_ERROR_MESSAGE, ConfigError, clip
 from .nodeconn import WriteBatch
@@ -315,6 +315,10 @@ class Frontend:
         self._streams.add(worker)
         return True
 
+    def streams(self) -> dict[bytes, StreamWorker]:
+        """The connected stream workers by identity (admin)."""
+        return {worker.identity: worker for worker in self._streams}
+
     def stream_closed(self, worker: StreamWorker) -> None:
         if worker not in self._streams:
             return
@@ -363,12 +367,14 @@ class StreamWorker(asyncio.Protocol):
         self._outbuf: list[bytes] = []
         self.buffered = 0  # bytes read but not yet served: a partial frame and waiting ones
         self._last_data = _monotonic()
+        self.peer: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"<StreamWorker {self.identity.hex()} in_flight={self._in_flight}>"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.peer = peer_credentials(transport)  # (pid, uid, gid): admin show clients
         # broker.allow_uids/allow_gids first, then limits.max_workers
         if (not self.frontend.access.admit_stream(transport)
                 or not self.frontend.stream_opened(self)):

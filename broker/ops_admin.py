@@ -33,6 +33,9 @@ def _hello(dispatcher: Dispatcher, worker: Worker, request: Request, reply: Repl
         raise BadRequest(
             f"{', '.join(foreign)}: not a node of the cluster this broker serves "
             f"({', '.join(info['nodes'])})")
+    pid = request.args.get("pid")
+    if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31:
+        worker.pid = pid  # what the stub says (shown by admin show clients)
     reply(Status.OK, info)
 
 

@@ -12,6 +12,7 @@ everything its workers own.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -127,6 +128,11 @@ class Worker:
     in_flight: int = 0
     transactions: Pinned[Transaction] = field(default_factory=Pinned)
     cursors: Pinned[Cursor] = field(default_factory=Pinned)
+    label: str | None = None  # the stub's own name for itself, from its hello
+    pid: int | None = None  # a ZeroMQ stub's own pid, from its hello (stream: the kernel's)
+    connected_at: float = 0.0  # wall clock, first request
+    requests: int = 0
+    errors: int = 0  # requests answered with anything but OK
 
     def __repr__(self) -> str:
         return (f"<Worker {self.identity.hex()} in_flight={self.in_flight} "
@@ -172,9 +178,13 @@ class Workers:
                                  "(limits.max_workers)")
             worker = self._workers[identity] = Worker(
                 identity, session_of(identity), transactions=Pinned(self.tx_held),
-                cursors=Pinned(self.cursors_held))
+                cursors=Pinned(self.cursors_held), connected_at=time.time())
         self._last_seen[worker.session] = now
         return worker
+
+    def forget(self, identity: bytes) -> Worker | None:
+        """Drop a worker now (``admin kill-client``); its next request makes a new one."""
+        return self._workers.pop(identity, None)
 
     def disconnected(self, identity: bytes) -> None:
         """The worker's connection closed (stream workers): its session is over, so the next

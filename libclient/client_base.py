@@ -267,7 +267,7 @@ class ClientSpecs:
 
     def _hello(self, nodes: list[str]) -> Generator[Call, Any, None]:
         try:
-            info = yield Call("hello", {"nodes": nodes}, idempotent=True)
+            info = yield Call("hello", {"nodes": nodes, "pid": os.getpid()}, idempotent=True)
         except ParameterError as exc:
             raise NodeMismatchError(str(exc)) from exc
         from .connection import BitmaskFeature, ProtocolContext
@@ -539,9 +539,9 @@ def _load(path: str) -> Any:
 
 
 def _default_endpoint() -> str:
-    from protocol.ipcstream import default_stub_endpoint
+    from .access import default_endpoint
 
-    return default_stub_endpoint(os.environ, os.getuid())
+    return default_endpoint()
 
 
 def _code_of(hint: Any) -> int:
