@@ -27,8 +27,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _refuse_file_problems(cfg: Any) -> None:
-    problems = file_problems(cfg)
+def _refuse_file_problems(cfg: Any, *, socket_dirs: bool = True) -> None:
+    problems = file_problems(cfg, socket_dirs=socket_dirs)
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -38,7 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args)
     cfg = load(args.config, overrides)
-    _refuse_file_problems(cfg)
+    _refuse_file_problems(cfg, socket_dirs=False)  # run checks those as it makes them
     log.configure(cfg.log_level, cfg.log_format)
     with asyncio.Runner(loop_factory=loop_factory(cfg.broker_event_loop)) as runner:
         return runner.run(Broker(cfg, config_path=args.config, overrides=overrides).run())
@@ -62,8 +62,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     from .access import check_config_files
 
     cfg = load(args.config, _overrides(args))
+    warnings = check_config_files(cfg)  # owners and modes first: the more telling refusal
     _refuse_file_problems(cfg)
-    for warning in check_config_files(cfg):
+    for warning in warnings:
         print(f"ignite-broker: warning: {warning}", file=sys.stderr)
     print(json.dumps(cfg.public_view(), indent=2, sort_keys=True))
     return 0

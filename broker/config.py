@@ -441,10 +441,11 @@ def _socket_paths(cfg: Config) -> list[tuple[str, str]]:
     return paths
 
 
-def file_problems(cfg: Config) -> list[str]:
+def file_problems(cfg: Config, *, socket_dirs: bool = True) -> list[str]:
     """What ``run`` would fail on in the files the settings name, each with its setting: a
     secret or TLS file missing or unreadable, a socket directory this user cannot create
-    or write in.  ``check-config`` refuses a configuration with any; ``run`` too."""
+    or write in.  ``check-config`` refuses a configuration with any; ``run`` too (it checks
+    its socket directories itself, as it makes them)."""
     problems = []
     files = [("cluster.password_file", cfg.cluster_password_file),
              ("broker.curve_secret_key_file", cfg.broker_curve_secret_key_file)]
@@ -456,7 +457,7 @@ def file_problems(cfg: Config) -> list[str]:
             problems.append(f"{setting}: {path} does not exist (or is not a file)")
         elif path and not os.access(path, os.R_OK):
             problems.append(f"{setting}: {path} is not readable by this user (uid {os.getuid()})")
-    for setting, path in _socket_paths(cfg):
+    for setting, path in _socket_paths(cfg) if socket_dirs else ():
         directory = os.path.dirname(os.path.abspath(path))
         existing = directory
         while not os.path.isdir(existing):

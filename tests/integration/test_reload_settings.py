@@ -334,3 +334,22 @@ def test_every_reloadable_setting_has_a_place_it_is_applied():
     assert set(_APPLY) == reloadable
     assert all(s.applied for s in SETTINGS if s.reloadable)
     assert not [s.name for s in SETTINGS if s.applied and not s.reloadable]
+
+
+def test_environment_overrides_reach_the_daemon_and_survive_a_reload(ignite_node, tmp_path,
+                                                                     monkeypatch):
+    """IGNITE_BROKER__LIMITS__MAX_REQUEST_BYTES beats the file, at start and on reload."""
+    monkeypatch.setenv("IGNITE_BROKER__LIMITS__MAX_REQUEST_BYTES", "10000")
+    with running_broker(ignite_node.addresses, tmp_path, settings={
+            "limits.max_request_bytes": 500_000}) as broker:
+        dealer = Dealer(broker.endpoint)
+        try:
+            dealer.send(1, "ping", pad="x" * 20_000)
+            assert dealer.recv().status == ipc.Status.TOO_LARGE
+            assert _admin(broker, "reload").returncode == 0
+            dealer.send(2, "ping", pad="x" * 20_000)
+            assert dealer.recv().status == ipc.Status.TOO_LARGE
+            dealer.send(3, "ping", pad="x" * 5_000)
+            assert dealer.recv().status == ipc.Status.OK
+        finally:
+            dealer.close()
