@@ -5,8 +5,8 @@ behaviour seen can only come from the reload.
 
 ``broker.curve_client_keys_file`` is proven in test_access.py (a revoked key is refused after
 SIGHUP); ``limits.node_bytes_in_flight``, ``cluster.heartbeat_timeout`` and
-``cluster.node_warmup`` are applied by the same functions (lifecycle._APPLY) but their effects
-need a frozen or restarted node and are not proven here."""
+``cluster.node_warmup`` in test_reload_nodes.py (they need a node that hangs, restarts or holds
+a request)."""
 
 from __future__ import annotations
 

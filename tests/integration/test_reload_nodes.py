@@ -1,0 +1,111 @@
+"""The reloadable settings whose effect needs a node that hangs, restarts or holds a request:
+``cluster.heartbeat_timeout`` (a frozen JVM is dropped), ``cluster.node_warmup`` (a restarted
+node is re-admitted) and ``limits.node_bytes_in_flight`` (requests wait in the broker behind a
+blocked one).  Each broker starts with a value that would not show the behaviour within the
+test, and ``ignite-broker admin reload`` changes it."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from broker.devcluster.brokerproc import BrokerProcess, running_broker
+from libclient import Client
+from libclient.datatypes import cache_config as cc
+from libclient.datatypes import prop_codes as p
+from tests.integration.test_reload_settings import reloaded
+
+pytestmark = pytest.mark.integration
+
+
+def _until(predicate, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+def _ready(broker: BrokerProcess) -> bool:
+    return any(n["state"] == "ready" for n in broker.admin("show nodes"))
+
+
+@pytest.fixture
+def frozen(ignite_expendable) -> Iterator[list[bool]]:
+    """SIGSTOP the expendable node on demand; SIGCONT it afterwards whatever happened."""
+    state = [False]
+    yield state
+    if state[0]:
+        ignite_expendable.kill_node(0, signal.SIGCONT, wait=False)
+
+
+def test_cluster_heartbeat_timeout(ignite_expendable, tmp_path, frozen):
+    with running_broker(ignite_expendable.addresses, tmp_path, settings={
+            "cluster.heartbeat_interval": 0.3, "cluster.heartbeat_timeout": 600.0,
+            "cluster.reconnect_max_backoff": 0.5}) as broker:
+        lost = broker.admin("show stats")["node_connections_lost"]
+        with reloaded(broker, cluster__heartbeat_timeout=1.0):
+            ignite_expendable.kill_node(0, signal.SIGSTOP, wait=False)
+            frozen[0] = True
+            try:
+                _until(lambda: broker.admin("show stats")["node_connections_lost"] == lost + 1,
+                       "the frozen node's connection is dropped")
+                assert not _ready(broker)
+            finally:
+                ignite_expendable.kill_node(0, signal.SIGCONT, wait=False)
+                frozen[0] = False
+            _until(lambda: _ready(broker), "the node is back")
+
+
+def test_cluster_node_warmup(ignite_expendable, tmp_path):
+    settings = {"cluster.node_warmup": 600.0, "cluster.reconnect_max_backoff": 0.5}
+    with running_broker(ignite_expendable.addresses, tmp_path, settings=settings) as broker, \
+            reloaded(broker, cluster__node_warmup=0.2):
+        ignite_expendable.kill_node(0)
+        _until(lambda: not _ready(broker), "the node is gone")
+        ignite_expendable.start_node(0)
+        _until(lambda: "node_warming_up" in broker.log(), "the node answers again")
+        _until(lambda: _ready(broker), "re-admitted after the reloaded warm-up")
+        assert "seconds=0.2" in broker.log()
+
+
+def test_limits_node_bytes_in_flight(ignite_node, tmp_path):
+    """Behind a put blocked on a lock, a get waits in the broker (show nodes: queued) once
+    the budget is reloaded down to 1 byte; with the starting 32 MiB it would go at once."""
+    with running_broker(ignite_node.addresses, tmp_path) as broker:
+        holder, blocked, reader = (Client(broker=broker.stream_endpoint) for _ in range(3))
+        threads: list[threading.Thread] = []
+        try:
+            for client in (holder, blocked, reader):
+                client.connect()
+            cache = holder.get_or_create_cache({
+                p.PROP_NAME: "reload-bytes", p.PROP_CACHE_ATOMICITY_MODE:
+                cc.CacheAtomicityMode.TRANSACTIONAL})
+            cache.put("locked", 0)
+            cache.put("free", "read me")
+            with reloaded(broker, limits__node_bytes_in_flight=1):
+                tx = holder.tx_start(timeout=3000)  # the node rolls it back after 3 s
+                cache.put("locked", 1)  # holds the key's lock
+                results: list[object] = []
+                threads = [
+                    threading.Thread(target=lambda: blocked.get_cache("reload-bytes")
+                                     .put("locked", 2)),
+                ]
+                threads[0].start()
+                _until(lambda: broker.admin("show nodes")[0]["in_flight"] >= 1,
+                       "the put waits for the lock on the node")
+                threads.append(threading.Thread(target=lambda: results.append(
+                    reader.get_cache("reload-bytes").get("free"))))
+                threads[1].start()
+                _until(lambda: broker.admin("show nodes")[0]["queued"] == 1,
+                       "the get waits in the broker behind it")
+                for thread in threads:
+                    thread.join(60)
+                assert results == ["read me"]  # sent once the lock was released
+                del tx
+        finally:
+            for client in (holder, blocked, reader):
+                client.close()
