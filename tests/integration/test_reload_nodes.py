@@ -1,8 +1,9 @@
 """The reloadable settings whose effect needs a node that hangs, restarts or holds a request:
 ``cluster.heartbeat_timeout`` (a frozen JVM is dropped), ``cluster.node_warmup`` (a restarted
-node is re-admitted) and ``limits.node_bytes_in_flight`` (requests wait in the broker behind a
-blocked one).  Each broker starts with a value that would not show the behaviour within the
-test, and ``ignite-broker admin reload`` changes it."""
+node is re-admitted), ``limits.node_bytes_in_flight`` (requests wait in the broker behind a
+blocked one), and the password file, read again for new node connections.  Each broker starts
+with a value that would not show the behaviour within the test, and ``ignite-broker admin
+reload`` changes it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from broker.devcluster.brokerproc import BrokerProcess, running_broker
 from libclient import Client
 from libclient.datatypes import cache_config as cc
 from libclient.datatypes import prop_codes as p
+from tests.integration.rawipc import Raw
 from tests.integration.test_reload_settings import reloaded
 
 pytestmark = pytest.mark.integration
@@ -109,3 +111,36 @@ def test_limits_node_bytes_in_flight(ignite_node, tmp_path):
         finally:
             for client in (holder, blocked, reader):
                 client.close()
+
+
+def test_the_password_file_is_read_again_for_new_node_connections(ignite_auth, tmp_path):
+    """The second transaction needs a second node connection (one per connection here): it is
+    opened with whatever password the file held at the last reload."""
+    password = tmp_path / "password"
+    password.write_text("ignite\n")
+    password.chmod(0o600)
+    settings = {"cluster.username": "ignite", "cluster.password_file": str(password),
+                "limits.node_max_active_tx_per_connection": 1,
+                "cluster.max_connections_per_node": 2, "cluster.reconnect_max_backoff": 0.3}
+    with running_broker(ignite_auth.addresses, tmp_path, settings=settings) as broker:
+        first, second = Raw(broker.endpoint), Raw(broker.endpoint)
+        try:
+            first.call("tx_start")
+            password.write_text("not-the-password\n")
+            assert _admin_reload(broker)["reread"] == ["cluster.password_file"]
+            with pytest.raises(RuntimeError, match="another connection to each node"):
+                second.call("tx_start")
+            _until(lambda: "authentication failed" in broker.log(), "the new file is used")
+            assert "not-the-password" not in broker.log()
+
+            password.write_text("ignite\n")
+            _admin_reload(broker)
+            _until(lambda: "slot=1" in broker.log(), "the second connection, right password")
+            assert isinstance(second.call("tx_start"), int)
+        finally:
+            first.close()
+            second.close()
+
+
+def _admin_reload(broker: BrokerProcess) -> dict:
+    return broker.admin("reload")  # type: ignore[return-value]
