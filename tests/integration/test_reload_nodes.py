@@ -1,16 +1,20 @@
 """The reloadable settings whose effect needs a node that hangs, restarts or holds a request:
 ``cluster.heartbeat_timeout`` (a frozen JVM is dropped), ``cluster.node_warmup`` (a restarted
 node is re-admitted), ``limits.node_bytes_in_flight`` (requests wait in the broker behind a
-blocked one), and the password file, read again for new node connections.  Each broker starts
-with a value that would not show the behaviour within the test, and ``ignite-broker admin
-reload`` changes it."""
+blocked one); and the password and TLS files, read again for new node connections.  Each
+broker starts with a value that would not show the behaviour within the test, and
+``ignite-broker admin reload`` changes it."""
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +148,48 @@ def test_the_password_file_is_read_again_for_new_node_connections(ignite_auth, t
 
 def _admin_reload(broker: BrokerProcess) -> dict:
     return broker.admin("reload")  # type: ignore[return-value]
+
+
+def test_tls_files_are_read_again_for_new_node_connections(ignite_ssl, tmp_path):
+    """The CA file is replaced: a broken one fails the reload (nothing changes), another CA
+    makes the next node connection fail verification, the right one lets it connect."""
+    files = ignite_ssl.ssl_files
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(Path(files.ca).read_bytes())
+    other_ca = tmp_path / "other-ca.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other_ca), "-subj", "/CN=other"],
+        check=True, capture_output=True)
+    settings = {"tls.enabled": True, "tls.ca_file": str(ca),
+                "tls.cert_file": str(files.client_cert), "tls.key_file": str(files.client_key),
+                "limits.node_max_active_tx_per_connection": 1,
+                "cluster.max_connections_per_node": 2, "cluster.reconnect_max_backoff": 0.3}
+    with running_broker(ignite_ssl.addresses, tmp_path, settings=settings) as broker:
+        first, second = Raw(broker.endpoint), Raw(broker.endpoint)
+        try:
+            first.call("tx_start")
+            ca.write_text("not a certificate\n")
+            failed = _admin_cli(broker, "reload")
+            assert failed.returncode == 1 and "cannot load TLS material" in failed.stderr
+
+            ca.write_bytes(other_ca.read_bytes())
+            assert "tls.ca_file" in _admin_reload(broker)["reread"]
+            with pytest.raises(RuntimeError, match="another connection to each node"):
+                second.call("tx_start")
+            _until(lambda: re.search("(?i)certificate.verify.failed", broker.log()),
+                   "the new CA is used")
+
+            ca.write_bytes(Path(files.ca).read_bytes())
+            _admin_reload(broker)
+            _until(lambda: "slot=1" in broker.log(), "the second connection, right CA")
+            assert isinstance(second.call("tx_start"), int)
+        finally:
+            first.close()
+            second.close()
+
+
+def _admin_cli(broker: BrokerProcess, *words: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "broker", "admin", "--admin-endpoint",
+                           broker.admin_endpoint, *words], capture_output=True, text=True,
+                          timeout=60)
