@@ -4,6 +4,7 @@ kill-client releasing what a worker holds, drain, and a clear one-line error wit
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import stat
@@ -75,6 +76,8 @@ def test_every_show_table_and_status_describe_the_broker(broker, transport):
         assert human.stdout.splitlines()[0].split()[:4] == ["ID", "PID", "UID", "PROCESS"]
         assert me["id"] in human.stdout
 
+    admin_socket = broker.admin_endpoint[len("ipc://"):]
+    assert stat.S_IMODE(os.stat(admin_socket).st_mode) == 0o600  # the default
     nodes = broker.admin("show nodes")
     assert nodes[0]["state"] == "ready" and nodes[0]["connections"] >= 1
     assert broker.admin("show stats")["requests"] >= 4
@@ -217,17 +220,19 @@ def test_with_no_broker_admin_says_so_in_one_line(tmp_path):
     assert done.returncode == 1 and f"{tmp_path}/run/admin.sock" in done.stderr
 
 
-def test_admin_socket_exists_with_only_a_stream_endpoint_and_drain_stops_the_broker(
+def test_admin_socket_with_only_a_stream_endpoint_its_group_and_drain(
         ignite_node, tmp_path):
     stream = f"unix://{tmp_path}/only/broker.stream"
-    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path,
-                         settings={"broker.endpoints": [stream]})
+    proc = BrokerProcess(ignite_node.addresses, workdir=tmp_path, settings={
+        "broker.endpoints": [stream], "broker.admin_group": "daemon",
+        "broker.admin_socket_mode": 0o660})
     proc.endpoint = stream  # readiness through the only endpoint there is
     proc.admin_endpoint = f"ipc://{tmp_path}/only/admin.sock"
     with proc:
         proc.start()
         path = proc.admin_endpoint[len("ipc://"):]
-        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+        assert os.stat(path).st_gid == grp.getgrnam("daemon").gr_gid
         assert proc.admin("show version")["pid"] == proc.proc.pid
         with Client(broker=stream) as client:
             client.connect()
