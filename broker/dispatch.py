@@ -206,25 +206,21 @@ class Latencies:
     """The broker's time to answer each of the last ``SIZE`` requests, from the moment it
     took them (a ring): ``admin status`` shows their p99."""
 
-    SIZE = 2048
-    __slots__ = ("_next", "_ring")
+    SIZE = 2048  # a power of two
+    __slots__ = ("_count", "_ring")
 
     def __init__(self) -> None:
-        self._ring: list[float] = []
-        self._next = 0
+        self._ring = [0.0] * self.SIZE
+        self._count = 0
 
     def add(self, seconds: float) -> None:
-        ring = self._ring
-        if len(ring) < self.SIZE:
-            ring.append(seconds)
-        else:
-            ring[self._next] = seconds
-            self._next = (self._next + 1) % self.SIZE
+        self._ring[self._count & (self.SIZE - 1)] = seconds
+        self._count += 1
 
     def quantile(self, q: float) -> float | None:
-        if not self._ring:
+        if not self._count:
             return None
-        ordered = sorted(self._ring)
+        ordered = sorted(self._ring[:min(self._count, self.SIZE)])
         return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 

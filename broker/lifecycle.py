@@ -266,10 +266,8 @@ class Broker:
         self.cfg = cfg
         for apply in dict.fromkeys(_APPLY[name] for name in SETTINGS_RELOADABLE):
             apply(self, cfg)
-        if self.pool is not None:
-            self.pool.reconfigure(connect_timeout=cfg.cluster_connect_timeout,
-                                  max_backoff=cfg.cluster_reconnect_max_backoff,
-                                  connect=connect, protocol_config=node_protocol)
+        if self.pool is not None:  # TLS material and password, read again every time
+            self.pool.reconfigure(connect=connect, protocol_config=node_protocol)
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
         return {"ok": True, "applied": applied, "restart_needed": refused,
                 "reread": _reread_files(cfg)}
@@ -335,10 +333,12 @@ def _apply_dispatcher(broker: Broker, cfg: Config) -> None:
 
 
 def _apply_pool(broker: Broker, cfg: Config) -> None:
-    """Everything but the connector and handshake, which ``_reload`` rebuilds every time."""
+    """The pool's settings (``_reload`` rebuilds the connector and handshake every time)."""
     pool = broker.pool
     if pool is None:
         return
+    pool.reconfigure(connect_timeout=cfg.cluster_connect_timeout,
+                     max_backoff=cfg.cluster_reconnect_max_backoff)
     pool.node_warmup = cfg.cluster_node_warmup
     pool.node_byte_budget = cfg.limits_node_bytes_in_flight
     pool.reply_sizes.cold_guess = max(cfg.limits_node_bytes_in_flight // 16, 1)
@@ -363,7 +363,7 @@ def _reread_files(cfg: Config) -> list[str]:
 _APPLY: dict[str, Callable[[Broker, Config], None]] = {
     "broker.curve_client_keys": _apply_access,
     "broker.curve_client_keys_file": _apply_access,
-    "cluster.connect_timeout": _apply_pool,  # with reconnect_max_backoff: pool.reconfigure
+    "cluster.connect_timeout": _apply_pool,
     "cluster.reconnect_max_backoff": _apply_pool,
     "cluster.heartbeat_timeout": _apply_janitor,
     "cluster.node_warmup": _apply_pool,
