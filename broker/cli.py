@@ -1,5 +1,5 @@
-"""The ``ignite-broker`` command line: ``run``, ``upgrade``, ``check-config``, ``keygen``,
-``dev-cluster`` and ``demo``."""
+"""The ``ignite-broker`` command line: ``run``, ``upgrade``, ``check-config``, ``settings``,
+``admin``, ``keygen``, ``dev-cluster`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -12,17 +12,25 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__, log
-from .config import SETTINGS, load
+from .config import ENV_PREFIX, SETTINGS, file_problems, load
 from .errors import BrokerError, ConfigError
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
-    if args.node:
+    if getattr(args, "node", None):
         overrides["cluster.nodes"] = args.node
     if args.endpoint:
         overrides["broker.endpoints"] = args.endpoint
+    if getattr(args, "log_level", None):
+        overrides["log.level"] = args.log_level
     return overrides
+
+
+def _refuse_file_problems(cfg: Any, *, socket_dirs: bool = True) -> None:
+    problems = file_problems(cfg, socket_dirs=socket_dirs)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -30,6 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     overrides = _overrides(args)
     cfg = load(args.config, overrides)
+    _refuse_file_problems(cfg, socket_dirs=False)  # run checks those as it makes them
     log.configure(cfg.log_level, cfg.log_format)
     with asyncio.Runner(loop_factory=loop_factory(cfg.broker_event_loop)) as runner:
         return runner.run(Broker(cfg, config_path=args.config, overrides=overrides).run())
@@ -53,7 +62,9 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     from .access import check_config_files
 
     cfg = load(args.config, _overrides(args))
-    for warning in check_config_files(cfg):
+    warnings = check_config_files(cfg)  # owners and modes first: the more telling refusal
+    _refuse_file_problems(cfg)
+    for warning in warnings:
         print(f"ignite-broker: warning: {warning}", file=sys.stderr)
     print(json.dumps(cfg.public_view(), indent=2, sort_keys=True))
     return 0
@@ -80,16 +91,42 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_admin(args: argparse.Namespace) -> int:
-    from .admin import query
+    from .admin import AdminError, query
+    from .admintext import render
+
+    endpoint = args.admin_endpoint or _default_admin_endpoint(args)
+    words = list(args.words)
+    if args.verb == "kill-client":
+        words = [args.client] if args.client else ["--pid", str(args.pid)]
+    command = " ".join([args.verb, *words])
+    try:
+        answer = query(endpoint, command)
+    except AdminError as exc:
+        print(f"ignite-broker: {exc}", file=sys.stderr)
+        return 1
+    if not answer.get("ok"):
+        print(f"ignite-broker: {args.verb}: {answer.get('error')}", file=sys.stderr)
+        return 1
+    result = answer.get("result")
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json
+          else render(command, result))
+    return 0
+
+
+def _default_admin_endpoint(args: argparse.Namespace) -> str:
+    """The configured broker's admin socket; with no --config, the host's broker (systemd's
+    /run/ignite-broker when it exists, else this user's runtime directory)."""
     from .config import admin_endpoint
 
-    endpoint = args.admin_endpoint or admin_endpoint(load(args.config, _overrides(args)))
-    if not endpoint:
-        print("ignite-broker: no admin endpoint (give --admin-endpoint)", file=sys.stderr)
-        return 2
-    answer = query(endpoint, " ".join(args.words))
-    print(json.dumps(answer.get("result", answer), indent=2, sort_keys=True))
-    return 0 if answer.get("ok") else 1
+    if args.config or args.endpoint:
+        return admin_endpoint(load(args.config, _overrides(args)))
+    from protocol.ipcstream import stub_runtime_dirs
+
+    dirs = stub_runtime_dirs(os.environ, os.getuid())
+    for directory in dirs:
+        if os.path.exists(f"{directory}/admin.sock"):
+            return f"ipc://{directory}/admin.sock"
+    return f"ipc://{dirs[0]}/admin.sock"
 
 
 def _cmd_upgrade(args: argparse.Namespace) -> int:
@@ -109,7 +146,11 @@ def _cmd_upgrade(args: argparse.Namespace) -> int:
 def _cmd_settings(args: argparse.Namespace) -> int:
     for s in SETTINGS:
         reload = "reloadable" if s.reloadable else "restart"
-        print(f"{s.name:32} {s.type.__name__:6} {reload:10} default={s.default!r}\n    {s.help}")
+        env = ENV_PREFIX + s.name.upper().replace(".", "__")
+        print(f"{s.name:32} {s.type.__name__:6} {reload:10} default={s.default!r}\n"
+              f"    {s.help}\n    env: {env}")
+        if s.applied:
+            print(f"    reload applies it in {s.applied}")
     return 0
 
 
@@ -120,11 +161,60 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--config", help="TOML configuration file (then IGNITE_BROKER__SECTION__KEY "
+                                    "environment variables, then these options, win)")
     p.add_argument("--node", action="append", metavar="HOST:PORT",
                    help="Ignite node address (repeatable; replaces cluster.nodes)")
     p.add_argument("--endpoint", action="append", metavar="ENDPOINT",
-                   help="ZeroMQ endpoint to bind (repeatable; replaces broker.endpoints)")
+                   help="endpoint to serve workers on (repeatable; replaces broker.endpoints): "
+                        "unix:///PATH (Unix stream socket, the stub's default and fastest), "
+                        "ipc:///PATH (ZeroMQ on a socket file) or tcp://HOST:PORT (ZeroMQ, "
+                        "CURVE required)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="replaces log.level")
+
+
+_ADMIN_VERBS = {
+    "status": "one screen: nodes, workers, rates, p99, errors, uptime, version, config file",
+    "show": "a table: nodes|clients|stats|topology|config|registry|version",
+    "pause": "hold new requests (each within its deadline) for cluster maintenance",
+    "resume": "serve the held requests and new ones again",
+    "reload": "re-read the config file now: prints what was applied and what needs a restart",
+    "drain": "stop taking requests, finish the ones in flight, exit (as SIGTERM)",
+    "kill-client": "disconnect a worker and release its transactions and cursors: "
+                   "kill-client ID | kill-client --pid PID",
+}
+
+
+def _add_admin_parser(sub: Any) -> None:
+    admin = sub.add_parser("admin", help="ask the running broker (on its admin socket): "
+                                         + ", ".join(_ADMIN_VERBS))
+    _add_admin_options(admin, None)
+    verbs = admin.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, text in _ADMIN_VERBS.items():
+        p = verbs.add_parser(verb, help=text, description=text)
+        _add_admin_options(p, argparse.SUPPRESS)
+        if verb == "show":
+            p.add_argument("words", nargs=1, metavar="WHAT", choices=(
+                "nodes", "clients", "stats", "topology", "config", "registry", "version"))
+        elif verb == "kill-client":
+            target = p.add_mutually_exclusive_group(required=True)
+            target.add_argument("client", nargs="?", metavar="ID", help="from show clients")
+            target.add_argument("--pid", type=int, help="every worker of this process")
+        p.set_defaults(func=_cmd_admin, words=[])
+    admin.set_defaults(func=_cmd_admin)
+
+
+def _add_admin_options(p: argparse.ArgumentParser, default: Any) -> None:
+    """On ``admin`` and on each verb (``admin --json status`` and ``admin status --json``);
+    the verb's copies default to SUPPRESS so they never undo the ones given before it."""
+    p.add_argument("--json", action="store_true", default=default or False,
+                   help="print the answer as JSON")
+    p.add_argument("--admin-endpoint", default=default, metavar="ipc:///PATH",
+                   help="the broker's admin socket (default: from --config, else the "
+                        "host's broker)")
+    p.add_argument("--config", default=default, help="the broker's TOML configuration file")
+    p.add_argument("--endpoint", action="append", default=default, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,12 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "and print only the public key")
     keygen.set_defaults(func=_cmd_keygen)
 
-    admin = sub.add_parser("admin", help="ask a running broker: show nodes|clients|stats|"
-                                         "topology|config|version")
-    _add_config_args(admin)
-    admin.add_argument("--admin-endpoint", help="the broker's admin socket")
-    admin.add_argument("words", nargs="+", metavar="WORD", help="e.g. show stats")
-    admin.set_defaults(func=_cmd_admin)
+    _add_admin_parser(sub)
 
     upgrade = sub.add_parser("upgrade", help="replace the running broker by a new process "
                                              "(new code, same sockets) without refusing a worker")

@@ -165,12 +165,38 @@ class _Exchange:
             return
         self.answered = True
         worker = self.worker
+        if status != _OK:
+            worker.errors += 1
         worker.in_flight -= 1
         dispatcher = self.dispatcher
         dispatcher.in_flight -= 1
         self.send_reply(self.request_id, status, payload)
-        dispatcher.metrics.answered(self.op, status, _monotonic() - self.started,
+        took = _monotonic() - self.started
+        dispatcher.latencies.add(took)
+        dispatcher.metrics.answered(self.op, status, took,
                                     worker.account or dispatcher.account_of(worker))
+
+
+class Latencies:
+    """The broker's time to answer each of the last ``SIZE`` requests, from the moment it
+    took them (a ring): ``admin status`` shows their p99."""
+
+    SIZE = 2048  # a power of two
+    __slots__ = ("_count", "_ring")
+
+    def __init__(self) -> None:
+        self._ring = [0.0] * self.SIZE
+        self._count = 0
+
+    def add(self, seconds: float) -> None:
+        self._ring[self._count & (self.SIZE - 1)] = seconds
+        self._count += 1
+
+    def quantile(self, q: float) -> float | None:
+        if not self._count:
+            return None
+        ordered = sorted(self._ring[:min(self._count, self.SIZE)])
+        return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
 
 
 #: Reads that coalesce_reads may share between workers.
@@ -234,9 +260,11 @@ class Dispatcher:
         self.codec: CodecContext = self.types.codec
         pool.topology.codec = self.codec
         self._with_codec: dict[Callable[..., Any], Callable[[Any], Any]] = {}
-        # Requests that arrived while no node was reachable:
+        # Requests that arrived while no node was reachable, or while paused:
         # (expires, worker, request, reply, parked at).
         self._parked: deque[tuple[float, Worker, Request, ReplyFn, float]] = deque()
+        self.paused = False  # admin pause: every request is parked until resume
+        self.latencies = Latencies()
         pool.on_ready.append(self.resume_parked)
 
     # -- entry --------------------------------------------------------------------------------
@@ -254,6 +282,7 @@ class Dispatcher:
         if worker.account is None:
             self.account_of(worker)
         reply = _Exchange(self, worker, request, send_reply, now).reply
+        worker.requests += 1
         worker.in_flight += 1
         self.in_flight += 1
         limits = self.limits
@@ -264,8 +293,11 @@ class Dispatcher:
             except BrokerError as exc:
                 reply(exc.status, error_of(exc))
                 return
-        if not self.pool.ready and request.op not in _LOCAL_OPS:
-            expires = min(now + limits.queue_wait, self.deadline(request))
+        if (not self.pool.ready or self.paused) and request.op not in _LOCAL_OPS:
+            # paused (admin pause): held until resumed, within the request's own deadline
+            expires = self.deadline(request)
+            if not self.paused:
+                expires = min(now + limits.queue_wait, expires)
             self._parked.append((expires, worker, request, reply, now))
             return
         self._run(worker, request, reply)
@@ -288,20 +320,38 @@ class Dispatcher:
             reply(Status.INTERNAL, _INTERNAL_PAYLOAD)
 
     def resume_parked(self) -> None:
-        """A node became reachable: run the requests that waited for one, oldest first."""
-        while self._parked and self.pool.ready:
+        """A node became reachable, or the broker was resumed: run the requests that waited,
+        oldest first."""
+        while self._parked and self.pool.ready and not self.paused:
             _, worker, request, reply, parked_at = self._parked.popleft()
             self.metrics.waited("no_node", _monotonic() - parked_at)
             self._run(worker, request, reply)
 
+    def pause(self) -> None:
+        """``admin pause``: hold new requests (hello and ping aside) until ``resume``, each
+        within its own deadline; those already sent go on."""
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self.resume_parked()
+
     def expire_parked(self, now: float) -> None:
-        while self._parked and self._parked[0][0] <= now:
-            _, _, _, reply, parked_at = self._parked.popleft()
+        if not self._parked or min(entry[0] for entry in self._parked) > now:
+            return
+        waiting = self._parked
+        self._parked = deque(entry for entry in waiting if entry[0] > now)
+        for _, _, _, reply, parked_at in (entry for entry in waiting if entry[0] <= now):
             self.metrics.waited("no_node", now - parked_at)
-            self.metrics.refused("queue_wait")
-            error = ClusterUnavailable(
-                f"no Ignite node became reachable within {self.limits.queue_wait:g}s "
-                f"(last error: {self.pool.last_error or 'none'})", maybe_applied=False)
+            self.metrics.refused("paused" if self.paused else "queue_wait")
+            if self.paused:
+                error: BrokerError = DeadlineExceeded(
+                    "the broker is paused for maintenance (ignite-broker admin pause) and the "
+                    "request's deadline passed while it waited (it was not sent)")
+            else:
+                error = ClusterUnavailable(
+                    f"no Ignite node became reachable within {self.limits.queue_wait:g}s "
+                    f"(last error: {self.pool.last_error or 'none'})", maybe_applied=False)
             reply(error.status, error_of(error))
 
     def internal_error(self, event: str, exc: BaseException | None, **context: Any) -> None:

@@ -390,6 +390,10 @@ class Frontend:
         self._streams.add(worker)
         return True
 
+    def streams(self) -> dict[bytes, StreamWorker]:
+        """The connected stream workers by identity (admin)."""
+        return {worker.identity: worker for worker in self._streams}
+
     def stream_closed(self, worker: StreamWorker) -> None:
         if worker not in self._streams:
             return
@@ -440,12 +444,14 @@ class StreamWorker(asyncio.Protocol):
         self._outbuf: list[bytes] = []
         self.buffered = 0  # bytes read but not yet served: a partial frame and waiting ones
         self._last_data = _monotonic()
+        self.peer: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"<StreamWorker {self.identity.hex()} in_flight={self._in_flight}>"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.peer = peer_credentials(transport)  # (pid, uid, gid): admin show clients
         # broker.allow_uids/allow_gids first, then limits.max_workers
         if (not self.frontend.access.admit_stream(transport)
                 or not self.frontend.stream_opened(self)):

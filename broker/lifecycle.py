@@ -21,12 +21,14 @@ A second SIGTERM/SIGINT, or SIGQUIT, exits at once.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import os
 import signal
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 import zmq
@@ -211,7 +213,9 @@ class Broker:
                 metrics_server.start()  # its own thread: a scrape never runs on the loop
             admin = admin_endpoint(cfg)
             if admin:
-                self.admin = AdminServer(context, admin, self)
+                self.admin = AdminServer(context, admin, self,
+                                         mode=cfg.broker_admin_socket_mode,
+                                         group=cfg.broker_admin_group)
                 self.admin.start(listeners)
             listeners.unused()
             self._install_signals()
@@ -298,16 +302,8 @@ class Broker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGQUIT, self._exit_now, signal.SIGQUIT)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_notified)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         loop.add_signal_handler(signal.SIGUSR2, self._upgrade_requested)
-
-    def _reload_notified(self) -> None:
-        """SIGHUP: reload between RELOADING=1 and READY=1."""
-        notify.reloading()
-        try:
-            self.reload()
-        finally:
-            sd_notify(f"READY=1\nSTATUS={self.status()}")
 
     def _upgrade_requested(self) -> None:
         if self._upgrading or self._stop.is_set():
@@ -340,13 +336,23 @@ class Broker:
         notify.detach()
         self._on_stop_signal(signal.SIGUSR2)
 
-    def reload(self) -> None:
-        """Apply changed reloadable settings; keep the old value of every other one."""
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file and apply the changed reloadable settings (each where its
+        ``applied`` says); keep the old value of every other one.  TLS material and the
+        password file are re-read for the node connections opened from now on; if they fail
+        to load, nothing changes.  Returns what was applied, what needs a restart, or the
+        error (the admin ``reload`` verb prints it)."""
+        notify.reloading()
         try:
-            new = load(self._config_path, self._overrides)
-        except BrokerError as exc:
+            report = self._reload()
+        except (BrokerError, OSError) as exc:
             _log.error("reload_failed", reason=str(exc))
-            return
+            report = {"ok": False, "error": str(exc)}
+        sd_notify(f"READY=1\nSTATUS={self.status()}")
+        return report
+
+    def _reload(self) -> dict[str, Any]:
+        new = load(self._config_path, self._overrides)
         values = {s.name: self.cfg.get(s.name) for s in SETTINGS}
         applied, refused = [], []
         for setting in SETTINGS:
@@ -357,28 +363,18 @@ class Broker:
                 applied.append(setting.name)
             else:
                 refused.append(setting.name)
-        self.cfg = Config(values)
-        log.configure(self.cfg.log_level, self.cfg.log_format)
-        if self.frontend is not None:
-            self.frontend.max_request_bytes = self.cfg.limits_max_request_bytes
-            self.frontend.budget.total = self.cfg.limits_memory_budget
-            self.frontend.budget.per_worker = self.cfg.limits_worker_memory
-            self.frontend.max_workers = self.cfg.limits_max_workers
-            if self.workers is not None:
-                self.workers.max_workers = self.cfg.limits_max_workers
-        if self.janitor is not None:
-            self.janitor.liveness = self.cfg.limits_worker_liveness
-            self.janitor.heartbeat_timeout = self.cfg.cluster_heartbeat_timeout
-            self.janitor.stalled_timeout = self.cfg.limits_stalled_request_timeout
-        if self.pool is not None:
-            self.pool.node_warmup = self.cfg.cluster_node_warmup
-            self.pool.node_byte_budget = self.cfg.limits_node_bytes_in_flight
-            self.pool.reply_sizes.cold_guess = max(self.cfg.limits_node_bytes_in_flight // 16, 1)
-            for conn in self.pool.ready:
-                conn.byte_budget = self.cfg.limits_node_bytes_in_flight
-        if self.access is not None:
-            self.access.reload(self.cfg)  # re-reads the client keys file even if unchanged
+        cfg = Config(values)
+        # node material first: if it does not load, nothing is changed
+        connect = tcp_connector(build_ssl_context(cfg))
+        node_protocol = protocol_config(cfg)
+        self.cfg = cfg
+        for apply in dict.fromkeys(_APPLY[name] for name in SETTINGS_RELOADABLE):
+            apply(self, cfg)
+        if self.pool is not None:  # TLS material and password, read again every time
+            self.pool.reconfigure(connect=connect, protocol_config=node_protocol)
         _log.info("reloaded", applied=applied, refused_need_restart=refused)
+        return {"ok": True, "applied": applied, "restart_needed": refused,
+                "reread": _reread_files(cfg)}
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         self._signals += 1
@@ -433,3 +429,87 @@ def _default_lock_path(endpoints: list[str]) -> str | None:
             if endpoint.startswith(scheme):
                 return endpoint[len(scheme):] + ".lock"
     return None
+
+
+# -- where each reloadable setting is applied -------------------------------------------------
+
+
+def _apply_log(broker: Broker, cfg: Config) -> None:
+    log.configure(cfg.log_level, cfg.log_format)
+
+
+def _apply_frontend(broker: Broker, cfg: Config) -> None:
+    if broker.frontend is not None:
+        broker.frontend.max_request_bytes = cfg.limits_max_request_bytes
+        broker.frontend.budget.total = cfg.limits_memory_budget
+        broker.frontend.budget.per_worker = cfg.limits_worker_memory
+        broker.frontend.max_workers = cfg.limits_max_workers
+    if broker.workers is not None:
+        broker.workers.max_workers = cfg.limits_max_workers
+
+
+def _apply_janitor(broker: Broker, cfg: Config) -> None:
+    if broker.janitor is not None:
+        broker.janitor.liveness = cfg.limits_worker_liveness
+        broker.janitor.heartbeat_timeout = cfg.cluster_heartbeat_timeout
+        broker.janitor.stalled_timeout = cfg.limits_stalled_request_timeout
+
+
+def _apply_dispatcher(broker: Broker, cfg: Config) -> None:
+    if broker.dispatcher is not None:
+        broker.dispatcher.limits = dataclasses.replace(
+            broker.dispatcher.limits, default_timeout=cfg.limits_request_timeout)
+
+
+def _apply_pool(broker: Broker, cfg: Config) -> None:
+    """The pool's settings (``_reload`` rebuilds the connector and handshake every time)."""
+    pool = broker.pool
+    if pool is None:
+        return
+    pool.reconfigure(connect_timeout=cfg.cluster_connect_timeout,
+                     max_backoff=cfg.cluster_reconnect_max_backoff)
+    pool.node_warmup = cfg.cluster_node_warmup
+    pool.node_byte_budget = cfg.limits_node_bytes_in_flight
+    pool.reply_sizes.cold_guess = max(cfg.limits_node_bytes_in_flight // 16, 1)
+    for conn in pool.ready:
+        conn.byte_budget = cfg.limits_node_bytes_in_flight
+
+
+def _apply_access(broker: Broker, cfg: Config) -> None:
+    if broker.access is not None:
+        broker.access.reload(cfg)  # re-reads the client keys file even if unchanged
+
+
+def _read_where_used(broker: Broker, cfg: Config) -> None:
+    """Nothing to push: the setting is read from ``broker.cfg`` when it is used."""
+
+
+def _reread_files(cfg: Config) -> list[str]:
+    """The files re-read on every reload, for the report."""
+    names = ["cluster.password_file", "broker.curve_client_keys_file"]
+    if cfg.tls_enabled:
+        names += ["tls.ca_file", "tls.cert_file", "tls.key_file"]
+    return [name for name in names if cfg.get(name)]
+
+
+#: Each reloadable setting -> the function that applies it (its Setting.applied says where).
+_APPLY: dict[str, Callable[[Broker, Config], None]] = {
+    "broker.curve_client_keys": _apply_access,
+    "broker.curve_client_keys_file": _apply_access,
+    "broker.drain_timeout": _read_where_used,
+    "cluster.connect_timeout": _apply_pool,
+    "cluster.reconnect_max_backoff": _apply_pool,
+    "cluster.heartbeat_timeout": _apply_janitor,
+    "cluster.node_warmup": _apply_pool,
+    "limits.request_timeout": _apply_dispatcher,
+    "limits.worker_liveness": _apply_janitor,
+    "limits.max_request_bytes": _apply_frontend,
+    "limits.memory_budget": _apply_frontend,
+    "limits.worker_memory": _apply_frontend,
+    "limits.node_bytes_in_flight": _apply_pool,
+    "limits.max_workers": _apply_frontend,
+    "limits.stalled_request_timeout": _apply_janitor,
+    "log.level": _apply_log,
+    "log.format": _apply_log,
+}
+SETTINGS_RELOADABLE = tuple(s.name for s in SETTINGS if s.reloadable)

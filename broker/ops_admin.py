@@ -41,6 +41,9 @@ def _hello(dispatcher: Dispatcher, worker: Worker, request: Request, reply: Repl
         if problem is not None:
             raise BadRequest(f"hello: {problem}")
         dispatcher.workers.set_label(worker, label)
+    pid = request.args.get("pid")
+    if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31:
+        worker.pid = pid  # what the stub says (shown by admin show clients)
     reply(Status.OK, info)
 
 

@@ -73,6 +73,20 @@ class NodePool:
         self.last_error: str | None = None
         self.connections_lost = 0  # ready connections that closed (node gone, or it hung up)
 
+    def reconfigure(self, *, connect_timeout: float | None = None,
+                    max_backoff: float | None = None, connect: Connector | None = None,
+                    protocol_config: ConnectionConfig | None = None) -> None:
+        """What the connections opened from now on use (a reload; None: unchanged); open
+        ones keep theirs."""
+        if connect_timeout is not None:
+            self._connect_timeout = connect_timeout
+        if max_backoff is not None:
+            self._max_backoff = max_backoff
+        if connect is not None:
+            self._connect = connect
+        if protocol_config is not None:
+            self._protocol_config = protocol_config
+
     def __repr__(self) -> str:
         return f"<NodePool nodes={len(self.addresses)} ready={len(self.ready)}>"
 

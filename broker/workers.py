@@ -12,6 +12,7 @@ everything its workers own.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -141,6 +142,10 @@ class Worker:
     peer: Peer | None = None
     label: str | None = None  # set by the stub's hello (protocol.ipc.label_problem)
     account: Any = None  # the metrics series its requests count in (None: to be looked up)
+    pid: int | None = None  # a ZeroMQ stub's own pid, from its hello (stream: the kernel's)
+    connected_at: float = 0.0  # wall clock, first request
+    requests: int = 0
+    errors: int = 0  # requests answered with anything but OK
 
     def __repr__(self) -> str:
         return (f"<Worker {self.identity.hex()} in_flight={self.in_flight} "
@@ -192,7 +197,8 @@ class Workers:
             peer = self._peers.pop(identity, None)
             worker = self._workers[identity] = Worker(
                 identity, session_of(identity), transactions=Pinned(self.tx_held),
-                cursors=Pinned(self.cursors_held), peer=peer)
+                cursors=Pinned(self.cursors_held), peer=peer,
+                connected_at=time.time())
             if peer is not None and peer.pid is not None:
                 worker.label = self._labels.get((peer.uid, peer.pid))
         self._last_seen[worker.session] = now
@@ -218,6 +224,10 @@ class Workers:
             if (other.peer is not None and other.label is None
                     and (other.peer.uid, other.peer.pid) == (peer.uid, peer.pid)):
                 other.label, other.account = label, None
+
+    def forget(self, identity: bytes) -> Worker | None:
+        """Drop a worker now (``admin kill-client``); its next request makes a new one."""
+        return self._workers.pop(identity, None)
 
     def disconnected(self, identity: bytes) -> None:
         """The worker's connection closed (stream workers): its session is over, so the next

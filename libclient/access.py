@@ -41,6 +41,29 @@ START_HINT = ("start it with `ignite-broker run --config /etc/ignite-broker/brok
               "or `systemctl start ignite-broker`")
 
 
+#: Default endpoints chosen by ``default_endpoint`` -> the socket files it looked at.
+_TRIED: dict[str, list[str]] = {}
+
+
+def default_endpoint(environ: Any = os.environ, uid: int | None = None) -> str:
+    """The endpoint a stub uses when none is given: $IGNITE_BROKER; else the stream socket of
+    the host's broker, the same for every process: systemd's /run/ignite-broker when its
+    socket (or the directory) is there, else this user's runtime directory.  The paths looked
+    at are named by the error when nobody answers."""
+    from protocol.ipc import ENV_ENDPOINT
+    from protocol.ipcstream import DEFAULT_STREAM_SOCKET_NAME, stub_runtime_dirs
+
+    if environ.get(ENV_ENDPOINT):
+        return str(environ[ENV_ENDPOINT])
+    dirs = stub_runtime_dirs(environ, os.getuid() if uid is None else uid)
+    paths = [f"{directory}/{DEFAULT_STREAM_SOCKET_NAME}" for directory in dirs]
+    chosen = next((p for p in paths if os.path.exists(p)), None) \
+        or next((p for p in paths if os.path.isdir(os.path.dirname(p))), paths[-1])
+    endpoint = f"unix://{chosen}"
+    _TRIED[endpoint] = paths
+    return endpoint
+
+
 def endpoint_hint(endpoint: str, *, start: bool = False) -> str:
     """Why an ipc:// or unix:// endpoint may be unreachable, when the filesystem can tell;
     with ``start``, how to start the broker when nothing tells otherwise."""
@@ -48,7 +71,10 @@ def endpoint_hint(endpoint: str, *, start: bool = False) -> str:
     if path is None:
         return f" (is ignite-broker running? {START_HINT})" if start else ""
     if not os.path.exists(path):
-        return f" (no socket file at {path}: is ignite-broker running? {START_HINT})"
+        tried = _TRIED.get(endpoint)
+        where = (f"no socket file at {' nor '.join(tried)}; $IGNITE_BROKER chooses another"
+                 if tried and len(tried) > 1 else f"no socket file at {path}")
+        return f" ({where}: is ignite-broker running? {START_HINT})"
     if not os.access(path, os.W_OK):
         return (f" (no permission on {path}: is this user in the broker's group?)")
     return ""

@@ -285,7 +285,7 @@ class ClientSpecs:
 
     def _hello(self, nodes: list[str]) -> Generator[Call, Any, None]:
         try:
-            args: dict[str, Any] = {"nodes": nodes}
+            args: dict[str, Any] = {"nodes": nodes, "pid": os.getpid()}
             if self.label is not None:  # what the broker's metrics count this worker under
                 args["label"] = self.label
             info = yield Call("hello", args, idempotent=True)
@@ -560,9 +560,9 @@ def _load(path: str) -> Any:
 
 
 def _default_endpoint() -> str:
-    from protocol.ipcstream import default_stub_endpoint
+    from .access import default_endpoint
 
-    return default_stub_endpoint(os.environ, os.getuid())
+    return default_endpoint()
 
 
 def _code_of(hint: Any) -> int:

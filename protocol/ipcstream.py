@@ -88,6 +88,17 @@ def default_stream_endpoint(environ: Mapping[str, str], uid: int) -> str:
     return f"{SCHEME}{default_runtime_dir(environ, uid)}/{DEFAULT_STREAM_SOCKET_NAME}"
 
 
+#: systemd's RuntimeDirectory for the host's broker (systemd/ignite-broker.service).
+SYSTEM_RUNTIME_DIR = "/run/ignite-broker"
+
+
+def stub_runtime_dirs(environ: Mapping[str, str], uid: int) -> list[str]:
+    """Where a stub (or ``ignite-broker admin``) looks for the host's broker, in order: the
+    system broker's directory, then this user's own runtime directory.  The caller, which
+    may touch the filesystem, picks the first that holds a socket."""
+    return list(dict.fromkeys([SYSTEM_RUNTIME_DIR, default_runtime_dir(environ, uid)]))
+
+
 def default_stub_endpoint(environ: Mapping[str, str], uid: int) -> str:
     """The endpoint a stub uses when none is given: $IGNITE_BROKER, else the stream socket
     (the broker binds it by default, next to the ZeroMQ one)."""
@@ -108,4 +119,5 @@ __all__ = [
     "frame",
     "is_stream_endpoint",
     "stream_path",
+    "stub_runtime_dirs",
 ]
