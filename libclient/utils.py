@@ -1,8 +1,8 @@
 """pyignite's ``pyignite.utils`` helpers that user code calls (ids, hash codes, small checks),
 with the hashing done by protocol.hashing / protocol.affinity, as the broker and Ignite do it.
 
-Where pyignite's result differs from Ignite's own (strings outside the BMP, unnormalised
-decimals, 64-bit values it does not fold to 32 bits), these return what Ignite computes.
+Where pyignite's result differs from Ignite's own (strings outside the BMP, decimals of more
+than 28 digits, 64-bit values it does not fold to 32 bits), these return what Ignite computes.
 """
 
 from __future__ import annotations
@@ -97,12 +97,13 @@ def schema_id(schema: int | dict | None) -> int:
 
 
 def decimal_hashcode(value: Any) -> int:
-    """``java.math.BigDecimal.hashCode()`` of a decimal (its scale counts: 1.5 and 1.50
-    differ in Java, where pyignite normalises first)."""
+    """``java.math.BigDecimal.hashCode()`` of a decimal as it is written: normalised, as
+    pyignite writes it (1.50 as 1.5), but never rounded (pyignite: to 28 digits)."""
     from .datatypes._hashing import java_hash
     from .datatypes.type_codes import TC_DECIMAL
+    from .wire import normalized_decimal
 
-    return java_hash(value, TC_DECIMAL[0])
+    return java_hash(normalized_decimal(value), TC_DECIMAL[0])
 
 
 def datetime_hashcode(value: int) -> int:

@@ -34,32 +34,18 @@ def datetime_ms(value: Any) -> int:
 
 
 def object_hash(obj: Any) -> int:
-    """The header hash Ignite stores for a complex object: the hash of its field bytes.
-
-    Fields are encoded with their schema hints by protocol's codec, exactly as they go to the
-    node; a field value the codec does not take as it is (pyignite's tuples for Timestamp,
-    datetimes, collections ...) raises ParameterError.
-    """
+    """The header hash Ignite stores for a complex object: the hash of its field bytes, encoded
+    with their schema hints exactly as they go to the node (libclient.wire's values, written
+    by protocol's codec)."""
     import protocol.binary.primitives  # noqa: F401  (registers the codec before the registry)
     from protocol.affinity import UnroutableKeyError, key_hash
     from protocol.binary.registry import CodecContext, Registry
 
+    from ..binary import Registry as ClassRegistry
+    from ..wire import Codec
+
     try:
-        return key_hash(_as_protocol(obj), ctx=CodecContext(Registry()))
-    except UnroutableKeyError as exc:
+        value = Codec(ClassRegistry()).encode(obj)
+        return key_hash(value, ctx=CodecContext(Registry()))
+    except (UnroutableKeyError, TypeError) as exc:
         raise ParameterError(f"cannot compute the hash code of {obj!r}: {exc}") from exc
-
-
-def _as_protocol(obj: Any) -> Any:
-    from protocol.binary.values import BinaryObject, Typed
-
-    fields = {}
-    for name, hint in obj._schema.items():
-        value = getattr(obj, name, None)
-        if value is None:
-            fields[name] = None
-        elif hasattr(type(value), "_schema"):
-            fields[name] = _as_protocol(value)
-        else:
-            fields[name] = Typed(hint.type_code[0], value)
-    return BinaryObject(type(obj).type_id, fields, type(obj).type_name)

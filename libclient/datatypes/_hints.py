@@ -165,10 +165,16 @@ class String(_JavaHashed, Nullable):
     _type_name, _type_id, type_code, pythonic = tn.NAME_STRING, ti.TYPE_STRING, tc.TC_STRING, str
 
 
-class DecimalObject(_JavaHashed, StandardObject):
+class DecimalObject(StandardObject):
     _type_name, _type_id, type_code = tn.NAME_DECIMAL, ti.TYPE_DECIMAL, tc.TC_DECIMAL
     _lazy = {"pythonic": lambda: _decimal().Decimal,
              "default": lambda: _decimal().Decimal("0.00")}
+
+    @classmethod
+    def hashcode(cls, value: Any, **kwargs: Any) -> int:
+        from ..utils import decimal_hashcode
+
+        return decimal_hashcode(value)
 
 
 class UUIDObject(_JavaHashed, StandardObject):

@@ -11,6 +11,8 @@ cluster's own metadata, ``cache``/``aio_cache`` module helpers and ``cache_prope
 from __future__ import annotations
 
 import asyncio
+import datetime
+import decimal
 import importlib
 import uuid
 from collections import OrderedDict
@@ -238,6 +240,54 @@ def test_object_hash_is_the_one_the_node_keeps(clients):
     assert (LIBCLIENT.dt.BinaryObject.hashcode(key, client=ours)
             == PYIGNITE.dt.BinaryObject.hashcode(their_key, client=theirs))
     cache.destroy()
+
+
+def test_decimal_keys_are_found_by_either_client(clients):
+    """pyignite writes decimals normalised (12.50 as 12.5) and BigDecimal equality counts the
+    scale: libclient writes them the same way, so either finds the other's keys."""
+    theirs, ours = clients
+    name = f"dec-{uuid.uuid4().hex[:6]}"
+    py_cache, lc_cache = theirs.create_cache(name), ours.get_cache(name)
+    for i, text in enumerate(["12.50", "7.100", "100", "0.00", "-3.2500", "1E+3"]):
+        py_cache.put(decimal.Decimal(text), f"py{i}")
+        lc_cache.put(decimal.Decimal(text) + 1000, f"lc{i}")
+        assert lc_cache.get(decimal.Decimal(text)) == f"py{i}", text
+        assert py_cache.get(decimal.Decimal(text) + 1000) == f"lc{i}", text
+    assert sorted(lc_cache.get_all([decimal.Decimal("12.5"), decimal.Decimal("7.1")]).values()) \
+        == ["py0", "py1"]
+    py_cache.destroy()
+
+
+def _every_field(lib: Lib, type_name: str) -> Any:
+    d = lib.dt
+    inner = lib.GenericObjectMeta(f"{type_name}_In", (), {}, type_name=f"{type_name}_In",
+                                  schema=OrderedDict([("x", d.IntObject)]))
+    values = OrderedDict([
+        ("ts", (d.TimestampObject, (datetime.datetime(2020, 1, 2, 3, 4, 5), 77))),
+        ("date", (d.DateObject, datetime.datetime(2021, 1, 1))),
+        ("time", (d.TimeObject, datetime.timedelta(seconds=3))),
+        ("dec", (d.DecimalObject, decimal.Decimal("-12.50"))),
+        ("uuid", (d.UUIDObject, uuid.UUID(int=5))), ("col", (d.CollectionObject, (1, [1, "a"]))),
+        ("map", (d.MapObject, (1, {"k": 2}))), ("ints", (d.IntArrayObject, [1, 2, 3])),
+        ("strs", (d.StringArrayObject, ["a", None])), ("inner", (d.BinaryObject, inner(x=4))),
+        ("flag", (d.BoolObject, True)), ("char", (d.CharObject, "z")),
+        ("real", (d.FloatObject, 0.5)), ("raw", (d.ByteArrayObject, b"ab")),
+        ("none", (d.String, None)),
+        ("stamps", (d.TimestampArrayObject, [(datetime.datetime(2020, 1, 1), 0)])),
+        ("enum", (d.BinaryEnumObject, (123, 2))), ("objs", (d.ObjectArrayObject, (-1, [1, "x"]))),
+        ("long", (d.LongObject, -(2**40))),
+    ])
+    cls = lib.GenericObjectMeta(type_name, (), {}, type_name=type_name,
+                                schema=OrderedDict((k, hint) for k, (hint, _) in values.items()))
+    return cls(**{k: v for k, (_, v) in values.items()})
+
+
+def test_object_hashcode_like_pyignite_for_every_field_type(clients):
+    theirs, ours = clients
+    type_name = f"Every_{uuid.uuid4().hex[:6]}"
+    expected = PYIGNITE.dt.BinaryObject.hashcode(_every_field(PYIGNITE, type_name), theirs)
+    assert LIBCLIENT.dt.BinaryObject.hashcode(_every_field(LIBCLIENT, type_name), ours) \
+        == expected
 
 
 def test_scan_arguments_out_of_bounds_fail_at_the_same_call(clients):

@@ -46,18 +46,37 @@ def test_where_pyignite_is_not_java_ignite_wins():
     # Java hashes UTF-16 units (pyignite: code points) and lower-cases char by char.
     assert lcu.hashcode("\U0001F600") == 1772899 != pyu.hashcode("\U0001F600")
     assert lcu.entity_id("\u0130x") == lcu.entity_id("ix")
-    # BigDecimal.hashCode counts the scale: 1.50 is 31*150 + 2 (pyignite normalises to 1.5).
-    assert lcu.decimal_hashcode(decimal.Decimal("1.50")) == 4652
-    assert pyu.decimal_hashcode(decimal.Decimal("1.50")) == 466
+    # Both write 1.50 as 1.5 (31*15 + 1); pyignite rounds more than 28 digits, Ignite keeps
+    # them: BigDecimal(2**100).hashCode() is 31 * BigInteger(mag=[16, 0, 0, 0]).hashCode() + 0.
+    assert lcu.decimal_hashcode(decimal.Decimal("1.50")) == 466
+    assert lcu.decimal_hashcode(decimal.Decimal(2**100)) == 31 * (((16 * 31) * 31) * 31)
     # Long.hashCode folds to a signed 32-bit int (pyignite leaves it unfolded).
     assert lcu.datetime_hashcode(10**12) == -727379736
     assert pyu.datetime_hashcode(10**12) == 3567587560
 
 
-@pytest.mark.parametrize("value", ["0", "1.5", "-3.25", "1E+3", "7", "-0.001"])
-def test_decimal_hashcode_like_pyignite_for_normalised_values(value):
-    d = decimal.Decimal(value).normalize()
-    assert lcu.decimal_hashcode(d) == pyu.decimal_hashcode(d)
+@pytest.mark.parametrize("value", ["0", "1.5", "-3.25", "1E+3", "7", "-0.001", "12.50",
+                                   "100", "0.00", "-7.100", "1234567890123456789012345678"])
+def test_decimal_hashcode_like_pyignite(value):
+    assert lcu.decimal_hashcode(decimal.Decimal(value)) == pyu.decimal_hashcode(
+        decimal.Decimal(value))
+
+
+@pytest.mark.parametrize("value", ["12.50", "1.5", "-0.0100", "100", "0.00", "1E+3", "-5"])
+def test_decimals_are_written_normalised_as_pyignite_writes_them(value):
+    from pyignite.datatypes import DecimalObject
+    from pyignite.stream import BinaryStream
+
+    from libclient.wire import Codec
+    from protocol.binary.primitives import encode_value
+
+    with BinaryStream(pyignite.Client()) as stream:
+        DecimalObject.from_python(stream, decimal.Decimal(value))
+        theirs = stream.getvalue()
+    ours = Codec(libclient.binary.Registry()).encode(decimal.Decimal(value))
+    assert bytes(encode_value(ours)) == theirs
+    assert bytes(encode_value(Codec(libclient.binary.Registry()).encode(
+        decimal.Decimal(value), lcd.DecimalObject))) == theirs
 
 
 @pytest.mark.parametrize("ms", [0, 1234, -5, 2**31 - 1])
