@@ -70,6 +70,8 @@ class _CursorCore:
 
     def _open(self) -> Generator[Call, Any, None]:
         args = dict(self._args)
+        if "query" in args and not isinstance(args["query"], str):
+            raise ParameterError(f"the query must be a str, got {type(args['query']).__name__}")
         if self._query_args is not None or "query" in args:
             args["args"] = yield from self.client._encode_many(_arg_list(self._query_args))
         hold = self.client._hold()
@@ -200,6 +202,8 @@ def _arg_list(query_args: Any) -> list[Any]:
 
 
 def _reads_only(query: str) -> bool:
+    if not isinstance(query, str):
+        return False  # refused when the cursor opens
     head = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
     return head in ("SELECT", "WITH", "EXPLAIN", "SHOW")
 
