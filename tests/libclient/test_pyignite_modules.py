@@ -108,7 +108,8 @@ def _expected(module_name: str) -> list[str]:
 def test_the_walk_finds_every_documented_module():
     assert DOCUMENTED - set(MODULES) == set()
     assert set() == DOCUMENTED & NOT_MIRRORED
-    assert NOT_MIRRORED - set(MODULES) == set()  # a stale entry means pyignite changed
+    # a stale entry means pyignite changed (its C extension is optional: absent, not stale)
+    assert NOT_MIRRORED - set(MODULES) <= {"pyignite._cutils"}
 
 
 @pytest.mark.parametrize("name", MIRRORED)
@@ -127,10 +128,17 @@ def _comparable(value):
     return value
 
 
+# Constants whose value depends on the installation: pyignite's FALLBACK is True when its C
+# extension is missing; libclient's is False (protocol.hashing is its one implementation).
+INSTALLATION_DEPENDENT = {("pyignite.utils", "FALLBACK")}
+
+
 @pytest.mark.parametrize("name", MIRRORED)
 def test_constants_have_pyignites_values(name):
     theirs, ours = importlib.import_module(name), importlib.import_module(_ours(name))
     for n in _expected(name):
+        if (name, n) in INSTALLATION_DEPENDENT:
+            continue
         value = getattr(theirs, n)
         if isinstance(value, bool | int | float | str | bytes | tuple | frozenset | set | list):
             assert _comparable(getattr(ours, n)) == _comparable(value), n
