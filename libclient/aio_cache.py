@@ -13,7 +13,26 @@ if TYPE_CHECKING:
 
     from .cache import Spec
 
-__all__ = ["AioCache"]
+__all__ = ["AioCache", "create_cache", "get_cache", "get_or_create_cache"]
+
+
+# pyignite's module-level helpers: the client coroutines of the same names.
+
+async def get_cache(client: Any, settings: Any) -> AioCache:
+    """A cache object without asking the cluster (only a name is allowed)."""
+    cache: AioCache = await client.get_cache(settings)
+    return cache
+
+
+async def create_cache(client: Any, settings: Any) -> AioCache:
+    """Create a cache; CacheCreationError if it exists."""
+    cache: AioCache = await client.create_cache(settings)
+    return cache
+
+
+async def get_or_create_cache(client: Any, settings: Any) -> AioCache:
+    cache: AioCache = await client.get_or_create_cache(settings)
+    return cache
 
 
 class AioCache(CacheSpecs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .calls import Call, bind_sync, shared
 from .client_base import cache_id_of
+from .datatypes import prop_codes
 from .datatypes.expiry_policy import ExpiryPolicy
 from .datatypes.prop_codes import PROP_QUERY_ENTITIES
 from .exceptions import CacheError, NotSupportedByClusterError, SQLError
@@ -19,6 +20,30 @@ if TYPE_CHECKING:
 
     Spec = Generator[Call, Any, Any]
 
+__all__ = ["PROP_CODES", "BaseCache", "Cache", "CacheInfo", "create_cache", "get_cache",
+           "get_or_create_cache"]
+
+#: Every PROP_* code a cache configuration may hold (pyignite's set).
+PROP_CODES = set(prop_codes.PROP_CODES)
+
+
+# pyignite's module-level helpers: the client methods of the same names.
+
+def get_cache(client: Any, settings: Any) -> Cache:
+    """A cache object without asking the cluster (only a name is allowed)."""
+    cache: Cache = client.get_cache(settings)
+    return cache
+
+
+def create_cache(client: Any, settings: Any) -> Cache:
+    """Create a cache; CacheCreationError if it exists."""
+    cache: Cache = client.create_cache(settings)
+    return cache
+
+
+def get_or_create_cache(client: Any, settings: Any) -> Cache:
+    cache: Cache = client.get_or_create_cache(settings)
+    return cache
 
 
 class CacheInfo:
@@ -45,7 +70,7 @@ def _peek_modes(peek_modes: Any) -> list[int]:
 
 
 class CacheSpecs:
-    """The shared half of Cache and AioCache."""
+    """The shared half of Cache and AioCache (pyignite's ``BaseCache``)."""
 
     def __init__(self, client: Any, name: str, expiry_policy: ExpiryPolicy | None = None):
         self._client = client
@@ -240,6 +265,9 @@ class CacheSpecs:
     def _scan_args(self, page_size: int, partitions: int, local: bool) -> dict[str, Any]:
         return {"cache": self._name, "page_size": page_size, "partitions": partitions,
                 "local": local}
+
+
+BaseCache = CacheSpecs
 
 
 #: Values that cross the wire unchanged both ways (wire.py's _AS_IS, minus what needs imports).

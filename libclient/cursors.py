@@ -58,6 +58,7 @@ class _CursorCore:
         self._hold: Any = None
         self._finalizer: Any = None
         self._opened = False
+        self._closed_id: int | None = None  # the id of a cursor closed with pages unread
 
     # pyignite's cursor attributes are properties; the same here.
     client = _attribute("client", "Apache Ignite client.")
@@ -69,8 +70,10 @@ class _CursorCore:
 
     def _open(self) -> Generator[Call, Any, None]:
         args = dict(self._args)
+        if "query" in args and not isinstance(args["query"], str):
+            raise ParameterError(f"the query must be a str, got {type(args['query']).__name__}")
         if self._query_args is not None or "query" in args:
-            args["args"] = yield from self.client._encode_many(self._query_args or [])
+            args["args"] = yield from self.client._encode_many(_arg_list(self._query_args))
         hold = self.client._hold()
         try:
             raw = yield Call(self._op, args, idempotent=self._idempotent, error=self._error,
@@ -100,6 +103,10 @@ class _CursorCore:
         return [tuple(row) for row in rows]
 
     def _next_page(self) -> Generator[Call, Any, None]:
+        if self._closed_id is not None:
+            # pyignite asks the node, which no longer has it: the same error, at the same call
+            raise self._error(f"Failed to find resource with id: {self._closed_id} "
+                              "(the cursor was closed)")
         try:
             raw = yield Call("cursor_next", {"cursor": self.cursor_id}, error=self._error,
                              hold=self._hold, op_code=self._page_op_code)
@@ -113,14 +120,16 @@ class _CursorCore:
             self._release()
 
     def _close(self) -> Generator[Call, Any, None]:
+        """Free the cursor in the broker.  As in pyignite, the rows already fetched can still
+        be read, ``more`` stays as it was, and reading past them raises the cursor's error."""
         if self._hold is None:
             return
         try:
             if self.cursor_id is not None and self.more:
+                self._closed_id = self.cursor_id
                 yield Call("cursor_close", {"cursor": self.cursor_id}, error=self._error,
                            hold=self._hold)
         finally:
-            self.more = False
             self._release()
 
     def _release(self) -> None:
@@ -180,7 +189,21 @@ class _SqlFieldsCore(_CursorCore):
         return super()._step()
 
 
+def _arg_list(query_args: Any) -> list[Any]:
+    """Query arguments as pyignite sends them: None is none, anything without a length is one
+    argument, anything with one is a sequence of arguments (a str too: one per character)."""
+    if query_args is None:
+        return []
+    try:
+        len(query_args)
+    except TypeError:
+        return [query_args]
+    return list(query_args)
+
+
 def _reads_only(query: str) -> bool:
+    if not isinstance(query, str):
+        return False  # refused when the cursor opens
     head = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
     return head in ("SELECT", "WITH", "EXPLAIN", "SHOW")
 

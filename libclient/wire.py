@@ -47,13 +47,13 @@ if TYPE_CHECKING:
 __all__ = ["Codec", "NeedBinaryType"]
 
 _NONE = type(None)
-_AS_IS = frozenset({str, int, float, bool, _NONE, bytes, uuid.UUID, decimal.Decimal})
+_AS_IS = frozenset({str, int, float, bool, _NONE, bytes, uuid.UUID})
 _NULLABLE_ARRAY_ITEMS = (str, datetime, timedelta, decimal.Decimal, uuid.UUID)
 # Python element type -> Ignite array type code (pyignite's _python_array_map)
 _ARRAY_CODE = {int: 15, float: 17, str: 20, bool: 19, uuid.UUID: 21, datetime: 22, date: 22,
                timedelta: 37, decimal.Decimal: 31}
 # Hinted codes whose value goes as Typed(code, value) unchanged.
-_TYPED_AS_IS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 18, 19, 20, 31})
+_TYPED_AS_IS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 18, 19, 20})
 
 
 class NeedBinaryType(Exception):
@@ -68,6 +68,15 @@ def _epoch_ms(value: datetime | date) -> int:
     if type(value) is date:
         value = datetime.combine(value, time())
     return int(value.timestamp() * 1000)  # type: ignore[union-attr]
+
+
+def normalized_decimal(value: Any) -> Any:
+    """A decimal as pyignite writes it: normalised (12.50 as 12.5), so that keys written by
+    either client are the same BigDecimal (Java's equals counts the scale).  Unlike pyignite,
+    without rounding to 28 digits."""
+    if type(value) is not decimal.Decimal or not value.is_finite():
+        return value
+    return value.normalize(decimal.Context(prec=max(len(value.as_tuple().digits), 1)))
 
 
 def _time_ms(value: timedelta) -> int:
@@ -127,6 +136,8 @@ class Codec:
         t = type(value)
         if t in _AS_IS:
             return value
+        if t is decimal.Decimal:
+            return normalized_decimal(value)
         if t is bytearray:
             return bytes(value)
         if t is datetime or t is date:
@@ -300,7 +311,8 @@ _HINTED: dict[int, Any] = {
     25: lambda c, v, w: Map(v[0], [(c._infer(k, w), c._infer(x, w)) for k, x in v[1].items()]),
     28: lambda c, v, w: EnumValue(v[0], v[1]),
     29: lambda c, v, w: Typed(29, [v[0], [EnumValue(t, o) for t, o in v[1]]]),
-    30: lambda c, v, w: v,
+    30: lambda c, v, w: normalized_decimal(v),
+    31: lambda c, v, w: Typed(31, [normalized_decimal(x) for x in v]),
     33: lambda c, v, w: _timestamp(v),
     34: lambda c, v, w: Typed(34, _seq(_timestamp)(c, v, w)),
     36: lambda c, v, w: Time(_time_ms(v)),

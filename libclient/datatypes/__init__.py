@@ -81,6 +81,7 @@ from ._hints import (
 )
 from .cluster_state import ClusterState
 from .expiry_policy import ExpiryPolicy
+from .internal import Struct, StructArray, tc_map
 from .transactions import TransactionConcurrency, TransactionIsolation
 
 TYPE_CHECKING = False
@@ -88,7 +89,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 _SUBMODULES = frozenset({
-    "base", "cache_config", "cluster_state", "complex", "expiry_policy", "internal", "key_value",
+    "base", "binary", "cache_config", "cache_properties", "cluster_state", "complex",
+    "expiry_policy", "internal", "key_value",
     "null_object", "primitive", "primitive_arrays", "primitive_objects", "prop_codes", "sql",
     "standard", "transactions", "type_codes", "type_ids", "type_names",
 })
@@ -111,7 +113,8 @@ __all__ = [
     "IntArrayObject", "IntObject", "Long", "LongArray", "LongArrayObject", "LongObject", "Map",
     "MapObject", "Null", "Nullable", "ObjectArray", "ObjectArrayObject", "Primitive", "Short",
     "ShortArray", "ShortArrayObject", "ShortObject", "String", "StringArray",
-    "StringArrayObject", "TimeArray", "TimeArrayObject", "TimeObject", "TimestampArray",
+    "StringArrayObject", "Struct", "StructArray", "TimeArray", "TimeArrayObject", "TimeObject",
+    "TimestampArray",
     "TimestampArrayObject", "TimestampObject", "TransactionConcurrency", "TransactionIsolation",
-    "UUIDArray", "UUIDArrayObject", "UUIDObject", "WrappedDataObject",
+    "UUIDArray", "UUIDArrayObject", "UUIDObject", "WrappedDataObject", "tc_map",
 ]

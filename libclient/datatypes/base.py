@@ -46,3 +46,12 @@ class IgniteDataType(metaclass=IgniteDataTypeMeta):
     """
 
     type_code: bytes | None = None
+
+    @classmethod
+    def hashcode(cls, value: Any, **kwargs: Any) -> int:
+        """The Java hash code of ``value`` stored as this type; 0 where pyignite has none."""
+        return 0
+
+    @classmethod
+    async def hashcode_async(cls, value: Any, **kwargs: Any) -> int:
+        return cls.hashcode(value, **kwargs)
