@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
+
 from libclient import Client, GenericObjectMeta
 from libclient.datatypes import (
     BoolArrayObject,
@@ -218,11 +220,23 @@ STUB_CASES: dict[str, Callable[[Client], list[Any]]] = {
     "errors": error_case,
 }
 
+
+def _frame(*envelope: Any) -> bytes:
+    return msgpack.packb(list(envelope), use_bin_type=True)
+
+
 #: Frames no stub sends on purpose, sent as they are: name -> request frame.
 RAW_CASES: dict[str, bytes] = {
-    "unsupported_version": bytes.fromhex("9502") + b"\x07\xa4ping\x00\x80",
+    "unsupported_version": _frame(2, 7, "ping", 0, {}),
     "not_msgpack": b"\xc1",
-    "short_envelope": bytes.fromhex("9301") + b"\x05\xa4ping",
-    "args_not_map": bytes.fromhex("9501") + b"\x06\xa4ping\x00\x90",
+    "trailing_bytes": _frame(1, 3, "ping", 0, {}) + b"\x00",
+    "short_envelope": _frame(1, 5, "ping"),
+    "args_not_map": _frame(1, 6, "ping", 0, []),
+    "args_int_key": _frame(1, 6, "ping", 0, {1: 2}),
+    "request_id_negative": _frame(1, -1, "ping", 0, {}),
+    "deadline_passed": _frame(1, 8, "ping", 1, {}),
+    "unknown_ext_code": _frame(1, 9, "cache_get", 0, {"cache": KV_CACHE,
+                                                      "key": msgpack.ExtType(12, b"")}),
+    "typed_unknown_code": _frame(1, 10, "cache_get", 0, {
+        "cache": KV_CACHE, "key": msgpack.ExtType(1, msgpack.packb([27, 1]))}),
 }
-
