@@ -2,7 +2,7 @@
 ipc://) answers each request with the recorded reply of the first unused exchange whose request
 it matches, and reports requests that match none and exchanges never asked for.
 
-    python -m tests.conformance.check_stub unix:///tmp/fake.stream [--case key_value ...]
+    python -m tests.conformance.check_stub unix:///tmp/fake/broker.stream [--case key_value ...]
 
 Drive your stub through the cases meanwhile (each case's "doc" and requests say what it does);
 the fake broker stops when every exchange was used, on Ctrl-C, or after --timeout seconds, and

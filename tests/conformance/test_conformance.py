@@ -14,6 +14,7 @@ import pytest
 from broker import ops_admin, ops_kv, ops_query
 from broker.devcluster.brokerproc import running_broker
 from libclient import Client
+from protocol import ipc
 from tests.conformance import cases, check_broker, doctables
 from tests.conformance.capture import BROKER_SETTINGS
 from tests.conformance.check_stub import ReplayBroker
@@ -72,6 +73,12 @@ def test_a_handle_is_bound_once_and_must_come_back_the_same():
     match({"tx": var("tx1", 5)}, {"tx": 17}, bindings)
     with pytest.raises(Mismatch):
         match({"tx": var("tx1", 5)}, {"tx": 5}, bindings)
+
+
+def test_docs_status_and_ext_tables_are_the_protocols():
+    text = DOC.read_text()
+    rows = [f"| {m.value} | {m.name} |" for m in (*ipc.Status, *ipc.ExtCode)]
+    assert [row for row in rows if row not in text] == []
 
 
 def test_docs_tables_are_generated_from_the_code():
