@@ -6,6 +6,7 @@ Only msgpack is used here, not protocol.ipc: the kit checks the wire, whoever pr
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -194,8 +195,6 @@ def _same(expected: Any, actual: Any, path: str) -> None:
 
 
 def _show(form: Any) -> str:
-    import json
-
     text = json.dumps(form, sort_keys=True)
     return text if len(text) <= 200 else text[:197] + "..."
 
