@@ -138,6 +138,8 @@ class Marker:
                 value = req[4].get(key)
                 if type(value) is int and value in self.handles:
                     req[4][key] = var(self.handles[value], value)
+            if op == "hello" and type(req[4].get("pid")) is int:  # the stub's own pid
+                req[4]["pid"] = any_of("int", req[4]["pid"], "pid")
             rep[1] = any_of("int", rep[1], "request_id")
         rep[3] = self._payload(op, rep[2], rep[3])
         return {"op": op, "request_hex": request.hex(), "request": req,
