@@ -191,6 +191,11 @@ class NodeConnection(asyncio.Protocol):
             return
         self._write_request(op, body, callback, deadline, cache_id)
 
+    def requests_on(self, cache_id: int) -> int:
+        """Requests for ``cache_id`` sent and unanswered, or waiting here to be sent."""
+        return (sum(1 for pending in self._pending.values() if pending[4] == cache_id)
+                + sum(1 for queued in self._queued if queued[4] == cache_id))
+
     def _fits(self, op: OpCode, body: bytes, cache_id: int | None) -> bool:
         cost = len(body) + self.reply_sizes.expect(op, cache_id)
         return self.bytes_in_flight + cost <= self.byte_budget

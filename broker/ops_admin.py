@@ -96,20 +96,21 @@ def _create(dispatcher: Dispatcher, worker: Worker, request: Request, reply: Rep
     if or_get and changes.known(cid):  # starts nothing: neither charged nor serialized
         send(reply)
         return
-    _in_turn(dispatcher, worker, request, send, reply)
+    _in_turn(dispatcher, worker, request, cid, send, reply)
 
 
-def _in_turn(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _in_turn(dispatcher: Dispatcher, worker: Worker, request: Request, cid: int,
              send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
-    """Run a cache start or stop when the worker's rate allows it, then one at a time."""
+    """Run a start or stop of cache ``cid`` when the worker's rate allows it, alone on the
+    cache, one at a time (broker/cachechanges.py)."""
     changes = dispatcher.cache_lifecycle
     deadline = dispatcher.deadline(request)
     wait = changes.reserve(worker.session, deadline)
+    args = (cid, deadline, dispatcher.pool.requests_on, send, reply)
     if wait:
-        asyncio.get_running_loop().call_later(wait, changes.serial.submit, deadline, send,
-                                              reply)
+        asyncio.get_running_loop().call_later(wait, changes.change, *args)
     else:
-        changes.serial.submit(deadline, send, reply)
+        changes.change(*args)
 
 
 def _then(reply: ReplyFn, on_ok: Callable[[int], None], cid: int) -> ReplyFn:
@@ -166,7 +167,7 @@ def _cache_destroy(dispatcher: Dispatcher, worker: Worker, request: Request,
     cid = dispatcher.cache_id(request.args)
     body = ops.cache_destroy(cid)
     dispatcher.cache_lifecycle.gone(cid)  # a get-or-create of it passes the gate again
-    _in_turn(dispatcher, worker, request,
+    _in_turn(dispatcher, worker, request, cid,
              lambda done: simple_call(dispatcher, request, done, OpCode.CACHE_DESTROY, body,
                                       ops.parse_empty, idempotent=False),
              reply)

@@ -110,6 +110,10 @@ def _handler(spec: KeyValueOp) -> Callable[[Dispatcher, Worker, Request, ReplyFn
     def handle(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
         args = request.args
         cid = dispatcher.cache_id(args)
+        changes = dispatcher.cache_lifecycle
+        if changes.changing and changes.hold(
+                cid, lambda: handle(dispatcher, worker, request, reply)):
+            return  # the cache is starting or stopping: after that (cachechanges.py)
         values = _take(args, params, dispatcher.limits)
         tx = None if args.get("tx") is None else dispatcher.transaction(worker, args)
         expiry = None if args.get("expiry") is None else bounds.expiry(args["expiry"])

@@ -87,6 +87,10 @@ class NodePool:
         if protocol_config is not None:
             self._protocol_config = protocol_config
 
+    def requests_on(self, cache_id: int) -> int:
+        """This broker's requests for ``cache_id`` on its node connections (sent or queued)."""
+        return sum(conn.requests_on(cache_id) for conn in self.ready)
+
     def __repr__(self) -> str:
         return f"<NodePool nodes={len(self.addresses)} ready={len(self.ready)}>"
 

@@ -278,3 +278,26 @@ async def test_get_or_create_of_a_cache_known_to_exist_is_neither_charged_nor_se
     assert await h.call("cache_get_or_create", {"name": "hot"}) == (Status.OK, None)
     assert (await h.call("cache_create", {"name": "new"}))[0] == Status.OVERLOADED
     await h.close()
+
+
+@run
+async def test_a_cache_stop_waits_for_requests_in_flight_on_it_and_holds_new_ones():
+    h = await Harness(1).start()
+    node = h.nodes[0]
+    node.hold.add(OpCode.CACHE_GET)
+    get = h.send("cache_get", _GET)
+    await h.settle()
+    destroy = h.send("cache_destroy", {"cache": "ops-kv"})
+    put = h.send("cache_put", _PUT)
+    other = await h.call("cache_put", {"cache": "elsewhere", "key": 1, "value": "a"})
+    await h.settle()
+    assert other[0] == Status.OK  # another cache: not held
+    assert OpCode.CACHE_DESTROY not in node.ops() and node.ops().count(OpCode.CACHE_PUT) == 1
+    node.hold.clear()
+    node.release()  # the get answers: the destroy goes, then the held put
+    await h.until(lambda: put in h.replies)
+    assert h.replies[get][0] == Status.OK and h.replies[destroy][0] == Status.OK
+    ops = node.ops()
+    assert ops.index(OpCode.CACHE_GET) < ops.index(OpCode.CACHE_DESTROY) < len(ops) - 1
+    assert ops[-1] == OpCode.CACHE_PUT and not h.dispatcher.cache_lifecycle.changing
+    await h.close()
