@@ -4,8 +4,9 @@ attrs; plus the Java-style ids (type, field, schema) that name a complex type an
 from __future__ import annotations
 
 import re
-import sys
 from collections import OrderedDict
+
+from protocol import hashing
 
 from .datatypes._hints import ALLOWED_FIELD_TYPES
 from .datatypes.base import IgniteDataTypeProps
@@ -17,45 +18,14 @@ if TYPE_CHECKING:
 
 __all__ = ["GenericObjectMeta", "entity_id", "java_hash", "schema_id", "type_class_name"]
 
-_UTF16 = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
-_FNV1_OFFSET_BASIS = 0x811C9DC5
-_FNV1_PRIME = 0x01000193
-
-
-def _int32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value & 0x80000000 else value
-
-
-def java_hash(s: str) -> int:
-    """Java's ``String.hashCode()`` (over UTF-16 units, as Ignite computes ids)."""
-    h = 0
-    for unit in memoryview(s.encode(_UTF16, "surrogatepass")).cast("H"):
-        h = (31 * h + unit) & 0xFFFFFFFF
-    return _int32(h)
-
-
-def java_lower(s: str) -> str:
-    """Lower-case one UTF-16 unit at a time, as Java's ``Character.toLowerCase`` (and so
-    Ignite's id mapper) does: simple mappings only, astral characters left alone."""
-    if s.isascii():
-        return s.lower()
-    out = []
-    for ch in s:
-        if ord(ch) > 0xFFFF:
-            out.append(ch)
-            continue
-        low = ch.lower()
-        out.append(low if len(low) == 1 else "i" if ch == "\u0130" else ch)
-    return "".join(out)
+#: Java's String.hashCode, as Ignite computes ids (protocol.hashing: two small modules).
+java_hash = hashing.java_string_hash
+java_lower = hashing.java_lower
 
 
 def entity_id(name: str | int | None) -> int | None:
     """A type or field id: Ignite's hash of the lower-cased name (an int passes through).
-
-    The same as protocol.hashing.type_id (tested); kept here because importing protocol
-    loads the whole codec.  Unlike pyignite, names outside ASCII hash as the node does.
-    """
+    Unlike pyignite, names outside ASCII hash as the node does."""
     if name is None:
         return None
     return _name_id(name)
@@ -63,7 +33,7 @@ def entity_id(name: str | int | None) -> int | None:
 
 def _name_id(name: str | int) -> int:
     if isinstance(name, str):
-        return java_hash(java_lower(name))
+        return hashing.type_id(name)
     if type(name) is int:  # not a bool
         return name
     raise TypeError(f"a type or field name is a str or an int id, not {name!r}")
@@ -73,15 +43,7 @@ def schema_id(schema: Any) -> int:
     """The FNV-1 schema id of a field list (a dict of field names, or an id that passes)."""
     if isinstance(schema, int):
         return schema
-    if not schema:
-        return 0
-    s_id = _FNV1_OFFSET_BASIS
-    for field_name in schema:
-        field_id = _name_id(field_name)
-        for shift in (0, 8, 16, 24):
-            s_id ^= (field_id >> shift) & 0xFF
-            s_id = _int32(s_id * _FNV1_PRIME)
-    return s_id
+    return hashing.schema_id(_name_id(field_name) for field_name in schema or ())
 
 
 # -- the metaclass ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ stub, which needs only ``protocol.ipc``, does not pay for the whole codec.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 # public name -> the submodule that defines it (None: the name is a submodule itself)
 _EXPORTS: dict[str, str | None] = {
@@ -69,6 +68,8 @@ def __dir__() -> list[str]:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the names above, as type checkers see them (a test checks they agree)
+    from typing import Any
+
     from . import affinity as affinity
     from . import binary as binary
     from . import limits as limits
