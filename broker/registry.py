@@ -89,10 +89,6 @@ class BinaryTypes:
         except BrokerError as exc:
             done(exc)
 
-    def reset(self) -> None:
-        """Forget every type (the one way to drop what the registry knows)."""
-        self.registry.reset()
-
 
 def _error(outcome: object, what: str) -> BrokerError:
     """The error a worker gets when its request could not go on for want of a type: the

@@ -259,10 +259,3 @@ class Workers:
                 del self._labels[process]
         return gone
 
-    def transactions(self) -> Iterator[Transaction]:
-        for worker in self._workers.values():
-            yield from worker.transactions.values()
-
-    def cursors(self) -> Iterator[Cursor]:
-        for worker in self._workers.values():
-            yield from worker.cursors.values()

@@ -29,8 +29,6 @@ from .features import DEFAULT_FEATURES, Feature
 
 __all__ = ["DEFAULT_FEATURES", "NEED_DATA", "ClientConnection", "ConnectionConfig"]
 
-# CLUSTER_STATES, CLUSTER_GROUP_GET_NODES_ENDPOINTS, HEARTBEAT: none changes the layout
-# of an op we do not implement yet. Bits that do (7, 13, 18...) must wait for their codec.
 _MAX_FEATURE_BIT = 1023
 
 
