@@ -166,21 +166,7 @@ def _async_plain(fn: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
-# IPC op -> pyignite op code, for query events (pyignite's queries.op_codes names).
-OP_CODES: dict[str, int] = {
-    "cache_get": 1000, "cache_put": 1001, "cache_put_if_absent": 1002, "cache_get_all": 1003,
-    "cache_put_all": 1004, "cache_get_and_put": 1005, "cache_get_and_replace": 1006,
-    "cache_get_and_remove": 1007, "cache_get_and_put_if_absent": 1008, "cache_replace": 1009,
-    "cache_replace_if_equals": 1010, "cache_contains_key": 1011, "cache_contains_keys": 1012,
-    "cache_clear": 1013, "cache_clear_key": 1014, "cache_clear_keys": 1015,
-    "cache_remove_key": 1016, "cache_remove_if_equals": 1017, "cache_remove_keys": 1018,
-    "cache_remove_all": 1019, "cache_get_size": 1020, "cache_names": 1050,
-    "cache_create": 1051, "cache_get_or_create": 1052, "cache_config": 1055,
-    "cache_destroy": 1056, "scan": 2000, "select_row": 2002, "sql": 2004,
-    "cursor_close": 0, "binary_type_get": 3002, "binary_type_put": 3003, "tx_start": 4000,
-    "tx_end": 4001, "cluster_get_state": 5000, "cluster_set_state": 5001,
-    "cluster_wal": 5003,
-}
+# pyignite's names of the op codes (queries.op_codes), for query events.
 OP_NAMES: dict[int, str] = {
     0: "OP_RESOURCE_CLOSE", 1000: "OP_CACHE_GET", 1001: "OP_CACHE_PUT",
     1002: "OP_CACHE_PUT_IF_ABSENT", 1003: "OP_CACHE_GET_ALL", 1004: "OP_CACHE_PUT_ALL",
@@ -206,4 +192,7 @@ def op_code_of(call: Call) -> int | None:
     """The pyignite op code a call reports in query events (None: no event, e.g. ``ping``)."""
     if call.op_code is not None:
         return call.op_code
-    return OP_CODES.get(call.op)
+    from .envelope import ipc  # protocol.ipc.OPS: the one table of IPC ops and their codes
+
+    code: int | None = ipc().OPS.get(call.op)
+    return code

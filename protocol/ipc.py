@@ -30,6 +30,7 @@ from .binary.values import (
     Typed,
 )
 from .limits import MAX_DECIMAL_DIGITS, MAX_NESTING
+from .opcodes import OpCode
 
 IPC_VERSION = 1
 #: Largest request frame the broker accepts by default (bytes).
@@ -49,6 +50,37 @@ _MAX_DECIMAL_TEXT = MAX_DECIMAL_DIGITS + 24
 #: Bytes of the session prefix a stub puts before each ZeroMQ routing id (docs/ipc.md,
 #: "Liveness, sessions and ownership"): the sockets of one stub share its transactions.
 SESSION_BYTES = 16
+
+
+#: Every op the broker serves: its IPC name -> the Ignite op code it sends, which a stub reports
+#: in its query events as pyignite does (None: answered by the broker itself, or several codes).
+OPS: dict[str, int | None] = {
+    "hello": None, "ping": None, "node_for": None, "cursor_next": None,
+    "cache_get": OpCode.CACHE_GET, "cache_put": OpCode.CACHE_PUT,
+    "cache_put_if_absent": OpCode.CACHE_PUT_IF_ABSENT, "cache_get_all": OpCode.CACHE_GET_ALL,
+    "cache_put_all": OpCode.CACHE_PUT_ALL, "cache_get_and_put": OpCode.CACHE_GET_AND_PUT,
+    "cache_get_and_replace": OpCode.CACHE_GET_AND_REPLACE,
+    "cache_get_and_remove": OpCode.CACHE_GET_AND_REMOVE,
+    "cache_get_and_put_if_absent": OpCode.CACHE_GET_AND_PUT_IF_ABSENT,
+    "cache_replace": OpCode.CACHE_REPLACE,
+    "cache_replace_if_equals": OpCode.CACHE_REPLACE_IF_EQUALS,
+    "cache_contains_key": OpCode.CACHE_CONTAINS_KEY,
+    "cache_contains_keys": OpCode.CACHE_CONTAINS_KEYS, "cache_clear": OpCode.CACHE_CLEAR,
+    "cache_clear_key": OpCode.CACHE_CLEAR_KEY, "cache_clear_keys": OpCode.CACHE_CLEAR_KEYS,
+    "cache_remove_key": OpCode.CACHE_REMOVE_KEY,
+    "cache_remove_if_equals": OpCode.CACHE_REMOVE_IF_EQUALS,
+    "cache_remove_keys": OpCode.CACHE_REMOVE_KEYS, "cache_remove_all": OpCode.CACHE_REMOVE_ALL,
+    "cache_get_size": OpCode.CACHE_GET_SIZE, "cache_names": OpCode.CACHE_GET_NAMES,
+    "cache_create": OpCode.CACHE_CREATE_WITH_NAME,
+    "cache_get_or_create": OpCode.CACHE_GET_OR_CREATE_WITH_NAME,
+    "cache_config": OpCode.CACHE_GET_CONFIGURATION, "cache_destroy": OpCode.CACHE_DESTROY,
+    "scan": OpCode.QUERY_SCAN, "select_row": OpCode.QUERY_SQL, "sql": OpCode.QUERY_SQL_FIELDS,
+    "cursor_close": OpCode.RESOURCE_CLOSE, "binary_type_get": OpCode.BINARY_TYPE_GET,
+    "binary_type_put": OpCode.BINARY_TYPE_PUT, "tx_start": OpCode.TX_START,
+    "tx_end": OpCode.TX_END, "cluster_get_state": OpCode.CLUSTER_GET_STATE,
+    "cluster_set_state": OpCode.CLUSTER_CHANGE_STATE,
+    "cluster_wal": OpCode.CLUSTER_GET_WAL_STATE,
+}
 
 
 class Status(enum.IntEnum):
