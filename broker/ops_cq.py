@@ -18,7 +18,7 @@ MAX_TIME_INTERVAL_MS = 3_600_000
 
 
 def _time_interval(args: dict[str, Any]) -> int:
-    value = arg(args, "time_interval", int, 0)
+    value: int = arg(args, "time_interval", int, 0)
     if not 0 <= value <= MAX_TIME_INTERVAL_MS:
         raise BadRequest(f"argument 'time_interval' is {value}: allowed 0..{MAX_TIME_INTERVAL_MS}"
                          " ms (0: send when the buffer is full)")
