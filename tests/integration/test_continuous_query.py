@@ -271,3 +271,39 @@ def test_node_loss_is_reported_and_the_query_comes_back(broker, cluster):
         for key, seq in _per_key(events[:-1]).items():
             values = [g[2] for g in seq]
             assert values == sorted(values), f"key {key} out of order"
+
+
+def test_losing_another_node_loses_no_event(broker, cluster):
+    """backups=1: when a node other than the query's dies, Ignite's continuous-query failover
+    (backup queues) delivers every acknowledged put, and the broker has nothing to restart."""
+    name = _new_cache(broker, "cq-other-node")
+    endpoints = [broker.endpoint, broker.stream_endpoint]
+    procs, out, nodes = _start_subscribers(endpoints, name, "done")
+    addresses = [f"{h}:{p}" for h, p in cluster.addresses]
+    victim = 1 - addresses.index(nodes[0][1])
+    acked: list[tuple[str, int]] = []
+    try:
+        with Client(broker=broker.endpoint) as client:
+            client.connect()
+            cache = client.get_cache(name)
+            for i in range(200):
+                if i == 100:
+                    cluster.kill_node(victim, signal.SIGKILL)
+                key = f"k{i % KEYS}"
+                with contextlib.suppress(Exception):  # a put in flight on the killed node
+                    cache.put(key, i)
+                    acked.append((key, i))
+            cache.put("done", -1)
+            results = _collect(procs, out)
+    finally:
+        cluster.start_node(victim)
+    assert len(results) == len(procs)
+    for pid, got in results.items():
+        events = [(g[0], g[2]) for g in got[:-1]]
+        print(f"subscriber {pid}: {len(events)} events for {len(acked)} acknowledged puts, "
+              f"missed notices: {sum(g[0] == 'missed' for g in got)}")
+        assert not [g for g in got if g[0] == "missed"], pid
+        assert set(acked) <= set(events), f"subscriber {pid}: acknowledged puts not delivered"
+        for key, seq in _per_key(got[:-1]).items():
+            values = [g[2] for g in seq]
+            assert values == sorted(values), f"key {key} out of order"
