@@ -224,6 +224,7 @@ class ContinuousQueries:
         if query.idle:  # everyone left while it started
             self._close(query)
             return
+        had = list(query.subscribers.values())  # before the loss: they may have missed some
         waiting, query.waiting = query.waiting, []
         for sub, reply in waiting:  # the replies go before any event of the query
             query.subscribers[sub.handle] = sub
@@ -233,8 +234,9 @@ class ContinuousQueries:
             self.restarts += 1
             _log.info("continuous_query_restarted", cache=query.key.cache_id, node=conn.name,
                       subscribers=len(query.subscribers))
-            for sub in list(query.subscribers.values()):
-                self._send(sub, {EVENT_SUB: sub.handle, EVENT_MISSED: reason})
+            for sub in had:
+                if sub.handle in query.subscribers:
+                    self._send(sub, {EVENT_SUB: sub.handle, EVENT_MISSED: reason})
 
     def _start_failed(self, query: SharedQuery, exc: BrokerError) -> None:
         """A connection problem while restarting waits for the next connection; anything else
