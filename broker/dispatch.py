@@ -236,7 +236,9 @@ class Dispatcher:
         limits: Limits | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        from .continuous import ContinuousQueries
         from .ops_admin import HANDLERS as ADMIN
+        from .ops_cq import HANDLERS as CQ
         from .ops_kv import HANDLERS as KV
         from .ops_query import HANDLERS as QUERY
 
@@ -245,7 +247,7 @@ class Dispatcher:
         self.broker_info = broker_info
         self.limits = limits or Limits()
         self.in_flight = 0
-        self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN}
+        self._handlers: dict[str, Handler] = {**KV, **QUERY, **ADMIN, **CQ}
         self.metrics = metrics or Metrics()
         self.metrics.known_ops = frozenset(self._handlers)
         self._cache_ids: dict[str, int] = {}
@@ -266,6 +268,7 @@ class Dispatcher:
         self.paused = False  # admin pause: every request is parked until resume
         self.latencies = Latencies()
         pool.on_ready.append(self.resume_parked)
+        self.continuous = ContinuousQueries(self)  # subscriptions (ops_cq.py)
 
     # -- entry --------------------------------------------------------------------------------
 

@@ -111,6 +111,7 @@ class Frontend:
         self.listeners = Listeners()
         self._servers: list[asyncio.AbstractServer] = []
         self._streams: set[StreamWorker] = set()
+        self._stream_ids: dict[bytes, StreamWorker] = {}
         self._stream_numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_scheduled = False
@@ -345,6 +346,18 @@ class Frontend:
         if not self._send(identity, self.encode_reply(request_id, status, payload)):
             self.replies_dropped += 1
 
+    def push(self, identity: bytes, status: int, payload: Any, max_unread: int) -> bool:
+        """An unsolicited message (request id 0, e.g. EVENT) to a worker; False when it cannot
+        take it now: gone, or (ZeroMQ) its queue at the socket's high-water mark, or
+        (unix://) more than ``max_unread`` bytes of earlier messages still unread."""
+        message = self.encode_reply(0, status, payload)
+        stream = self._stream_ids.get(identity)
+        if stream is not None:
+            return stream.push(message, max_unread)
+        if identity.startswith(_STREAM_IDENTITY_PREFIX):
+            return False  # a stream worker that disconnected
+        return self._send(identity, message)
+
     def _send(self, identity: bytes, message: bytes) -> bool:
         try:
             self._sock.send(identity, _SNDMORE_NOBLOCK)
@@ -388,6 +401,7 @@ class Frontend:
                              connected=len(self._streams), suppressed=held)
             return False
         self._streams.add(worker)
+        self._stream_ids[worker.identity] = worker
         return True
 
     def streams(self) -> dict[bytes, StreamWorker]:
@@ -398,6 +412,7 @@ class Frontend:
         if worker not in self._streams:
             return
         self._streams.discard(worker)
+        self._stream_ids.pop(worker.identity, None)
         self.budget.forget(worker.identity)
         if self._on_disconnect is not None:
             self._on_disconnect(worker.identity)
@@ -584,6 +599,24 @@ class StreamWorker(asyncio.Protocol):
             return True
         budget.wait(self, self.update_reading)
         return False
+
+    def push(self, message: bytes, max_unread: int) -> bool:
+        """An unsolicited message after the replies already due; False (not sent) while more
+        than ``max_unread`` bytes wait for the worker to read them, or once it is closing."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._going_away:
+            return False
+        if transport.get_write_buffer_size() + sum(map(len, self._outbuf)) > max_unread:
+            return False
+        data = frame(message)
+        batch = self.frontend.reply_batch
+        if batch.active:
+            if not self._outbuf:
+                batch.dirty.append(self)
+            self._outbuf.append(data)
+        else:
+            transport.write(data)
+        return True
 
     def reply(self, request_id: int, status: int, payload: Any) -> None:
         self._in_flight -= 1

@@ -199,6 +199,7 @@ class Broker:
             knows=self.workers.knows,
         )
         self.janitor.frontend = self.frontend
+        dispatcher.continuous.push = self.frontend.push  # continuous-query events
         self.janitor.stalled_timeout = cfg.limits_stalled_request_timeout
         watch_broker(metrics, asyncio.get_running_loop(), pool=self.pool, dispatcher=dispatcher,
                      workers=self.workers, frontend=self.frontend, janitor=self.janitor)

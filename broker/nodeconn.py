@@ -8,7 +8,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from protocol import (
     NEED_DATA,
@@ -34,6 +34,15 @@ from .stream import Connector, Stream, StreamError
 #: the connection before an answer came.
 Outcome = Response | ErrorResponse | BaseException
 Callback = Callable[[Outcome], None]
+
+
+class ResourceListener(Protocol):
+    """Who gets the notifications of one server resource (a continuous query) on a connection,
+    and hears when that connection is lost (the node released the resource then)."""
+
+    def notified(self, event: Notification) -> None: ...
+
+    def connection_lost(self, conn: NodeConnection, reason: str) -> None: ...
 
 _log = log.get("nodeconn")
 _callback_log = log.Throttle()
@@ -121,6 +130,8 @@ class NodeConnection(asyncio.Protocol):
         self.last_received = time.monotonic()  # ... and of the last bytes from the node
         self.heartbeat_in_flight = False
         self.heartbeat_interval = float("inf")  # set by the pool after the handshake
+        #: resource id -> who gets its notifications (broker/continuous.py)
+        self.listeners: dict[int, ResourceListener] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self.closed_reason else ("open" if self._transport else "new")
@@ -301,9 +312,21 @@ class NodeConnection(asyncio.Protocol):
         elif isinstance(event, HandshakeRejected):
             self._on_rejected(event)
         elif isinstance(event, Notification):
-            _log.debug("notification_ignored", op=event.op, resource=event.resource_id)
+            listener = self.listeners.get(event.resource_id)
+            if listener is None:
+                _log.debug("notification_ignored", op=event.op, resource=event.resource_id)
+            else:
+                self._notify(listener, event)
         elif isinstance(event, ConnectionClosed):
             self.close("node closed the connection", ClosedByNode)
+
+    def _notify(self, listener: ResourceListener, event: Notification) -> None:
+        """Hand a notification over; a bug in the listener must not end the connection."""
+        try:
+            listener.notified(event)
+        except Exception as exc:
+            if (held := _callback_log.allow()) is not None:
+                _log.error("listener_failed", node=self.name, exc_info=exc, suppressed=held)
 
     def _on_rejected(self, event: HandshakeRejected) -> None:
         if event.retry_version is not None and self._transport is not None:
@@ -379,3 +402,9 @@ class NodeConnection(asyncio.Protocol):
             self._settle(callback, not_sent)
         if self._on_lost is not None:
             self._on_lost(self, reason)
+        listeners, self.listeners = self.listeners, {}
+        for listener in listeners.values():
+            try:
+                listener.connection_lost(self, reason)
+            except Exception as exc:
+                _log.error("listener_failed", node=self.name, exc_info=exc)

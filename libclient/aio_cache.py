@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .cache import Spec
+    from .continuous import AioContinuousQuery
 
 __all__ = ["AioCache", "create_cache", "get_cache", "get_or_create_cache"]
 
@@ -48,6 +49,16 @@ class AioCache(CacheSpecs):
              timeout: float = 0) -> AioScanCursor:
         """All key-value pairs, paged; runs on ``async with`` or ``await``."""
         return AioScanCursor(self._client, self._scan_args(page_size, partitions, local))
+
+
+    def query_continuous(self, *, page_size: int = 1, time_interval: int = 0,
+                         include_expired: bool = False) -> AioContinuousQuery:
+        """Subscribe to this cache's changes (see Cache.query_continuous): ``async with await
+        cache.query_continuous() as events: async for event in events``."""
+        from .continuous import AioContinuousQuery
+
+        return AioContinuousQuery(self._client, self._name, page_size=page_size,
+                                  time_interval=time_interval, include_expired=include_expired)
 
 
 bind_async(AioCache)

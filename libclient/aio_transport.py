@@ -78,6 +78,8 @@ class AioChannel(core.ChannelState):
         self.lost: asyncio.Future[bool | str] = loop.create_future()
         self.pinger: asyncio.Task[None] | None = None
         self.on_lost: Callable[[], None] | None = None
+        #: A subscription's channel (continuous.py): who gets its EVENT messages.
+        self.events: Callable[[bytes], None] | None = None
         # A finalizer (not __del__) so a forked child never closes its parent's socket.
         self._finalizer = weakref.finalize(self, _close_socket, sock, self.pid)
 
@@ -99,7 +101,10 @@ class AioChannel(core.ChannelState):
         try:
             matched = self.reply_to(message)
             if matched is None:
-                return is_going_away(unpack_reply(message))
+                reply = unpack_reply(message)
+                if self.events is not None and reply.request_id == 0:
+                    self.events(message)  # EVENT (or TOO_LARGE, which it ignores)
+                return is_going_away(reply)
         except BrokerProtocolError:
             return False  # not ours to fail: the waiter times out with a clear error
         if not matched[0].done():
@@ -207,7 +212,7 @@ class AioZmqChannel(AioChannel):
 
     async def _read(self) -> None:
         zmq = zmq_module()
-        while self.in_flight and not self.closed:
+        while (self.in_flight or self.events is not None) and not self.closed:
             if await self.sock.poll(_LIVENESS_SLICE_MS, zmq.POLLIN):
                 self._receive_ready()
             elif not self.writable():
@@ -486,6 +491,14 @@ class AioTransport(TransportBase):
 
     def hold(self) -> AioHold:
         return AioHold(self, self.channel())
+
+    def new_channel(self, loop: asyncio.AbstractEventLoop) -> AioChannel:
+        """A channel of its own (a continuous-query subscription's), outside the per-loop
+        ones: its calls are pinned to it by a hold, and the caller closes it."""
+        self._checkpid()
+        if self._closed:
+            raise closed_error(self._again)
+        return self._open_channel(loop)
 
     async def close(self) -> None:
         self._closed = True

@@ -13,9 +13,10 @@ from .transaction import current_tx
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable
+    from collections.abc import Callable, Generator, Iterable
     from typing import Any
 
+    from .continuous import ContinuousQuery
     from .cursors import ScanCursor, SqlCursor
 
     Spec = Generator[Call, Any, Any]
@@ -335,6 +336,21 @@ class Cache(CacheSpecs):
                 "page_size": page_size, "distributed_joins": distributed_joins,
                 "replicated_only": replicated_only, "local": local, "timeout": timeout}
         return SqlCursor(self._client, args, query_args)
+
+
+    def query_continuous(self, *, page_size: int = 1, time_interval: int = 0,
+                         include_expired: bool = False,
+                         listener: Callable[[Any], None] | None = None) -> ContinuousQuery:
+        """Subscribe to this cache's changes (Ignite's ContinuousQuery; the broker shares one
+        server query among its workers).  Iterate the result, or give ``listener``: a thread
+        calls it with each event.  ``page_size`` events are collected on the node before they
+        are sent, or fewer after ``time_interval`` ms (0: no time limit); close it (or use
+        ``with``) to unsubscribe."""
+        from .continuous import ContinuousQuery
+
+        return ContinuousQuery(self._client, self._name, page_size=page_size,
+                               time_interval=time_interval, include_expired=include_expired,
+                               listener=listener)
 
 
 bind_sync(Cache)

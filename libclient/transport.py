@@ -136,6 +136,11 @@ class Channel(core.ChannelState):
         """Drop replies nobody waits for (earlier pings) without blocking."""
         raise NotImplementedError
 
+    def receive(self, timeout: float) -> Any:
+        """The next message whatever it answers (a subscription's channel: its events), None
+        when nothing came within ``timeout``, or LOST when the connection ended."""
+        raise NotImplementedError
+
     def retire(self) -> None:
         """The broker said it processes nothing more sent on this connection: the next
         request goes on a new one (to the next broker)."""
@@ -241,6 +246,17 @@ class ZmqChannel(Channel):
                     self._notice(message)
             elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
                 return LOST
+
+    def receive(self, timeout: float) -> Any:
+        zmq = zmq_module()
+        if self.sock.poll(int(timeout * 1000), zmq.POLLIN):
+            try:
+                return self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+        if not self.sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
+            return LOST
+        return None
 
     def _notice(self, message: bytes) -> None:
         """A message nobody waits for: a GOING_AWAY marks the socket for retirement."""
@@ -361,6 +377,26 @@ class StreamChannel(Channel):
                 self._drop()
                 return LOST
             self.unread.extend(self.reader.feed(data))  # type: ignore[arg-type]
+
+    def receive(self, timeout: float) -> Any:
+        end = time.monotonic() + timeout
+        while not self.unread:
+            sock = self.sock.socket
+            if sock is None:
+                return LOST
+            try:
+                data = sock.recv(_RECV_BYTES)  # a receive-timeout slice at most
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    return None
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self._drop()
+                return LOST
+            self.unread.extend(self.reader.feed(data))  # type: ignore[arg-type]
+        return self.unread.pop(0)
 
     def drain(self) -> None:
         sock = self.sock.socket
@@ -542,6 +578,21 @@ class Transport(TransportBase):
 
     def hold(self) -> Hold:
         return Hold(self.channel(), self.heartbeat_interval)
+
+    def new_channel(self) -> Channel:
+        """A channel of its own (a continuous-query subscription's), outside the per-thread
+        ones: the caller drives it and closes it."""
+        self._checkpid()
+        if self._closed:
+            raise closed_error(self._again)
+        return self._open_channel()
+
+    def request_on(self, chan: Channel, call: Call, deadline: float) -> Any:
+        """``request`` on ``chan`` (from ``new_channel``)."""
+        now = time.monotonic()
+        exchange = Exchange(call, self.endpoint, now, deadline, self.retries)
+        with chan.lock:
+            return self._drive(chan, exchange)
 
     def close(self) -> None:
         self._checkpid()

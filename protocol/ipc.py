@@ -103,6 +103,9 @@ class Status(enum.IntEnum):
     # Every request sent on it that has no reply before this message was not processed (as
     # NOT_PROCESSED); the broker reads nothing more and closes it (HTTP/2's GOAWAY).
     GOING_AWAY = 11
+    # Request id 0, not a reply: a continuous-query subscription's events (or its "missed" or
+    # "ended" notice) pushed to the worker that subscribed; see EVENT_* below and docs/ipc.md.
+    EVENT = 12
 
 
 class ExtCode(enum.IntEnum):
@@ -167,6 +170,17 @@ class Reply(NamedTuple):
 
 #: The request id of a GOING_AWAY message (it answers no one request).
 GOING_AWAY_REQUEST_ID = 0
+#: ... and of an EVENT message.
+EVENT_REQUEST_ID = 0
+
+# The keys of an EVENT message's payload: ``{"sub": handle, "events": [[key, old_value,
+# value, event_type], ...]}``, or instead of "events" one of "missed" (a reason: the broker
+# re-established the subscription's query after losing it, events in between may be lost)
+# and "ended" (an error map: the subscription is over, nothing more comes for it).
+EVENT_SUB = "sub"
+EVENT_EVENTS = "events"
+EVENT_MISSED = "missed"
+EVENT_ENDED = "ended"
 
 
 def error_payload(

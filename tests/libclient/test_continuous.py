@@ -1,0 +1,57 @@
+"""libclient/continuous.py without a broker: how a subscription reads pushed EVENT messages
+(its own, an earlier subscription's, a ping's reply, GOING_AWAY) and checks its arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from libclient.continuous import (
+    CacheEntryEvent,
+    EventsMissed,
+    EventType,
+    SubscriptionEnded,
+    _events,
+    _Inbox,
+    _Reconnect,
+    subscribe_args,
+)
+from protocol.ipc import Status, error_payload, pack_reply
+
+
+def _inbox(handle: int = 7) -> _Inbox:
+    inbox = _Inbox()
+    inbox.handle = handle
+    return inbox
+
+
+def test_events_missed_and_ended_are_told_apart() -> None:
+    inbox = _inbox()
+    inbox.take(pack_reply(0, Status.EVENT, {"sub": 7, "events": [["k", None, 1, 0]]}))
+    inbox.take(pack_reply(0, Status.EVENT, {"sub": 7, "missed": "node lost"}))
+    assert list(inbox.items) == [[["k", None, 1, 0]], EventsMissed("node lost")]
+    assert inbox.ended is None
+    inbox.take(pack_reply(0, Status.EVENT, {"sub": 7, "ended": error_payload(
+        "slow_subscriber", "too slow")}))
+    assert isinstance(inbox.ended, SubscriptionEnded) and "too slow" in str(inbox.ended)
+
+
+def test_other_messages_are_not_events() -> None:
+    inbox = _inbox()
+    inbox.take(pack_reply(0, Status.EVENT, {"sub": 6, "events": [["old", None, 1, 0]]}))
+    inbox.take(pack_reply(12345, Status.OK, None))  # a ping's reply
+    assert not inbox.items and inbox.ended is None
+    with pytest.raises(_Reconnect):
+        inbox.take(pack_reply(0, Status.GOING_AWAY, error_payload("not_processed", "bye")))
+
+
+def test_rows_become_typed_events() -> None:
+    assert _events([["k", 1, 2, 1], ["k", 2, None, 2]]) == [
+        CacheEntryEvent("k", 1, 2, EventType.UPDATED),
+        CacheEntryEvent("k", 2, None, EventType.REMOVED)]
+
+
+@pytest.mark.parametrize("bad", [{"page_size": 0}, {"page_size": "1"}, {"time_interval": -1}])
+def test_bad_options_fail_before_anything_is_sent(bad: dict) -> None:
+    options = {"page_size": 1, "time_interval": 0, "include_expired": False, **bad}
+    with pytest.raises(ValueError):
+        subscribe_args("c", **options)
