@@ -80,6 +80,8 @@ OPS: dict[str, int | None] = {
     "tx_end": OpCode.TX_END, "cluster_get_state": OpCode.CLUSTER_GET_STATE,
     "cluster_set_state": OpCode.CLUSTER_CHANGE_STATE,
     "cluster_wal": OpCode.CLUSTER_GET_WAL_STATE,
+    # one server query per cache and options, shared by every subscriber (broker/continuous.py)
+    "cq_subscribe": None, "cq_unsubscribe": None,
 }
 
 
