@@ -277,7 +277,7 @@ def _log_level(broker: Broker, args: list[str]) -> Any:
     if len(args) != 1 or args[0] not in log.LEVELS:
         raise ConfigError("usage: log-level " + "|".join(log.LEVELS))
     log.set_level(args[0])
-    _log.warning("log_level_changed", by="admin", level=args[0])
+    _log.warning("log_level_changed", by="admin", to=args[0])
     return {"level": args[0], "until": "the next reload or restart (log.level)"}
 
 
