@@ -50,7 +50,8 @@ def configure(level: str = "info", fmt: str = "console", stream: IO[str] | None 
     logging.captureWarnings(True)  # warnings.warn() becomes a line too, not a bare stderr write
 
 
-def _component_from_logger_name(logger: Any, method: str, event: dict[str, Any]) -> Any:
+def _component_from_logger_name(logger: Any, method: str,
+                                event: structlog.typing.EventDict) -> structlog.typing.EventDict:
     """A standard-library line says which library wrote it, as ours say which module."""
     record = event.get("_record")
     if record is not None:
