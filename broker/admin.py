@@ -263,12 +263,22 @@ def _kill_client(broker: Broker, args: list[str]) -> Any:
         broker.janitor.release(worker, "killed by admin")
         stream = streams.get(identity)
         if stream is not None:
-            stream.transport.abort()
+            stream.close("killed by admin")
         killed.append(identity.hex())
     if not killed:
         raise ConfigError(f"kill-client {' '.join(args)}: no such client")
     _log.warning("clients_killed", by="admin", clients=killed)
     return {"killed": killed}
+
+
+def _log_level(broker: Broker, args: list[str]) -> Any:
+    """The level of every log line from now until the next reload or restart (which apply
+    ``log.level`` again)."""
+    if len(args) != 1 or args[0] not in log.LEVELS:
+        raise ConfigError("usage: log-level " + "|".join(log.LEVELS))
+    log.set_level(args[0])
+    _log.warning("log_level_changed", by="admin", to=args[0])
+    return {"level": args[0], "until": "the next reload or restart (log.level)"}
 
 
 ACTIONS: dict[str, Callable[[Broker, list[str]], Any]] = {
@@ -277,6 +287,7 @@ ACTIONS: dict[str, Callable[[Broker, list[str]], Any]] = {
     "reload": _reload,
     "drain": _drain,
     "kill-client": _kill_client,
+    "log-level": _log_level,
 }
 
 USAGE = ("status, show " + "|".join(SHOW) + ", " + ", ".join(ACTIONS)

@@ -183,6 +183,8 @@ _ADMIN_VERBS = {
     "drain": "stop taking requests, finish the ones in flight, exit (as SIGTERM)",
     "kill-client": "disconnect a worker and release its transactions and cursors: "
                    "kill-client ID | kill-client --pid PID",
+    "log-level": "the log level from now until the next reload or restart: "
+                 "debug|info|warning|error",
 }
 
 
@@ -197,6 +199,8 @@ def _add_admin_parser(sub: Any) -> None:
         if verb == "show":
             p.add_argument("words", nargs=1, metavar="WHAT", choices=(
                 "nodes", "clients", "stats", "topology", "config", "registry", "version"))
+        elif verb == "log-level":
+            p.add_argument("words", nargs=1, metavar="LEVEL", choices=tuple(log.LEVELS))
         elif verb == "kill-client":
             target = p.add_mutually_exclusive_group(required=True)
             target.add_argument("client", nargs="?", metavar="ID", help="from show clients")

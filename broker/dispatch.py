@@ -16,7 +16,7 @@ from protocol.binary.registry import BinaryType, CodecContext
 from protocol.errors import UnknownSchema
 from protocol.ipc import Request, Status, error_payload
 
-from . import log
+from . import log, refusals
 from .cachechanges import CacheChanges
 from .errors import (
     BadRequest,
@@ -167,6 +167,7 @@ class _Exchange:
         worker = self.worker
         if status != _OK:
             worker.errors += 1
+            refusals.answered(worker.identity, self.op, status, payload)
         worker.in_flight -= 1
         dispatcher = self.dispatcher
         dispatcher.in_flight -= 1
@@ -280,6 +281,7 @@ class Dispatcher:
         except Overloaded as exc:
             self.metrics.refused("max_workers")
             self.metrics.answered(request.op, exc.status, 0.0, None)
+            refusals.answered(identity, request.op, exc.status, error_of(exc))
             send_reply(request.request_id, exc.status, error_of(exc))
             return
         if worker.account is None:

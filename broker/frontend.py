@@ -28,17 +28,16 @@ from protocol.ipc import pack_reply as _pack_reply
 from protocol.ipc import unpack_request as _unpack_request
 from protocol.ipcstream import MessageReader, Oversized, frame, is_stream_endpoint, stream_path
 
-from . import log
+from . import log, refusals
 from .access import Access, PeerPolicy, parse_zap_peer, peer_credentials
 from .budget import TRACKED_BYTES, MemoryBudget
 from .errors import MAX_ERROR_MESSAGE, clip
 from .metrics import NO_OP, Metrics
 from .nodeconn import WriteBatch
 from .sockets import Listeners
-from .workers import Peer
+from .workers import STREAM_IDENTITY_PREFIX, Peer
 
 _log = log.get("frontend")
-_rejected_log = log.Throttle()
 _failure_log = log.Throttle()
 _refused_log = log.Throttle()
 _monotonic = time.monotonic
@@ -51,8 +50,6 @@ _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
 #: Stream workers: reading pauses while this many reply bytes wait for the worker to read them.
 _STREAM_WRITE_HIGH = 4 * 1024 * 1024
-#: Identities of stream workers start with a zero byte, so each connection is its own session.
-_STREAM_IDENTITY_PREFIX = b"\x00stream"
 
 ReplyTo = Callable[[int, int, Any], None]  # (request id, status, payload)
 
@@ -69,7 +66,7 @@ class Frontend:
         max_request_bytes: int,
         socket_mode: int,
         batch: WriteBatch | None = None,
-        on_disconnect: Callable[[bytes], None] | None = None,
+        on_disconnect: Callable[[bytes, str], None] | None = None,
         stream_window: int = 1024,
         reply_batch: WriteBatch | None = None,
         budget: MemoryBudget | None = None,
@@ -152,7 +149,7 @@ class Frontend:
         for server in self._servers:
             server.close()
         for worker in list(self._streams):
-            worker.transport.abort()
+            worker.close("broker stopped")
         self.listeners.close()
 
     def stop_accepting(self, peers: Iterable[bytes] = ()) -> None:
@@ -169,7 +166,7 @@ class Frontend:
             server.close()
         self._unlink_ipc_files()
         for identity in peers:
-            if not identity.startswith(_STREAM_IDENTITY_PREFIX):
+            if not identity.startswith(STREAM_IDENTITY_PREFIX):
                 self._send(identity, _going_away())
         for worker in list(self._streams):
             worker.go_away()
@@ -204,14 +201,15 @@ class Frontend:
             self.budget.take_request(identity, request.request_id, len(message))
         if not self.accepting:
             self.last_refused = _monotonic()
-            self._refused(request.op, Status.NOT_PROCESSED, "not_processed")
-            reply(request.request_id, Status.NOT_PROCESSED, not_processed_payload())
+            self._refused(identity, request.op, Status.NOT_PROCESSED, "not_processed",
+                          not_processed_payload(), request.request_id, reply)
             return
         if request.deadline_ms and request.deadline_ms < time.time() * 1000:
-            self._refused(request.op, Status.DEADLINE_EXCEEDED, "deadline_passed_on_arrival")
-            reply(request.request_id, Status.DEADLINE_EXCEEDED,
-                  error_payload("deadline_exceeded", "the request's deadline passed before "
-                                "the broker could send it", maybe_applied=False))
+            self._refused(identity, request.op, Status.DEADLINE_EXCEEDED,
+                          "deadline_passed_on_arrival", error_payload(
+                              "deadline_exceeded", "the request's deadline passed before "
+                              "the broker could send it", maybe_applied=False),
+                          request.request_id, reply)
             return
         try:
             self._dispatch(identity, request, reply)
@@ -230,11 +228,10 @@ class Frontend:
             status, request_id = Status.UNSUPPORTED_VERSION, exc.request_id
         elif isinstance(exc, _TooLarge):
             status = Status.TOO_LARGE
-        message = clip(str(exc))
+        payload = error_payload("bad_request", clip(str(exc)))
         self.metrics.answered(NO_OP, status, 0.0, None)
-        if (held := _rejected_log.allow()) is not None:
-            _log.info("request_rejected", worker=identity.hex(), reason=message, suppressed=held)
-        reply(request_id, status, error_payload("bad_request", message))
+        refusals.answered(identity, NO_OP, status, payload)
+        reply(request_id, status, payload)
 
     # -- ZeroMQ ---------------------------------------------------------------------------------
 
@@ -307,13 +304,10 @@ class Frontend:
     def refuse_over_budget(self, identity: bytes, reply: ReplyTo) -> None:
         """A ZeroMQ request the memory budget cannot take (stream workers wait instead)."""
         self.requests_rejected += 1
-        self._refused(NO_OP, Status.OVERLOADED, "memory_budget")
-        if (held := _refused_log.allow()) is not None:
-            _log.info("request_refused", worker=identity.hex(), reason="memory budget",
-                      held_bytes=self.budget.held, suppressed=held)
-        reply(0, Status.OVERLOADED, error_payload(
+        self._refused(identity, NO_OP, Status.OVERLOADED, "memory_budget", error_payload(
             "overloaded", "the broker's memory budget for requests is spent "
-            "(limits.memory_budget, limits.worker_memory): retry later", maybe_applied=False))
+            "(limits.memory_budget, limits.worker_memory): retry later", maybe_applied=False),
+            0, reply)
 
     def encode_reply(self, request_id: int, status: int, payload: Any) -> bytes:
         """Every reply passes here: an error's message is bounded once, whoever wrote it."""
@@ -332,9 +326,13 @@ class Frontend:
             return _pack_reply(request_id, Status.INTERNAL, error_payload(
                 "internal", "broker error: the broker logged it"))
 
-    def _refused(self, op: str, status: int, reason: str) -> None:
+    def _refused(self, identity: bytes, op: str, status: int, reason: str, payload: Any,
+                 request_id: int, reply: ReplyTo) -> None:
+        """Answer a request the front end refuses: counted, logged (throttled), replied."""
         self.metrics.refused(reason)
         self.metrics.answered(op, status, 0.0, None)
+        refusals.answered(identity, op, status, payload)
+        reply(request_id, status, payload)
 
     def peer_connected(self, identity: bytes, peer: Peer) -> None:
         if self._on_peer is not None:
@@ -375,7 +373,7 @@ class Frontend:
 
     def _new_stream_worker(self) -> StreamWorker:
         number = next(self._stream_numbers)
-        return StreamWorker(self, _STREAM_IDENTITY_PREFIX + number.to_bytes(8, "big"))
+        return StreamWorker(self, STREAM_IDENTITY_PREFIX + number.to_bytes(8, "big"))
 
     def hold_node_writes(self) -> None:
         """Hold node writes until every stream worker readable in this event-loop iteration
@@ -408,14 +406,14 @@ class Frontend:
         """The connected stream workers by identity (admin)."""
         return {worker.identity: worker for worker in self._streams}
 
-    def stream_closed(self, worker: StreamWorker) -> None:
+    def stream_closed(self, worker: StreamWorker, reason: str) -> None:
         if worker not in self._streams:
             return
         self._streams.discard(worker)
         self._stream_ids.pop(worker.identity, None)
         self.budget.forget(worker.identity)
         if self._on_disconnect is not None:
-            self._on_disconnect(worker.identity)
+            self._on_disconnect(worker.identity, reason)
 
     def _pause_all_streams(self) -> None:
         """The memory budget is spent: no stream worker is read until bytes are freed (each
@@ -429,9 +427,8 @@ class Frontend:
         stalled = [w for w in self._streams if w.stalled_since(now) > timeout]
         for worker in stalled:
             self.stalled_closed += 1
-            _log.info("connection_closed", worker=worker.identity.hex(),
-                      reason="stalled mid-request", held_bytes=worker.buffered)
-            worker.transport.abort()
+            worker.close(f"stalled mid-request for over {timeout:g}s "
+                         f"(limits.stalled_request_timeout), {worker.buffered} bytes held")
         return len(stalled)
 
 
@@ -460,6 +457,7 @@ class StreamWorker(asyncio.Protocol):
         self.buffered = 0  # bytes read but not yet served: a partial frame and waiting ones
         self._last_data = _monotonic()
         self.peer: tuple[int, int, int] | None = None
+        self.close_reason: str | None = None  # the broker's, when the broker closes it
 
     def __repr__(self) -> str:
         return f"<StreamWorker {self.identity.hex()} in_flight={self._in_flight}>"
@@ -483,8 +481,15 @@ class StreamWorker(asyncio.Protocol):
         self._waiting.clear()
         self._stopped = True  # nothing more to read: never waits for the budget again
         self.frontend.budget.stop_waiting(self)
-        self.frontend.stream_closed(self)
+        reason = self.close_reason or (f"connection error: {exc}" if exc is not None
+                                       else "closed by the worker")
+        self.frontend.stream_closed(self, reason)
         self.buffered = 0
+
+    def close(self, reason: str) -> None:
+        """Close the connection now (what it had sent and not been answered is dropped)."""
+        self.close_reason = self.close_reason or reason
+        self.transport.abort()
 
     def stalled_since(self, now: float) -> float:
         """Seconds since the last bytes, while part of a request is buffered (else 0)."""
@@ -563,6 +568,7 @@ class StreamWorker(asyncio.Protocol):
         close."""
         self.stop_reading()
         self._going_away = True
+        self.close_reason = "broker stopping (GOING_AWAY sent)"
         self._waiting.clear()
         if self._in_flight == 0:
             self._say_goodbye()

@@ -208,7 +208,7 @@ class NodePool:
             backoff = 0.1
             if was_down and not await self._warm_up(conn):
                 continue
-            was_down = False
+            returning, was_down = was_down, False
             await self._agree_heartbeat(conn)
             lost = asyncio.Event()
             self._lost_events[conn] = lost
@@ -217,7 +217,8 @@ class NodePool:
             self._first_ready.set()
             for callback in self.on_ready:
                 callback()
-            _log.info("node_connected", node=f"{host}:{port}", slot=slot,
+            _log.info("node_readmitted" if returning else "node_connected",
+                      node=f"{host}:{port}", slot=slot,
                       node_id=str(accepted.node_id), version=".".join(map(str, accepted.version)))
             await lost.wait()
 

@@ -6,7 +6,8 @@ session, released as soon as it closes).  ZeroMQ stubs that set their routing id
 ``session (16 bytes) + suffix`` group their sockets into one *session*: traffic on any socket
 of a session keeps all of them alive (so a stub's heartbeat thread vouches for its other
 threads).  When a session goes quiet for longer than the liveness bound, the janitor releases
-everything its workers own.
+everything its workers own.  Each worker's connect and disconnect is logged here, where its
+peer and label are known.
 """
 
 from __future__ import annotations
@@ -19,10 +20,17 @@ from typing import Any, TypeVar
 
 from protocol.ipc import SESSION_BYTES
 
+from . import log
 from .errors import Overloaded
 from .nodeconn import NodeConnection
 
 T = TypeVar("T", bound="Transaction | Cursor")
+
+_log = log.get("workers")
+
+#: Identities of stream workers start with a zero byte, so each connection is its own session
+#: (libzmq's own routing ids are 5 bytes).
+STREAM_IDENTITY_PREFIX = b"\x00stream"
 
 
 @dataclass(slots=True)
@@ -179,6 +187,8 @@ class Workers:
         # (uid, pid) -> the label one of its workers said in hello: its other sockets (other
         # threads' connections) are counted under it too
         self._labels: dict[tuple[int | None, int], str] = {}
+        # stream identity -> its peer, from accept to close (for the disconnect line)
+        self._connected: dict[bytes, Peer] = {}
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -201,6 +211,8 @@ class Workers:
                 connected_at=time.time())
             if peer is not None and peer.pid is not None:
                 worker.label = self._labels.get((peer.uid, peer.pid))
+            if not identity.startswith(STREAM_IDENTITY_PREFIX):  # streams: logged at accept
+                _log.info("worker_connected", **self._fields(identity, peer, worker))
         self._last_seen[worker.session] = now
         return worker
 
@@ -212,6 +224,9 @@ class Workers:
         if len(self._peers) >= self.max_workers:  # identities that never sent a request
             self._peers.clear()
         self._peers[identity] = peer
+        if peer.transport == "unix":  # accepted (ZeroMQ: logged at its first request)
+            self._connected[identity] = peer
+            _log.info("worker_connected", **self._fields(identity, peer, None))
 
     def set_label(self, worker: Worker, label: str) -> None:
         """The worker said its label: it and its process's other workers carry it."""
@@ -225,17 +240,37 @@ class Workers:
                     and (other.peer.uid, other.peer.pid) == (peer.uid, peer.pid)):
                 other.label, other.account = label, None
 
-    def forget(self, identity: bytes) -> Worker | None:
+    def forget(self, identity: bytes, reason: str = "killed by admin") -> Worker | None:
         """Drop a worker now (``admin kill-client``); its next request makes a new one."""
-        return self._workers.pop(identity, None)
+        worker = self._workers.pop(identity, None)
+        if worker is not None and not identity.startswith(STREAM_IDENTITY_PREFIX):
+            _log.info("worker_disconnected", reason=f"{reason} (forgotten: ZeroMQ has no "
+                      "connection to close)", **self._fields(identity, worker.peer, worker))
+        return worker  # a stream worker's line comes when its connection closes
 
-    def disconnected(self, identity: bytes) -> None:
+    def disconnected(self, identity: bytes, reason: str = "closed by the worker") -> None:
         """The worker's connection closed (stream workers): its session is over, so the next
         sweep releases what it owns, once its requests in flight are answered."""
         self._peers.pop(identity, None)
+        peer = self._connected.pop(identity, None)
         worker = self._workers.get(identity)
         if worker is not None:
             self._last_seen[worker.session] = float("-inf")
+        _log.info("worker_disconnected", reason=reason, **self._fields(identity, peer, worker))
+
+    def _fields(self, identity: bytes, peer: Peer | None, worker: Worker | None) -> dict[str, Any]:
+        """Who a worker is, for its connect and disconnect lines: the kernel's pid and uid
+        (unix://, ipc://), else the pid its hello gave; the label once a hello said it."""
+        pid = peer.pid if peer is not None and peer.pid is not None else (
+            worker.pid if worker is not None else None)
+        uid = peer.uid if peer is not None else None
+        label = worker.label if worker is not None else None
+        if label is None and pid is not None:
+            label = self._labels.get((uid, pid))
+        transport = peer.transport if peer is not None else (
+            "unix" if identity.startswith(STREAM_IDENTITY_PREFIX) else None)
+        return {"worker": identity.hex(), "transport": transport, "pid": pid, "uid": uid,
+                "process": peer.process if peer is not None else None, "label": label}
 
     def new_handle(self) -> int:
         return next(self._handles)
@@ -249,6 +284,10 @@ class Workers:
             limit = liveness if worker.holds_resources else idle_forget
             if silent > limit and worker.in_flight == 0:
                 gone.append(self._workers.pop(worker.identity))
+                if not worker.identity.startswith(STREAM_IDENTITY_PREFIX):
+                    _log.info("worker_disconnected", reason=f"silent for {silent:.0f}s: "
+                              "forgotten (ZeroMQ does not tell when a peer goes)",
+                              **self._fields(worker.identity, worker.peer, worker))
         live_sessions = {w.session for w in self._workers.values()}
         for session in list(self._last_seen):
             if session not in live_sessions:
