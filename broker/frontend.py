@@ -352,7 +352,7 @@ class Frontend:
         stream = self._stream_ids.get(identity)
         if stream is not None:
             return stream.push(message, max_unread)
-        if identity.startswith(_STREAM_IDENTITY_PREFIX):
+        if identity.startswith(STREAM_IDENTITY_PREFIX):
             return False  # a stream worker that disconnected
         return self._send(identity, message)
 
