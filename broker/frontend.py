@@ -614,23 +614,11 @@ class StreamWorker(asyncio.Protocol):
             return False
         if transport.get_write_buffer_size() + sum(map(len, self._outbuf)) > max_unread:
             return False
-        data = frame(message)
-        batch = self.frontend.reply_batch
-        if batch.active:
-            if not self._outbuf:
-                batch.dirty.append(self)
-            self._outbuf.append(data)
-        else:
-            transport.write(data)
+        self._write(frame(message))
         return True
 
-    def reply(self, request_id: int, status: int, payload: Any) -> None:
-        self._in_flight -= 1
-        self.frontend.budget.release_request(self.identity, request_id)
-        if self.transport.is_closing():
-            self.frontend.replies_dropped += 1
-            return
-        data = frame(self.frontend.encode_reply(request_id, status, payload))
+    def _write(self, data: bytes) -> None:
+        """Write now, or with the other answers of this loop iteration (one write each)."""
         batch = self.frontend.reply_batch
         if batch.active:
             if not self._outbuf:
@@ -638,6 +626,14 @@ class StreamWorker(asyncio.Protocol):
             self._outbuf.append(data)
         else:
             self.transport.write(data)
+
+    def reply(self, request_id: int, status: int, payload: Any) -> None:
+        self._in_flight -= 1
+        self.frontend.budget.release_request(self.identity, request_id)
+        if self.transport.is_closing():
+            self.frontend.replies_dropped += 1
+            return
+        self._write(frame(self.frontend.encode_reply(request_id, status, payload)))
         if self._going_away and self._in_flight == 0:
             self._say_goodbye()
         elif self._waiting and not self._serving and not self._stopped:

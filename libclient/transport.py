@@ -363,40 +363,39 @@ class StreamChannel(Channel):
                 reply = exchange.match(self.unread.pop(0), going_away=True)
                 if reply is not None:
                     return reply
-            sock = self.sock.socket
-            if sock is None:
+            read = self._read()
+            if read is LOST:
                 return LOST
-            try:
-                data = sock.recv(_RECV_BYTES)
-            except BlockingIOError:  # a receive-timeout slice passed with nothing
+            if not read:  # a receive-timeout slice passed with nothing
                 exchange.wait(time.monotonic())
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                self._drop()
-                return LOST
-            self.unread.extend(self.reader.feed(data))  # type: ignore[arg-type]
 
     def receive(self, timeout: float) -> Any:
         end = time.monotonic() + timeout
         while not self.unread:
-            sock = self.sock.socket
-            if sock is None:
+            read = self._read()
+            if read is LOST:
                 return LOST
-            try:
-                data = sock.recv(_RECV_BYTES)  # a receive-timeout slice at most
-            except BlockingIOError:
-                if time.monotonic() >= end:
-                    return None
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                self._drop()
-                return LOST
-            self.unread.extend(self.reader.feed(data))  # type: ignore[arg-type]
+            if not read and time.monotonic() >= end:
+                return None
         return self.unread.pop(0)
+
+    def _read(self) -> Any:
+        """One receive (a receive-timeout slice at most): True when messages were read, False
+        when the slice passed with nothing, LOST when the connection is gone."""
+        sock = self.sock.socket
+        if sock is None:
+            return LOST
+        try:
+            data = sock.recv(_RECV_BYTES)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self._drop()
+            return LOST
+        self.unread.extend(self.reader.feed(data))  # type: ignore[arg-type]
+        return True
 
     def drain(self) -> None:
         sock = self.sock.socket
