@@ -20,6 +20,7 @@ from protocol import Notification, OpCode, ProtocolError, Response, UnknownSchem
 from protocol.ipc import EVENT_ENDED, EVENT_EVENTS, EVENT_MISSED, EVENT_SUB, Status, error_payload
 
 from . import log
+from .calls import Call
 from .errors import BrokerError, ClusterUnavailable, ConnectError, Overloaded, error_of
 
 if TYPE_CHECKING:
@@ -207,8 +208,6 @@ class ContinuousQueries:
             query.starting = False
             _release(held, conn)
             self._start_failed(query, exc)
-
-        from .dispatch import Call
 
         dispatcher.call(Call(OpCode.QUERY_CONTINUOUS, body, False,
                              time.monotonic() + dispatcher.limits.default_timeout,

@@ -43,10 +43,12 @@ from .admin import AdminServer
 from .bounds import BOUND_SETTINGS
 from .budget import MemoryBudget
 from .config import SETTINGS, Config, admin_endpoint, load, parse_address
-from .dispatch import Dispatcher, Limits
+from .dispatch import Dispatcher
 from .errors import BrokerError, ConfigError
 from .frontend import Frontend
+from .handlers import HANDLERS
 from .janitor import Janitor
+from .limits import Limits
 from .metrics import Metrics, MetricsServer, watch_broker
 from .notify import sd_notify
 from .pool import NodePool
@@ -184,7 +186,7 @@ class Broker:
                         coalesce_reads=cfg.limits_coalesce_reads,
                         **{name: cfg.get(f"limits.{name}") for name in BOUND_SETTINGS})
         dispatcher = self.dispatcher = Dispatcher(self.pool, self.workers, self.info, limits,
-                                                  metrics)
+                                                  metrics, handlers=HANDLERS)
         self.janitor = Janitor(self.pool, self.workers, dispatcher,
                                liveness=cfg.limits_worker_liveness,
                                heartbeat_timeout=cfg.cluster_heartbeat_timeout)

@@ -15,17 +15,19 @@ from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status, label_problem
 
 from . import bounds
-from .dispatch import Dispatcher, ReplyFn, arg, simple_call
+from .calls import ReplyFn
+from .context import Context, Handler, simple_call
 from .errors import BadRequest, BrokerError, error_of
+from .lookups import arg
 from .registry import UnknownType
 from .workers import Worker
 
 _PROP_NAME = 0
 
 
-def _hello(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+def _hello(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> None:
     """Broker facts for a new stub; refuse node addresses that are not this cluster's."""
-    info = dispatcher.broker_info()
+    info = context.broker_info()
     nodes = request.args.get("nodes") or []
     if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
         raise BadRequest("hello: nodes must be a list of 'host:port' strings")
@@ -40,7 +42,7 @@ def _hello(dispatcher: Dispatcher, worker: Worker, request: Request, reply: Repl
         problem = label_problem(label)
         if problem is not None:
             raise BadRequest(f"hello: {problem}")
-        dispatcher.workers.set_label(worker, label)
+        context.workers.set_label(worker, label)
     pid = request.args.get("pid")
     if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31:
         worker.pid = pid  # what the stub says (shown by admin show clients)
@@ -52,23 +54,24 @@ def _normalize(address: str) -> str:
     return f"{'127.0.0.1' if host in ('localhost', '::1', '[::1]') else host}:{port}"
 
 
-def _ping(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+def _ping(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> None:
     reply(Status.OK, None)
 
 
 # -- caches -----------------------------------------------------------------------------------
 
 
-def _cache_names(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cache_names(context: Context, worker: Worker, request: Request,
                  reply: ReplyFn) -> None:
-    simple_call(dispatcher, request, reply, OpCode.CACHE_GET_NAMES, ops.cache_get_names(),
+    simple_call(context, request, reply, OpCode.CACHE_GET_NAMES, ops.cache_get_names(),
                 ops.parse_cache_get_names, idempotent=True)
 
 
-def _create(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn, *,
+def _create(context: Context, worker: Worker, request: Request, reply: ReplyFn, *,
             or_get: bool) -> None:
     """By name, or by a configuration map {property code: value} (pyignite's prop_codes)."""
     settings = request.args.get("name", request.args.get("config"))
+    types: list[BinaryType] | None = None
     if isinstance(settings, str):
         bounds.text(settings, "name", "cache_name")
         name = settings
@@ -80,33 +83,34 @@ def _create(dispatcher: Dispatcher, worker: Worker, request: Request, reply: Rep
         name = settings[_PROP_NAME]
         op = (OpCode.CACHE_GET_OR_CREATE_WITH_CONFIGURATION if or_get
               else OpCode.CACHE_CREATE_WITH_CONFIGURATION)
-        version = dispatcher.pool.pick().version
+        version = context.pool.pick().version
         build_configured = (ops.cache_get_or_create_with_configuration if or_get
                             else ops.cache_create_with_configuration)
-        body = build_configured(settings, version=tuple(version), ctx=dispatcher.codec)
+        # (query fields' default values may be objects whose types go to the cluster first)
+        body, types = context.codec.encode(build_configured, settings, version=tuple(version))
     else:
         raise BadRequest("a cache is created from a name or a config map with a name (code 0)")
-    changes = dispatcher.cache_lifecycle
+    changes = context.cache_lifecycle
     cid = hashing.cache_id(name)
 
     def send(done: ReplyFn) -> None:
-        simple_call(dispatcher, request, _then(done, changes.exists, cid), op, body,
-                    ops.parse_empty, idempotent=or_get)
+        simple_call(context, request, _then(done, changes.exists, cid), op, body,
+                    ops.parse_empty, idempotent=or_get, pending_types=types)
 
     if or_get and changes.known(cid):  # starts nothing: neither charged nor serialized
         send(reply)
         return
-    _in_turn(dispatcher, worker, request, cid, send, reply)
+    _in_turn(context, worker, request, cid, send, reply)
 
 
-def _in_turn(dispatcher: Dispatcher, worker: Worker, request: Request, cid: int,
+def _in_turn(context: Context, worker: Worker, request: Request, cid: int,
              send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
     """Run a start or stop of cache ``cid`` when the worker's rate allows it, alone on the
     cache, one at a time (broker/cachechanges.py)."""
-    changes = dispatcher.cache_lifecycle
-    deadline = dispatcher.deadline(request)
+    changes = context.cache_lifecycle
+    deadline = context.deadline(request)
     wait = changes.reserve(worker.session, deadline)
-    args = (cid, deadline, dispatcher.pool.requests_on, send, reply)
+    args = (cid, deadline, context.pool.requests_on, send, reply)
     if wait:
         asyncio.get_running_loop().call_later(wait, changes.change, *args)
     else:
@@ -124,14 +128,14 @@ def _then(reply: ReplyFn, on_ok: Callable[[int], None], cid: int) -> ReplyFn:
     return answered
 
 
-def _cache_create(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cache_create(context: Context, worker: Worker, request: Request,
                   reply: ReplyFn) -> None:
-    _create(dispatcher, worker, request, reply, or_get=False)
+    _create(context, worker, request, reply, or_get=False)
 
 
-def _cache_get_or_create(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cache_get_or_create(context: Context, worker: Worker, request: Request,
                          reply: ReplyFn) -> None:
-    _create(dispatcher, worker, request, reply, or_get=True)
+    _create(context, worker, request, reply, or_get=True)
 
 
 def _plain(value: Any) -> Any:
@@ -147,9 +151,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _cache_config(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cache_config(context: Context, worker: Worker, request: Request,
                   reply: ReplyFn) -> None:
-    conn = dispatcher.pool.pick()
+    conn = context.pool.pick()
     version = tuple(conn.version)
 
     def parse(body: Any) -> dict[int, Any]:
@@ -157,18 +161,18 @@ def _cache_config(dispatcher: Dispatcher, worker: Worker, request: Request,
                                                                             version=version))
         return settings
 
-    simple_call(dispatcher, request, reply, OpCode.CACHE_GET_CONFIGURATION,
-                ops.cache_get_configuration(dispatcher.cache_id(request.args)), parse,
+    simple_call(context, request, reply, OpCode.CACHE_GET_CONFIGURATION,
+                ops.cache_get_configuration(context.cache_id(request.args)), parse,
                 idempotent=True, pinned=conn)
 
 
-def _cache_destroy(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cache_destroy(context: Context, worker: Worker, request: Request,
                    reply: ReplyFn) -> None:
-    cid = dispatcher.cache_id(request.args)
+    cid = context.cache_id(request.args)
     body = ops.cache_destroy(cid)
-    dispatcher.cache_lifecycle.gone(cid)  # a get-or-create of it passes the gate again
-    _in_turn(dispatcher, worker, request, cid,
-             lambda done: simple_call(dispatcher, request, done, OpCode.CACHE_DESTROY, body,
+    context.cache_lifecycle.gone(cid)  # a get-or-create of it passes the gate again
+    _in_turn(context, worker, request, cid,
+             lambda done: simple_call(context, request, done, OpCode.CACHE_DESTROY, body,
                                       ops.parse_empty, idempotent=False),
              reply)
 
@@ -176,30 +180,30 @@ def _cache_destroy(dispatcher: Dispatcher, worker: Worker, request: Request,
 # -- cluster ----------------------------------------------------------------------------------
 
 
-def _cluster_get_state(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cluster_get_state(context: Context, worker: Worker, request: Request,
                        reply: ReplyFn) -> None:
-    simple_call(dispatcher, request, reply, OpCode.CLUSTER_GET_STATE, cluster.cluster_get_state(),
+    simple_call(context, request, reply, OpCode.CLUSTER_GET_STATE, cluster.cluster_get_state(),
                 lambda body: int(cluster.parse_cluster_get_state(body)), idempotent=True)
 
 
-def _cluster_set_state(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cluster_set_state(context: Context, worker: Worker, request: Request,
                        reply: ReplyFn) -> None:
     state = bounds.member(request.args, "state", cluster.ClusterState, None)
-    conn = dispatcher.pool.pick()
+    conn = context.pool.pick()
     body = cluster.cluster_change_state(state, features=conn.features)
-    simple_call(dispatcher, request, reply, OpCode.CLUSTER_CHANGE_STATE, body, ops.parse_empty,
+    simple_call(context, request, reply, OpCode.CLUSTER_CHANGE_STATE, body, ops.parse_empty,
                 idempotent=True, pinned=conn)
 
 
-def _cluster_wal(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _cluster_wal(context: Context, worker: Worker, request: Request,
                  reply: ReplyFn) -> None:
     name = bounds.text(arg(request.args, "cache", str), "cache", "cache_name")
     enable = arg(request.args, "enable", (bool, type(None)), None)
     if enable is None:
-        simple_call(dispatcher, request, reply, OpCode.CLUSTER_GET_WAL_STATE,
+        simple_call(context, request, reply, OpCode.CLUSTER_GET_WAL_STATE,
                     cluster.cluster_get_wal_state(name), ops.parse_bool, idempotent=True)
     else:
-        simple_call(dispatcher, request, reply, OpCode.CLUSTER_CHANGE_WAL_STATE,
+        simple_call(context, request, reply, OpCode.CLUSTER_CHANGE_WAL_STATE,
                     cluster.cluster_change_wal_state(name, enable), ops.parse_bool,
                     idempotent=True)
 
@@ -217,7 +221,7 @@ def _binary_type_map(bt: BinaryType | None) -> dict[str, Any] | None:
             "schemas": {sid: list(ids) for sid, ids in bt.schemas.items()}}
 
 
-def _binary_type_get(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _binary_type_get(context: Context, worker: Worker, request: Request,
                      reply: ReplyFn) -> None:
     """The type by name or id, from the broker's registry or, once, from the cluster."""
     wanted = arg(request.args, "type", (str, int))
@@ -225,7 +229,7 @@ def _binary_type_get(dispatcher: Dispatcher, worker: Worker, request: Request,
         tid = hashing.type_id(bounds.text(wanted, "type"))
     else:
         tid = bounds.check(wanted, "type_id", None, "type")
-    registry = dispatcher.types.registry
+    registry = context.types.registry
     if registry.get(tid) is not None:
         reply(Status.OK, _binary_type_map(registry.get(tid)))
         return
@@ -236,16 +240,16 @@ def _binary_type_get(dispatcher: Dispatcher, worker: Worker, request: Request,
         else:
             reply(Status.OK, _binary_type_map(registry.get(tid)))
 
-    dispatcher.types.fetch(tid, fetched)
+    context.types.fetch(tid, fetched)
 
 
-def _binary_type_put(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _binary_type_put(context: Context, worker: Worker, request: Request,
                      reply: ReplyFn) -> None:
     """Register a type (pyignite's put_binary_type): fields [[name, type code]] or, for an
     enum, literals [[name, ordinal]]."""
     args = request.args
     name = bounds.text(arg(args, "type_name", str), "type_name")
-    schema = bounds.count(arg(args, "schema", list, []), "schema", dispatcher.limits)
+    schema = bounds.count(arg(args, "schema", list, []), "schema", context.limits)
     if not all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str)
                and isinstance(f[1], int) and not isinstance(f[1], bool) for f in schema):
         raise BadRequest("schema must be a list of [name, int] pairs")
@@ -266,18 +270,17 @@ def _binary_type_put(dispatcher: Dispatcher, worker: Worker, request: Request,
         if error is not None:
             reply(error.status, error_of(error))
         else:
-            reply(Status.OK, _binary_type_map(dispatcher.types.registry.get(bt.type_id)))
+            reply(Status.OK, _binary_type_map(context.types.registry.get(bt.type_id)))
 
-    dispatcher.types.register([bt], registered)
+    context.types.register([bt], registered)
 
 
-def _node_for(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+def _node_for(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> None:
     """Which node the broker would send a request to (pyignite's get_best_node)."""
-    pool = dispatcher.pool
+    pool = context.pool
     if request.args.get("cache") is not None and "key" in request.args:
-        cid = dispatcher.cache_id(request.args)
-        body = ops.cache_get(cid, request.args["key"], ctx=dispatcher.codec)
-        dispatcher.codec.take_pending()
+        cid = context.cache_id(request.args)
+        body, _ = context.codec.encode(ops.cache_get, cid, request.args["key"])  # not sent
         conn = pool.route(cid, body, 5)
     else:
         conn = pool.pick()
@@ -285,7 +288,7 @@ def _node_for(dispatcher: Dispatcher, worker: Worker, request: Request, reply: R
                       "protocol_version": list(conn.version)})
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     "binary_type_get": _binary_type_get,
     "binary_type_put": _binary_type_put,
     "node_for": _node_for,

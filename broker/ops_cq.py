@@ -8,9 +8,11 @@ from typing import Any
 from protocol.ipc import EVENT_SUB, Request, Status
 
 from . import bounds
+from .calls import ReplyFn
+from .context import Context
 from .continuous import QueryKey
-from .dispatch import Dispatcher, ReplyFn, arg
 from .errors import BadRequest
+from .lookups import arg
 from .workers import Worker
 
 #: The longest a node may hold events back before sending them (ms): an hour.
@@ -25,20 +27,20 @@ def _time_interval(args: dict[str, Any]) -> int:
     return value
 
 
-def _subscribe(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _subscribe(context: Context, worker: Worker, request: Request,
                reply: ReplyFn) -> None:
     args = request.args
-    key = QueryKey(dispatcher.cache_id(args),
-                   bounds.number(args, "page_size", 1, dispatcher.limits),
+    key = QueryKey(context.cache_id(args),
+                   bounds.number(args, "page_size", 1, context.limits),
                    _time_interval(args),
                    arg(args, "include_expired", bool, False))
-    dispatcher.continuous.subscribe(worker.identity, key, reply)
+    context.continuous.subscribe(worker.identity, key, reply)
 
 
-def _unsubscribe(dispatcher: Dispatcher, worker: Worker, request: Request,
+def _unsubscribe(context: Context, worker: Worker, request: Request,
                  reply: ReplyFn) -> None:
     handle = arg(request.args, EVENT_SUB, int)
-    if not dispatcher.continuous.unsubscribe(worker.identity, handle):
+    if not context.continuous.unsubscribe(worker.identity, handle):
         raise BadRequest(f"this worker has no continuous-query subscription {handle}")
     reply(Status.OK, None)
 

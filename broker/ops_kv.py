@@ -10,7 +10,9 @@ from protocol import OpCode, ops
 from protocol.ipc import Request
 
 from . import bounds
-from .dispatch import Dispatcher, ReplyFn, arg, simple_call
+from .calls import ReplyFn
+from .context import Context, Handler, simple_call
+from .lookups import arg
 from .workers import Worker
 
 
@@ -102,39 +104,43 @@ def _take(args: dict[str, Any], params: tuple[tuple[str, type], ...],
     return values
 
 
-def _handler(spec: KeyValueOp) -> Callable[[Dispatcher, Worker, Request, ReplyFn], None]:
+def _handler(spec: KeyValueOp) -> Handler:
     params = tuple((p, list if p in _LISTS else object) for p in spec.params)
     build, code, idempotent = spec.build, spec.code, spec.idempotent
     keyed = spec.params[:1] == ("key",)
 
-    def handle(dispatcher: Dispatcher, worker: Worker, request: Request, reply: ReplyFn) -> None:
+    def handle(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> None:
         args = request.args
-        cid = dispatcher.cache_id(args)
-        changes = dispatcher.cache_lifecycle
+        cid = context.cache_id(args)
+        changes = context.cache_lifecycle
         if changes.changing and changes.hold(
-                cid, lambda: handle(dispatcher, worker, request, reply)):
+                cid, lambda: handle(context, worker, request, reply)):
             return  # the cache is starting or stopping: after that (cachechanges.py)
-        values = _take(args, params, dispatcher.limits)
-        tx = None if args.get("tx") is None else dispatcher.transaction(worker, args)
+        values = _take(args, params, context.limits)
+        tx = None if args.get("tx") is None else context.transaction(worker, args)
         expiry = None if args.get("expiry") is None else bounds.expiry(args["expiry"])
-        codec = dispatcher.codec
+        codec = context.codec
+        pending = None  # the binary types the values need registered first
         if tx is None and expiry is None:  # the common case: no options to pass
-            body = build(cid, *values, ctx=codec) if spec.takes_values else build(cid, *values)
+            if spec.takes_values:
+                body, pending = codec.encode(build, cid, *values)
+            else:
+                body = build(cid, *values)
         else:
             options: dict[str, Any] = {"expiry": expiry}
             if tx is not None:
                 options["tx_id"] = tx.tx_id
             if spec.takes_values:
-                options["ctx"] = codec
-            body = build(cid, *values, **options)
-        pending = codec.take_pending() if codec.pending else None
-        parse = dispatcher.with_codec(spec.parse) if spec.returns_values else spec.parse
+                body, pending = codec.encode(build, cid, *values, **options)
+            else:
+                body = build(cid, *values, **options)
+        parse = context.with_codec(spec.parse) if spec.returns_values else spec.parse
         # Key ops go to the key's primary node (the key follows the cache prefix); inside a
         # transaction, to the tx's connection.
         key_pos = -1
         if keyed and tx is None:
             key_pos = _KEY_AFTER_EXPIRY if expiry is not None else _KEY_AFTER_PREFIX
-        simple_call(dispatcher, request, reply, code, body, parse, idempotent=idempotent,
+        simple_call(context, request, reply, code, body, parse, idempotent=idempotent,
                     pinned=tx.conn if tx else None, route_cache=cid, key_pos=key_pos,
                     pending_types=pending)
 

@@ -36,7 +36,7 @@ class BinaryTypes:
         self._pool = pool
         self.registry = Registry()
         # One context serves every request: the loop is single-threaded and each encode
-        # drains ``pending`` right after it (Dispatcher.encode).
+        # (``codec.encode``) returns the types it needs registered, leaving none behind.
         self.codec = CodecContext(self.registry)
         self.fetched = 0
         self.registered = 0

@@ -3,8 +3,8 @@ cluster told us, and the CodecContext the value codec consults.
 
 The Registry is filled from BINARY_TYPE_GET answers (``add``) and keyed by type id and by
 (type id, schema id). It only ever holds what the server holds: the encoder does not add
-to it, it records what it used that the registry lacks in ``CodecContext.pending`` for
-the caller to register (BINARY_TYPE_PUT) and then ``add``. Everything it knows is dropped
+to it: ``CodecContext.encode`` returns, with the bytes, the types they use that the registry
+lacks, for the caller to register (BINARY_TYPE_PUT) and then ``add``. Everything it knows is dropped
 by exactly one call, ``Registry.reset()`` (asyncpg's ``reload_schema_state``): after a
 cluster restart, or when told by an ``UnknownSchema`` that keeps coming back.
 
@@ -22,7 +22,9 @@ The decode loop of a caller::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import LocalProtocolError
 from .primitives import DEFAULT_MAX_DEPTH
@@ -154,12 +156,13 @@ class CodecContext:
       server's default) or full ones (field ids too, readable without metadata).
     - ``max_depth``: nesting limit for containers and objects, both ways.
 
-    Writing a complex object whose type, field or schema the registry lacks records the
-    missing metadata in ``pending`` (type id -> BinaryType holding only what is new).
-    Before sending the request those bytes belong to, the caller must register each
-    with BINARY_TYPE_PUT and then ``registry.add`` it; ``take_pending()`` hands them over.
-    Compact footers are unreadable for the server without that; full footers still need
-    it for field names and SQL. A context is cheap: use one per request, or drain it.
+    Writing a complex object whose type, field or schema the registry lacks needs that
+    metadata registered first: ``encode(build, ...)`` returns the bytes and those types (each
+    a BinaryType holding only what is new); before sending the bytes, the caller registers
+    each with BINARY_TYPE_PUT and then ``registry.add`` it. Compact footers are unreadable
+    for the server without that; full footers still need it for field names and SQL.
+    Encoding with ``ctx=`` directly instead collects them in ``pending`` until
+    ``take_pending()``: a context is cheap, use one per such encode or drain it.
     """
 
     __slots__ = ("compact_footer", "max_depth", "pending", "registry")
@@ -176,6 +179,23 @@ class CodecContext:
         self.compact_footer = bool(compact_footer)
         self.max_depth = max_depth
         self.pending: dict[int, BinaryType] = {}
+
+    def encode(self, build: Callable[..., bytes], /, *args: Any,
+               **kwargs: Any) -> tuple[bytes, list[BinaryType] | None]:
+        """``build(*args, ctx=self, **kwargs)`` (an op builder or ``encode_value``) and the
+        binary types its bytes need registered before they are sent (None: none). Nothing stays
+        behind in the context, even when ``build`` fails."""
+        pending = self.pending
+        try:
+            body = build(*args, ctx=self, **kwargs)
+        except BaseException:
+            pending.clear()
+            raise
+        if not pending:
+            return body, None
+        types = list(pending.values())
+        pending.clear()
+        return body, types
 
     def take_pending(self) -> list[BinaryType]:
         """The metadata to register before sending what was encoded; clears ``pending``."""

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
-from broker.dispatch import Dispatcher, Limits
+from broker.dispatch import Dispatcher
+from broker.handlers import HANDLERS
 from broker.janitor import Janitor
+from broker.limits import Limits
 from broker.pool import NodePool
 from broker.stream import MemoryNetwork, MemoryStream
 from broker.workers import Workers
@@ -223,7 +225,7 @@ class Harness:
                              connect=self.network.connect, **options)
         self.workers = Workers()
         self.dispatcher = Dispatcher(self.pool, self.workers, lambda: {"fake": True},
-                                     limits or Limits())
+                                     limits or Limits(), handlers=HANDLERS)
         self.janitor = Janitor(self.pool, self.workers, self.dispatcher, liveness=60.0,
                                heartbeat_timeout=0.5)
         self.replies: dict[int, tuple[int, Any]] = {}

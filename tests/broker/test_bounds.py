@@ -7,8 +7,8 @@ import pytest
 
 from broker import bounds
 from broker.config import load
-from broker.dispatch import Limits
 from broker.errors import BadRequest
+from broker.limits import Limits
 from broker.pool import NodePool
 from broker.workers import Cursor, Pinned, Transaction, Workers
 from protocol import ConnectionConfig, tx

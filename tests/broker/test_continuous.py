@@ -8,7 +8,7 @@ import struct
 from typing import Any
 
 from broker.continuous import CqLimits
-from broker.dispatch import Limits
+from broker.limits import Limits
 from protocol import OpCode
 from protocol.ipc import Status
 from tests.broker.fakenode import FakeNode, Harness, run

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from broker.dispatch import Limits
+from broker.limits import Limits
 from protocol import OpCode
 from protocol.ipc import Status
 from tests.broker.fakenode import CAPTURED, Harness, run
@@ -82,7 +82,7 @@ async def test_a_parked_request_fails_unapplied_when_its_wait_is_over():
     h.nodes[0].network.unlisten("127.0.0.1", 10800)
     await h.pool.start(wait=0.01)
     rid = h.send("cache_put", _PUT)
-    h.janitor.sweep(h.dispatcher._parked[0][0] + 1)
+    h.janitor.sweep(h.dispatcher._parking._parked[0][0] + 1)
     status, payload = h.replies[rid]
     assert status == Status.CLUSTER_UNAVAILABLE and payload["maybe_applied"] is False
     assert "no Ignite node became reachable" in payload["message"]

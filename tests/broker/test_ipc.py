@@ -116,9 +116,6 @@ def test_unknown_or_malformed_ext_is_ipc_error():
 
 def test_the_broker_serves_exactly_the_ops_of_the_contract():
     """protocol.ipc.OPS is the one list of IPC ops (the stub reports their codes in events)."""
-    from broker.ops_admin import HANDLERS as ADMIN
-    from broker.ops_cq import HANDLERS as CQ
-    from broker.ops_kv import HANDLERS as KV
-    from broker.ops_query import HANDLERS as QUERY
+    from broker.handlers import HANDLERS
 
-    assert set(KV) | set(QUERY) | set(ADMIN) | set(CQ) == set(ipc.OPS)
+    assert set(HANDLERS) == set(ipc.OPS)

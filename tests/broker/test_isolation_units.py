@@ -11,8 +11,10 @@ import pytest
 import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
 from broker.budget import MemoryBudget, ReplySizes
 from broker.cachechanges import Serial
-from broker.dispatch import Dispatcher, Limits
+from broker.dispatch import Dispatcher
 from broker.errors import MAX_ERROR_MESSAGE, brief, clip, public_node_message
+from broker.handlers import HANDLERS
+from broker.limits import Limits
 from broker.log import Throttle
 from broker.pool import NodePool
 from broker.workers import Workers
@@ -22,7 +24,7 @@ from protocol.ipc import Request, Status
 
 def _dispatcher(**limits: int) -> Dispatcher:
     pool = NodePool([("127.0.0.1", 1)], ConnectionConfig(), ssl_context=None, connect_timeout=1)
-    return Dispatcher(pool, Workers(), lambda: {}, Limits(**limits))
+    return Dispatcher(pool, Workers(), lambda: {}, Limits(**limits), handlers=HANDLERS)
 
 
 def _boom(*_: object) -> None:

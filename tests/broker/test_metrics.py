@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from broker.config import load
-from broker.dispatch import Limits
 from broker.errors import ConfigError
+from broker.limits import Limits
 from broker.metrics import (
     OTHER_LABEL,
     OTHER_UID,
@@ -101,7 +101,7 @@ async def test_overload_and_an_expired_wait_for_a_node_are_refusals():
     h.nodes[0].network.unlisten("127.0.0.1", 10800)
     await h.pool.start(wait=0.01)
     rid = h.send("cache_get", _GET)
-    h.janitor.sweep(h.dispatcher._parked[0][0] + 1)
+    h.janitor.sweep(h.dispatcher._parking._parked[0][0] + 1)
     assert h.replies[rid][0] == Status.CLUSTER_UNAVAILABLE
     m = h.dispatcher.metrics
     assert sample(m, "ignite_broker_refusals_total", reason="queue_wait") == 1
