@@ -218,8 +218,9 @@ def _select_row(dispatcher: Dispatcher, worker: Worker, request: Request, reply:
     query = bounds.text(arg(args, "query", str), "query", "query")
     options = _query_args(dispatcher, args)
     cache = dispatcher.cache_id(args)
-    conn = _connection_for(dispatcher, worker.cursors, _CURSORS)
-    body = queries.sql(cache, table, query, ctx=dispatcher.codec, **options)
+    conn, tx_id = _query_connection(dispatcher, worker, args)
+    body = queries.sql(cache, table, query, tx_id=tx_id, features=conn.features,
+                       ctx=dispatcher.codec, **options)
     pending = dispatcher.codec.take_pending()
     first_page, release = _entries_first_page(dispatcher, worker, conn, "sql_row")
     _pinned_call(dispatcher, request, reply, conn, OpCode.QUERY_SQL, body, first_page, pending,
