@@ -13,11 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from broker.devcluster import DevCluster
 from broker.devcluster.brokerproc import BrokerProcess, running_broker
 from libclient import AioClient, Client, GenericObjectMeta
+from libclient.calls import Call
 from libclient.datatypes import String
 from libclient.datatypes.transactions import TransactionConcurrency, TransactionIsolation
-from libclient.exceptions import SQLError
+from libclient.exceptions import ParameterError, SQLError
+from libclient.transaction import current_tx
 from protocol.features import Feature
 
 pytestmark = pytest.mark.integration
@@ -108,6 +111,11 @@ def _clients(broker: BrokerProcess, transport: str) -> tuple[Client, Client]:
 
 
 # -- a node with tx-aware queries --------------------------------------------------------------
+
+
+def test_the_dev_cluster_records_the_option(ignite_tx_sql, ignite_node):
+    assert DevCluster.attach(ignite_tx_sql.base_port).tx_aware_queries
+    assert not DevCluster.attach(ignite_node.base_port).tx_aware_queries
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -239,3 +247,13 @@ def test_asyncio_default_node_runs_queries_outside_the_transaction(plain, plain_
             assert plain_table.rows(other, block) == [[block, "a"]]
 
     asyncio.run(asyncio.wait_for(main(), 120))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_broker_refuses_tx_on_a_query_where_bit_18_was_not_negotiated(plain, transport):
+    """What a stub that sends ``tx`` regardless would get (libclient does not send it there)."""
+    with _client(plain, transport) as client, client.tx_start() as tx:
+        query = {"query": "SELECT 1", "schema": "PUBLIC", "tx": current_tx(client).tx_id}
+        with pytest.raises(ParameterError, match="needs feature bit 18"):
+            client._execute(Call("sql", query))
+        tx.rollback()
