@@ -65,7 +65,8 @@ _QUIET = 0.1
 #: Asked of every node: cluster states, node endpoints (topology), heartbeats, all affinity
 #: mappings (partition awareness for every cache).
 _FEATURES = frozenset({Feature.CLUSTER_STATES, Feature.CLUSTER_GROUP_GET_NODES_ENDPOINTS,
-                       Feature.HEARTBEAT, Feature.ALL_AFFINITY_MAPPINGS})
+                       Feature.HEARTBEAT, Feature.ALL_AFFINITY_MAPPINGS,
+                       Feature.TX_AWARE_QUERIES})
 
 
 def build_ssl_context(cfg: Config) -> ssl.SSLContext | None:

@@ -218,8 +218,9 @@ def _select_row(context: Context, worker: Worker, request: Request, reply: Reply
     query = bounds.text(arg(args, "query", str), "query", "query")
     options = _query_args(context, args)
     cache = context.cache_id(args)
-    conn = _connection_for(context, worker.cursors, _CURSORS)
-    body, pending = context.codec.encode(queries.sql, cache, table, query, **options)
+    conn, tx_id = _query_connection(context, worker, args)
+    body, pending = context.codec.encode(queries.sql, cache, table, query, tx_id=tx_id,
+                                         features=conn.features, **options)
     first_page, release = _entries_first_page(context, worker, conn, "sql_row")
     _pinned_call(context, request, reply, conn, OpCode.QUERY_SQL, body, first_page, pending,
                  release)

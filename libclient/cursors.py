@@ -4,14 +4,21 @@ over one core that owns the paging (open, next page, close) as specs.
 A cursor with more pages pins the socket it was opened on (the broker ties cursors to it) and
 keeps the heartbeat going until it is exhausted or closed.  A half-read cursor that is dropped
 without ``close()`` has its close sent with the socket's next traffic (pyignite leaks those).
+
+Opened inside a transaction, a cursor's query joins it (its ``tx``) when the broker's nodes
+negotiated thin-client feature bit 18 (TX_AWARE_QUERIES); otherwise it runs outside the
+transaction, as in pyignite (which has no bit 18).
 """
 
 from __future__ import annotations
 
 import weakref
 
+from protocol.features import Feature
+
 from .calls import Call
 from .exceptions import CacheError, ParameterError, SQLError
+from .transaction import current_tx
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,6 +81,9 @@ class _CursorCore:
             raise ParameterError(f"the query must be a str, got {type(args['query']).__name__}")
         if self._query_args is not None or "query" in args:
             args["args"] = yield from self.client._encode_many(_arg_list(self._query_args))
+        tx_id = _joined_tx(self.client)
+        if tx_id is not None:
+            args["tx"] = tx_id
         hold = self.client._hold()
         try:
             raw = yield Call(self._op, args, idempotent=self._idempotent, error=self._error,
@@ -187,6 +197,16 @@ class _SqlFieldsCore(_CursorCore):
             names, self._field_names = self._field_names, None
             return names
         return super()._step()
+
+
+def _joined_tx(client: Any) -> int | None:
+    """The handle of the transaction a query opened now joins: the current one, when the
+    broker's nodes run queries inside transactions (feature bit 18); else None."""
+    tx = current_tx(client)
+    if tx is None:
+        return None
+    features = (client.broker_info or {}).get("features") or ()
+    return tx.tx_id if Feature.TX_AWARE_QUERIES in features else None
 
 
 def _arg_list(query_args: Any) -> list[Any]:

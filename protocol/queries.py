@@ -347,14 +347,15 @@ def sql(
     page_size: int = 1024,
     timeout: int = 0,
     flags: int = 0,
+    tx_id: int | None = None,
+    features: Iterable[int] = (),
     ctx: Ctx = None,
 ) -> bytes:
     """Body of QUERY_SQL (2002, deprecated): the WHERE part of a query over a value type.
 
     ``prefix | str type name | str sql | i32 n + args | bool x3 | i32 page | i64 timeout``.
     """
-    buf = bytearray()
-    write_cache_prefix(buf, cache_id, flags)
+    buf = _query_prefix(cache_id, flags, tx_id, features)
     write_string(buf, check.required_str(table_name, "table name"), "table name")
     write_string(buf, check.required_str(query, "query"), "query")
     write_objects(buf, args, None, ctx)

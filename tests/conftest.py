@@ -17,8 +17,8 @@ from broker.devcluster import DevCluster
 # Session-scoped real Ignite server nodes (one JVM each) on 127.0.0.1. Each fixture yields a
 # started broker.devcluster.DevCluster: `.addresses` [(host, port)], `.ssl_files`,
 # `.credentials`, `.client_ssl_context()`, `.handshake(idx)`, `.kill_node(idx)`,
-# `.start_node(idx)`. Base ports (thin client = base + idx) are 10800/10810/10820/10830/10840,
-# shifted by $IGNITE_BROKER_TEST_BASE_PORT - 10800 when that is set.
+# `.start_node(idx)`. Base ports (thin client = base + idx) are 10800/10810/10820/10830/10840
+# and 10874 (tx-aware queries), shifted by $IGNITE_BROKER_TEST_BASE_PORT - 10800 when set.
 # Teardown always runs (try/finally); an atexit hook is the safety net for odd exits.
 # =============================================================================================
 
@@ -81,6 +81,14 @@ def ignite_auth() -> Iterator[DevCluster]:
 def ignite_expendable() -> Iterator[DevCluster]:
     """One plain node of its own for a test module that tries to halt it (10840)."""
     with _dev_cluster(1, 40) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def ignite_tx_sql() -> Iterator[DevCluster]:
+    """One node with tx-aware queries (thin-client feature bit 18, the Calcite SQL engine):
+    SQL and scans inside a transaction join it (10874; 10870 is test_queue_wait's)."""
+    with _dev_cluster(1, 74, tx_aware_queries=True) as cluster:
         yield cluster
 
 

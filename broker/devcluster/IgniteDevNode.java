@@ -4,6 +4,8 @@
 //   IGNITE_STARTED idx=<i> port=<p>              Ignition.start returned (node joined or formed the ring)
 //   IGNITE_READY idx=<i> port=<p> servers=<n>    server count reached --nodes (and state ACTIVE with --auth)
 // With --auth the node with --idx 0 activates the cluster once --nodes servers have joined.
+// With --tx-aware-queries SQL joins the caller's transaction (thin-client feature bit 18): Ignite
+// 2.17 does that only with the Calcite engine, whose jars maven.py puts on the class path then.
 
 import java.io.File;
 import java.util.ArrayList;
@@ -19,7 +21,10 @@ import org.apache.ignite.configuration.ClientConnectorConfiguration;
 import org.apache.ignite.configuration.DataRegionConfiguration;
 import org.apache.ignite.configuration.DataStorageConfiguration;
 import org.apache.ignite.configuration.IgniteConfiguration;
+import org.apache.ignite.configuration.QueryEngineConfiguration;
+import org.apache.ignite.configuration.SqlConfiguration;
 import org.apache.ignite.configuration.ThinClientConfiguration;
+import org.apache.ignite.configuration.TransactionConfiguration;
 import org.apache.ignite.spi.communication.tcp.TcpCommunicationSpi;
 import org.apache.ignite.spi.discovery.tcp.TcpDiscoverySpi;
 import org.apache.ignite.spi.discovery.tcp.ipfinder.vm.TcpDiscoveryVmIpFinder;
@@ -29,6 +34,7 @@ public final class IgniteDevNode {
     private static final String HOST = "127.0.0.1";
     private static final long MB = 1024L * 1024L;
     private static final long POLL_MS = 100L;
+    private static final String CALCITE_ENGINE = "org.apache.ignite.calcite.CalciteQueryEngineConfiguration";
 
     private IgniteDevNode() {
     }
@@ -66,7 +72,8 @@ public final class IgniteDevNode {
     }
 
     private static IgniteConfiguration configure(
-            Map<String, String> args, int idx, int nodes, int clientPort, boolean auth) {
+            Map<String, String> args, int idx, int nodes, int clientPort, boolean auth)
+            throws ReflectiveOperationException {
         String name = "node-" + idx;
         IgniteConfiguration cfg = new IgniteConfiguration()
             .setIgniteInstanceName(name)
@@ -82,7 +89,18 @@ public final class IgniteDevNode {
             .setClientConnectorConfiguration(clientConnector(args, clientPort))
             .setDataStorageConfiguration(storage(auth));
         // With auth the region is persistent, so the cluster starts INACTIVE (see awaitTopology).
+        if (args.containsKey("tx-aware-queries")) {
+            cfg.setTransactionConfiguration(new TransactionConfiguration().setTxAwareQueriesEnabled(true))
+                .setSqlConfiguration(new SqlConfiguration().setQueryEnginesConfiguration(calciteEngine()));
+        }
         return cfg;
+    }
+
+    /** The Calcite engine as the default SQL engine (the H2 one refuses queries in a transaction);
+     *  loaded by name since the launcher is compiled without the ignite-calcite jars. */
+    private static QueryEngineConfiguration calciteEngine() throws ReflectiveOperationException {
+        Object engine = Class.forName(CALCITE_ENGINE).getDeclaredConstructor().newInstance();
+        return ((QueryEngineConfiguration) engine).setDefault(true);
     }
 
     /** Pinned local port; the VM finder lists exactly this cluster's discovery ports. */

@@ -50,6 +50,8 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--base-port", type=int, default=10800, help="first thin-client port")
     start.add_argument("--ssl", action="store_true", help="TLS with client certs on thin ports")
     start.add_argument("--auth", action="store_true", help="authentication (user ignite/ignite)")
+    start.add_argument("--tx-aware-queries", action="store_true",
+                       help="SQL and scan queries join transactions (Calcite SQL engine)")
     start.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="start timeout, s")
     stop = commands.add_parser("stop", help="stop dev clusters and delete their files")
     stop.add_argument("--base-port", type=int, help="only this cluster (default: all)")
@@ -83,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_start(args: argparse.Namespace) -> int:
     cluster = DevCluster(
-        args.nodes, args.base_port, ssl=args.ssl, auth=args.auth, start_timeout=args.timeout
+        args.nodes, args.base_port, ssl=args.ssl, auth=args.auth,
+        tx_aware_queries=args.tx_aware_queries, start_timeout=args.timeout,
     )
     cluster.start()
     print(_describe_started(cluster))
@@ -145,7 +148,8 @@ def _describe_started(cluster: DevCluster) -> str:
 
 def _describe_record(record: ClusterRecord) -> str:
     alive = sum(node.alive() for node in record.nodes)
-    flags = ", ".join(f for f, on in (("ssl", record.ssl), ("auth", record.auth)) if on)
+    flags = ", ".join(f for f, on in (("ssl", record.ssl), ("auth", record.auth),
+                                      ("tx-aware queries", record.tx_aware_queries)) if on)
     header = (
         f"base port {record.base_port}: Apache Ignite {record.ignite_version}, "
         f"{alive}/{len(record.nodes)} node(s) running{', ' + flags if flags else ''}, "
@@ -171,6 +175,7 @@ def _status_json(record: ClusterRecord) -> dict[str, object]:
         "ignite_version": record.ignite_version,
         "ssl": record.ssl,
         "auth": record.auth,
+        "tx_aware_queries": record.tx_aware_queries,
         "directory": str(record.directory),
         "ssl_files": record.ssl_files.to_json() if record.ssl_files else None,
         "nodes": [

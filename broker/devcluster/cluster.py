@@ -61,6 +61,7 @@ class DevCluster:
         *,
         ssl: bool = False,
         auth: bool = False,
+        tx_aware_queries: bool = False,
         root: Path | None = None,
         start_timeout: float = START_TIMEOUT_S,
         notify: Notify | None = None,
@@ -70,6 +71,7 @@ class DevCluster:
         self.base_port = base_port
         self.ssl = ssl
         self.auth = auth
+        self.tx_aware_queries = tx_aware_queries
         self.root = root
         self.start_timeout = start_timeout
         self.start_seconds: float | None = None
@@ -85,7 +87,8 @@ class DevCluster:
         record = load_record(cluster_dir(base_port, root))
         if record is None:
             raise DevClusterError(f"no dev cluster recorded for base port {base_port}")
-        cluster = cls(len(record.nodes), base_port, ssl=record.ssl, auth=record.auth, root=root)
+        cluster = cls(len(record.nodes), base_port, ssl=record.ssl, auth=record.auth,
+                      tx_aware_queries=record.tx_aware_queries, root=root)
         cluster._record = record
         return cluster
 
@@ -154,7 +157,7 @@ class DevCluster:
         began = time.monotonic()
         _claim_directory(self.directory, self.base_port)
         ensure_ports_free(self.base_port, range(self.nodes))
-        self._runtime = prepare_runtime(self._notify)
+        self._runtime = prepare_runtime(self._notify, calcite=self.tx_aware_queries)
         self._record = self._new_record()
         try:
             self._launch_all(time.monotonic() + self.start_timeout)
@@ -197,7 +200,7 @@ class DevCluster:
             raise DevClusterError(f"node-{idx} already runs (pid {node.pid})")
         ensure_ports_free(self.base_port, [idx], wait=_KILL_WAIT_S)
         if self._runtime is None:
-            self._runtime = prepare_runtime(self._notify)
+            self._runtime = prepare_runtime(self._notify, calcite=self.tx_aware_queries)
         expected = 1 + sum(other.alive() for other in self.record.nodes if other.idx != idx)
         deadline = time.monotonic() + (timeout or self.start_timeout)
         self._reap()
@@ -218,7 +221,8 @@ class DevCluster:
 
     def __repr__(self) -> str:
         state = "stopped" if self._record is None else f"pids={self.pids}"
-        flags = "".join((" ssl" if self.ssl else "", " auth" if self.auth else ""))
+        flags = "".join((" ssl" if self.ssl else "", " auth" if self.auth else "",
+                         " tx_aware_queries" if self.tx_aware_queries else ""))
         return f"<DevCluster base_port={self.base_port} nodes={self.nodes}{flags} {state}>"
 
     # -- internals ---------------------------------------------------------------------------
@@ -241,6 +245,7 @@ class DevCluster:
             ],
             ssl=self.ssl,
             auth=self.auth,
+            tx_aware_queries=self.tx_aware_queries,
             ignite_version=self._runtime.version,
             directory=directory,
             ssl_files=ssl_files,
@@ -301,6 +306,8 @@ class DevCluster:
             ]
         if self.auth:
             cmd.append("--auth")
+        if self.tx_aware_queries:
+            cmd.append("--tx-aware-queries")
         return cmd
 
     def _await_marker(self, idx: int, marker: str, deadline: float) -> None:

@@ -20,6 +20,8 @@ from broker.devcluster.errors import DevClusterError
 # Preferred version first; a later entry is used only when every earlier one fails to resolve.
 IGNITE_VERSIONS = ("2.18.0", "2.17.0")
 IGNITE_ARTIFACTS = ("ignite-core", "ignite-indexing")
+# Only for nodes with tx-aware queries (its ~30 MB of jars stay off the default class path).
+CALCITE_ARTIFACT = "ignite-calcite"
 LAUNCHER_CLASS = "IgniteDevNode"
 _LAUNCHER_SOURCE = Path(__file__).with_name(f"{LAUNCHER_CLASS}.java")
 _COMPLETE = ".complete"
@@ -96,10 +98,12 @@ class IgniteRuntime:
     lib_dir: Path
     classes_dir: Path
     jvm_argfile: Path
+    calcite_dir: Path | None = None
 
     @property
     def classpath(self) -> str:
-        return f"{self.lib_dir}/*{os.pathsep}{self.classes_dir}"
+        extra = f"{os.pathsep}{self.calcite_dir}/*" if self.calcite_dir else ""
+        return f"{self.lib_dir}/*{extra}{os.pathsep}{self.classes_dir}"
 
 
 def cache_dir() -> Path:
@@ -108,8 +112,9 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "ignite-broker"
 
 
-def prepare_runtime(notify: Notify | None = None) -> IgniteRuntime:
-    """Resolve the jars, compile the launcher and write the JVM argfile (each step cached)."""
+def prepare_runtime(notify: Notify | None = None, *, calcite: bool = False) -> IgniteRuntime:
+    """Resolve the jars, compile the launcher and write the JVM argfile (each step cached);
+    with ``calcite`` also the Calcite SQL engine's jars."""
     notify = notify or _print_stderr
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -118,7 +123,8 @@ def prepare_runtime(notify: Notify | None = None) -> IgniteRuntime:
         fcntl.flock(lock, fcntl.LOCK_EX)
         version, lib_dir = resolve_ignite(root, notify)
         classes_dir = compile_launcher(lib_dir)
-        return IgniteRuntime(version, lib_dir, classes_dir, write_jvm_argfile(root))
+        calcite_dir = resolve_calcite(root, version, notify) if calcite else None
+        return IgniteRuntime(version, lib_dir, classes_dir, write_jvm_argfile(root), calcite_dir)
 
 
 def resolve_ignite(root: Path, notify: Notify) -> tuple[str, Path]:
@@ -137,6 +143,19 @@ def resolve_ignite(root: Path, notify: Notify) -> tuple[str, Path]:
             return version, _lib_dir(root, version)
         failures.append(f"{version}: {error}")
     raise DevClusterError("cannot resolve Ignite jars with Maven:\n  " + "\n  ".join(failures))
+
+
+def resolve_calcite(root: Path, version: str, notify: Notify) -> Path:
+    """The ignite-calcite jars of version that lib/ lacks, in ignite-<version>/calcite."""
+    lib_dir = _lib_dir(root, version)
+    calcite_dir = lib_dir.with_name("calcite")
+    error = _resolve_jars(calcite_dir, version, (CALCITE_ARTIFACT,), notify)
+    if error is not None:
+        raise DevClusterError(f"cannot resolve {CALCITE_ARTIFACT} {version} with Maven: {error}")
+    for jar in calcite_dir.glob("*.jar"):
+        if (lib_dir / jar.name).exists():  # ignite-core and its dependencies, once is enough
+            jar.unlink()
+    return calcite_dir
 
 
 def compile_launcher(lib_dir: Path) -> Path:
@@ -178,17 +197,22 @@ def java_executable() -> str:
 
 def _resolve_version(root: Path, version: str, notify: Notify) -> str | None:
     """Resolve one version's full jar set into ignite-<version>/lib; return an error or None."""
-    lib_dir = _lib_dir(root, version)
+    return _resolve_jars(_lib_dir(root, version), version, IGNITE_ARTIFACTS, notify)
+
+
+def _resolve_jars(lib_dir: Path, version: str, artifacts: tuple[str, ...],
+                  notify: Notify) -> str | None:
+    """Resolve artifacts (with their dependencies) into lib_dir, its pom.xml next to it
+    (named after lib_dir); return an error or None."""
     if _is_complete(lib_dir):
         return None
     notify(f"dev-cluster: resolving Apache Ignite {version} jars with Maven into {lib_dir} ...")
-    project_dir = lib_dir.parent
+    pom = lib_dir.parent / ("pom.xml" if lib_dir.name == "lib" else f"pom-{lib_dir.name}.xml")
     shutil.rmtree(lib_dir, ignore_errors=True)
-    project_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(project_dir / "pom.xml", _render_pom(version))
+    lib_dir.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(pom, _render_pom(version, artifacts))
     cmd = [
-        shutil.which("mvn") or "mvn", "-B", "-q", "-Dstyle.color=never",
-        "-f", str(project_dir / "pom.xml"),
+        shutil.which("mvn") or "mvn", "-B", "-q", "-Dstyle.color=never", "-f", str(pom),
         "dependency:copy-dependencies", f"-DoutputDirectory={lib_dir}",
     ]
     try:
@@ -202,10 +226,10 @@ def _resolve_version(root: Path, version: str, notify: Notify) -> str | None:
     return None
 
 
-def _render_pom(version: str) -> str:
+def _render_pom(version: str, artifacts: tuple[str, ...] = IGNITE_ARTIFACTS) -> str:
     dependencies = "\n".join(
         _DEPENDENCY_TEMPLATE.format(artifact=artifact, version=version)
-        for artifact in IGNITE_ARTIFACTS
+        for artifact in artifacts
     )
     return _POM_TEMPLATE.format(version=version, dependencies=dependencies)
 

@@ -93,6 +93,7 @@ class ClusterRecord:
     directory: Path
     ssl_files: SslFiles | None = None
     started_at: float = 0.0
+    tx_aware_queries: bool = False
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -155,6 +156,7 @@ def _record_to_json(record: ClusterRecord) -> dict[str, object]:
         "base_port": record.base_port,
         "ssl": record.ssl,
         "auth": record.auth,
+        "tx_aware_queries": record.tx_aware_queries,
         "ignite_version": record.ignite_version,
         "started_at": record.started_at,
         "ssl_files": record.ssl_files.to_json() if record.ssl_files else None,
@@ -186,4 +188,5 @@ def _record_from_json(data: dict[str, Any], directory: Path) -> ClusterRecord:
         directory=directory,
         ssl_files=ssl_files,
         started_at=data.get("started_at", 0.0),
+        tx_aware_queries=data.get("tx_aware_queries", False),
     )
