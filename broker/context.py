@@ -46,6 +46,9 @@ class Context(Protocol):
 
     def deadline(self, request: Request) -> float: ...
 
+    def run(self, worker: Worker, request: Request, reply: ReplyFn) -> None:
+        """Run a request (again): its handler, with every error answered."""
+
     def with_codec(self, parse: Callable[..., Any]) -> Callable[[Any], Any]: ...
 
 

@@ -145,9 +145,11 @@ class Dispatcher:
             self._parking.park(worker, request, reply, now, self.deadline(request),
                                limits.queue_wait)
             return
-        self._run(worker, request, reply)
+        self.run(worker, request, reply)
 
-    def _run(self, worker: Worker, request: Request, reply: ReplyFn) -> None:
+    def run(self, worker: Worker, request: Request, reply: ReplyFn) -> None:
+        """Run the request's handler; whatever it raises is answered here (a request held for
+        later, e.g. while its cache starts or stops, is run again through this)."""
         try:
             handler = self._handlers.get(request.op)
             if handler is None:
@@ -168,7 +170,7 @@ class Dispatcher:
         oldest first."""
         for worker, request, reply, parked_at in self._parking.release():
             self.metrics.waited("no_node", _monotonic() - parked_at)
-            self._run(worker, request, reply)
+            self.run(worker, request, reply)
 
     def pause(self) -> None:
         """``admin pause``: hold new requests (hello and ping aside) until ``resume``, each

@@ -114,7 +114,7 @@ def _handler(spec: KeyValueOp) -> Handler:
         cid = context.cache_id(args)
         changes = context.cache_lifecycle
         if changes.changing and changes.hold(
-                cid, lambda: handle(context, worker, request, reply)):
+                cid, lambda: context.run(worker, request, reply)):
             return  # the cache is starting or stopping: after that (cachechanges.py)
         values = _take(args, params, context.limits)
         tx = None if args.get("tx") is None else context.transaction(worker, args)

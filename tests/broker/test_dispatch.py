@@ -301,3 +301,25 @@ async def test_a_cache_stop_waits_for_requests_in_flight_on_it_and_holds_new_one
     assert ops.index(OpCode.CACHE_GET) < ops.index(OpCode.CACHE_DESTROY) < len(ops) - 1
     assert ops[-1] == OpCode.CACHE_PUT and not h.dispatcher.cache_lifecycle.changing
     await h.close()
+
+
+@run
+async def test_every_request_held_by_a_cache_stop_is_answered_even_a_bad_one():
+    """A held request runs again through the dispatcher: its errors are answered there, and
+    the requests held after it still run (a BadRequest used to escape and strand them)."""
+    h = await Harness(1).start()
+    node = h.nodes[0]
+    node.hold.add(OpCode.CACHE_GET)
+    h.send("cache_get", _GET)
+    await h.settle()
+    h.send("cache_destroy", {"cache": "ops-kv"})
+    bad = h.send("cache_get", {"cache": "ops-kv"})  # no key
+    good = h.send("cache_put", _PUT)
+    await h.settle()
+    assert bad not in h.replies and good not in h.replies
+    node.hold.clear()
+    node.release()
+    await h.until(lambda: bad in h.replies and good in h.replies)
+    assert h.replies[bad][0] == Status.BAD_REQUEST and h.replies[good][0] == Status.OK
+    assert h.dispatcher.internal_errors == 0
+    await h.close()
