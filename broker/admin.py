@@ -314,7 +314,7 @@ def answer(broker: Broker, command: str) -> dict[str, Any]:
 class AdminServer:
     """REP socket on ``endpoint``; one command per message, one JSON answer."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, broker: Broker, *,
+    def __init__(self, context: zmq.Context[Any], endpoint: str, broker: Broker, *,
                  mode: int = 0o600, group: str = "") -> None:
         self.endpoint = endpoint
         self._broker = broker
@@ -399,6 +399,7 @@ def query(endpoint: str, command: str, timeout: float = 10.0) -> dict[str, Any]:
         if not sock.poll(int(timeout * 1000)):
             raise AdminError(f"no answer from the broker's admin socket {endpoint} within "
                              f"{timeout:g}s (is the broker running?)")
-        return json.loads(sock.recv())
+        answer: dict[str, Any] = json.loads(sock.recv())
+        return answer
     finally:
         sock.close()

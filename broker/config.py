@@ -241,7 +241,7 @@ class Config:
         if self.cluster_password_file:
             with open(self.cluster_password_file, encoding="utf-8") as fh:
                 return fh.read().strip()
-        return self.cluster_password
+        return str(self.cluster_password)
 
 
 def load(path: str | None = None, overrides: Mapping[str, Any] | None = None,
@@ -433,11 +433,11 @@ def admin_endpoint(cfg: Config) -> str:
     """The admin socket, bound whatever the endpoints: configured, else admin.sock beside the
     first ipc:// or unix:// socket file, else in the default runtime directory."""
     if cfg.broker_admin_endpoint:
-        return cfg.broker_admin_endpoint
+        return str(cfg.broker_admin_endpoint)
     for endpoint in cfg.broker_endpoints:
         for scheme in ("ipc://", "unix://"):
             if endpoint.startswith(scheme) and not endpoint.startswith(scheme + "@"):
-                return "ipc://" + endpoint[len(scheme):].rsplit("/", 1)[0] + "/admin.sock"
+                return "ipc://" + str(endpoint)[len(scheme):].rsplit("/", 1)[0] + "/admin.sock"
     env = {k: v for k, v in os.environ.items() if k != "IGNITE_BROKER"}
     return f"ipc://{default_runtime_dir(env, os.getuid())}/admin.sock"
 

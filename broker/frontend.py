@@ -59,7 +59,7 @@ class Frontend:
 
     def __init__(
         self,
-        context: zmq.Context,
+        context: zmq.Context[Any],
         endpoints: list[str],
         dispatch: Callable[[bytes, Request, ReplyTo], None],
         *,
@@ -277,7 +277,8 @@ class Frontend:
         else:
             peer = Peer("ipc", creds[0], creds[1], process_name(creds[0]))
         self.peer_connected(identity, peer)
-        return frame.bytes
+        data: bytes = frame.bytes
+        return data
 
     def _handle(self, frames: list[bytes]) -> None:
         identity = frames[0]

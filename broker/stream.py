@@ -65,7 +65,7 @@ def tcp_connector(ssl_context: ssl.SSLContext | None = None) -> Connector:
             raise StreamError(f"TLS failed: {exc.reason or exc}", "tls error") from exc
         except OSError as exc:
             raise StreamError(f"{exc.strerror or exc}") from exc
-        return transport  # type: ignore[return-value]
+        return transport
 
     return connect
 

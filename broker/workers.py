@@ -75,7 +75,7 @@ class Pinned(dict[int, T]):
         super().__delitem__(handle)
         self._drop(item.conn)
 
-    def pop(self, handle: int, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, handle: int, *default: Any) -> Any:
         if handle in self:
             item = super().pop(handle)
             self._drop(item.conn)
@@ -92,7 +92,7 @@ class Pinned(dict[int, T]):
     def _one_at_a_time(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("a Pinned table changes one handle at a time (set, del, pop, clear)")
 
-    popitem = setdefault = update = _one_at_a_time  # type: ignore[assignment]
+    popitem = setdefault = update = _one_at_a_time
 
     @property
     def count(self) -> int:

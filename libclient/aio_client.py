@@ -84,7 +84,8 @@ class AioClient(ClientSpecs):
     async def random_node(self) -> NodeDescription:
         """The node the broker would use for a request without a key (a coroutine, as in
         pyignite)."""
-        return await self._arun(self._node())
+        node: NodeDescription = await self._arun(self._node())
+        return node
 
     # -- the asyncio driver -----------------------------------------------------------------
 

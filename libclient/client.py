@@ -100,7 +100,8 @@ class Client(ClientSpecs):
     @property
     def random_node(self) -> NodeDescription:
         """The node the broker would use for a request without a key."""
-        return self._run(self._node())
+        node: NodeDescription = self._run(self._node())
+        return node
 
     # -- the blocking driver ----------------------------------------------------------------
 

@@ -133,7 +133,8 @@ def parse_settings(settings: Any) -> tuple[str, dict[int, Any] | None]:
 
 def cache_name_of(cache: Any) -> str | int:
     """A cache argument given as a Cache, a name or an id (ids go as they are)."""
-    return getattr(cache, "name", cache)
+    name: str | int = getattr(cache, "name", cache)
+    return name
 
 
 class NodeDescription:
@@ -298,7 +299,7 @@ class ClientSpecs:
         bits = info.get("features")
         features = (BitmaskFeature.from_bits(bits) if bits is not None
                     else BitmaskFeature.CLUSTER_API)
-        self._protocol_context = ProtocolContext(version, features)  # type: ignore[arg-type]
+        self._protocol_context = ProtocolContext(version, features)
         liveness = info.get("worker_liveness_s")
         if liveness:  # the broker frees a silent worker's cursors/transactions after this
             self._heartbeat = max(0.05, liveness / 3)
@@ -337,20 +338,20 @@ class ClientSpecs:
         names = yield Call("cache_names", idempotent=True)
         return list(names)
 
-    def _get_binary_type(self, binary_type: str | int) -> Generator[Call, Any, dict]:
+    def _get_binary_type(self, binary_type: str | int) -> Generator[Call, Any, dict[str, Any]]:
         raw = yield Call("binary_type_get", {"type": entity_id(binary_type)}, idempotent=True,
                          error=BinaryTypeError)
         return _binary_type_info(raw)
 
     @shared
-    def get_binary_type(self, binary_type: str | int) -> Generator[Call, Any, dict]:
+    def get_binary_type(self, binary_type: str | int) -> Generator[Call, Any, dict[str, Any]]:
         """The cluster's metadata for a type: pyignite's dict, schemas as OrderedDicts of
         field name -> type hint."""
         return (yield from self._get_binary_type(binary_type))
 
     def _put_binary_type(self, type_name: str, affinity_key_field: str | None = None,
                          is_enum: bool = False, schema: Any = None,
-                         ) -> Generator[Call, Any, dict]:
+                         ) -> Generator[Call, Any, dict[str, Any]]:
         schema = schema or {}
         if is_enum:
             fields = [[literal, int(ordinal)] for literal, ordinal in schema.items()]
@@ -365,7 +366,8 @@ class ClientSpecs:
 
     @shared
     def put_binary_type(self, type_name: str, affinity_key_field: str | None = None,
-                        is_enum: bool = False, schema: Any = None) -> Generator[Call, Any, dict]:
+                        is_enum: bool = False, schema: Any = None
+                        ) -> Generator[Call, Any, dict[str, Any]]:
         """Register a type's metadata in the cluster; the local registry is left alone."""
         return (yield from self._put_binary_type(type_name, affinity_key_field, is_enum,
                                                  schema))
@@ -459,7 +461,7 @@ class ClientSpecs:
         if self._registry.find(value.type_id, schema_id(value.fields)) is None:
             self._codec.adopt(value)
 
-    def _encode(self, pairs: dict[str, tuple[Any, Any]]) -> Generator[Call, Any, dict]:
+    def _encode(self, pairs: dict[str, tuple[Any, Any]]) -> Generator[Call, Any, dict[str, Any]]:
         """Encode named (value, hint) pairs, noting the classes of complex objects written."""
         codec = self._codec
         written: list[type] = []
@@ -468,7 +470,7 @@ class ClientSpecs:
         return args
         yield  # a spec (no request of its own): the broker registers new schemas itself
 
-    def _encode_many(self, values: Any) -> Generator[Call, Any, list]:
+    def _encode_many(self, values: Any) -> Generator[Call, Any, list[Any]]:
         codec = self._codec
         written: list[type] = []
         encoded = [codec.encode(v, None, written) for v in values]

@@ -346,7 +346,7 @@ class StreamChannel(Channel):
             if self.sock.socket is None and not self._connect(deadline):
                 return False
             try:
-                self.sock.socket.sendall(data)  # type: ignore[union-attr]
+                self.sock.socket.sendall(data)
             except OSError:
                 # A broken or stalled stream holds at most part of this request, which the
                 # broker drops with the connection: nothing of it was processed.
@@ -653,7 +653,7 @@ def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None
     if method is None:
         return lambda: None
     if hasattr(method, "__self__"):
-        return weakref.WeakMethod(method)  # type: ignore[arg-type]
+        return weakref.WeakMethod(method)
     return lambda: method
 
 
