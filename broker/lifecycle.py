@@ -166,10 +166,35 @@ class Broker:
         for warning in secret_file_warnings(cfg):
             _log.warning("secret_file_readable_by_others", detail=warning)
         access = self.access = Access.from_config(cfg)
-        ssl_context = build_ssl_context(cfg)
         metrics = self.metrics = Metrics(max_clients=cfg.metrics_max_clients)
-        self.pool = NodePool(
-            self.cfg_addresses(), protocol_config(cfg), connect=tcp_connector(ssl_context),
+        pool = self.pool = self._make_pool(cfg, metrics)
+        context: zmq.Context[Any] = zmq.Context()
+        frontend = self._make_request_path(cfg, context, access, metrics)
+        janitor = self.janitor
+        assert janitor is not None
+        metrics_server = MetricsServer(cfg.metrics_listen, metrics.registry) \
+            if cfg.metrics_listen else None
+        try:
+            await self._serve(context, access, listeners, metrics_server)
+        finally:
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.close)
+            await janitor.stop()
+            if self.admin is not None:
+                self.admin.close()
+            frontend.close()
+            access.close()
+            await pool.close()
+            context.term()
+            self._release_lock()
+        _log.info("stopped")
+        return 0
+
+    def _make_pool(self, cfg: Config, metrics: Metrics) -> NodePool:
+        """The node connections (TLS context built here: unreadable certificates fail early)."""
+        return NodePool(
+            self.cfg_addresses(), protocol_config(cfg),
+            connect=tcp_connector(build_ssl_context(cfg)),
             connect_timeout=cfg.cluster_connect_timeout,
             connections_per_node=cfg.cluster_connections_per_node,
             max_connections_per_node=cfg.cluster_max_connections_per_node,
@@ -178,67 +203,62 @@ class Broker:
             node_warmup=cfg.cluster_node_warmup,
             node_byte_budget=cfg.limits_node_bytes_in_flight, metrics=metrics,
         )
-        context = zmq.Context()
-        self.workers = Workers(max_workers=cfg.limits_max_workers)
+
+    def _make_request_path(self, cfg: Config, context: zmq.Context[Any], access: Access,
+                           metrics: Metrics) -> Frontend:
+        """Workers, dispatcher, janitor and front end, wired to each other and to metrics."""
+        assert self.pool is not None
+        pool = self.pool
+        workers = self.workers = Workers(max_workers=cfg.limits_max_workers)
         limits = Limits(max_in_flight_per_worker=cfg.limits_max_in_flight_per_worker,
                         max_in_flight_total=cfg.limits_max_in_flight_total,
                         default_timeout=cfg.limits_request_timeout,
                         queue_wait=cfg.limits_queue_wait,
                         coalesce_reads=cfg.limits_coalesce_reads,
                         **{name: cfg.get(f"limits.{name}") for name in BOUND_SETTINGS})
-        dispatcher = self.dispatcher = Dispatcher(self.pool, self.workers, self.info, limits,
+        dispatcher = self.dispatcher = Dispatcher(pool, workers, self.info, limits,
                                                   metrics, handlers=HANDLERS)
-        self.janitor = Janitor(self.pool, self.workers, dispatcher,
-                               liveness=cfg.limits_worker_liveness,
-                               heartbeat_timeout=cfg.cluster_heartbeat_timeout)
-        self.frontend = Frontend(
+        janitor = self.janitor = Janitor(pool, workers, dispatcher,
+                                         liveness=cfg.limits_worker_liveness,
+                                         heartbeat_timeout=cfg.cluster_heartbeat_timeout)
+        frontend = self.frontend = Frontend(
             context, cfg.broker_endpoints, dispatcher.dispatch,
             max_request_bytes=cfg.limits_max_request_bytes, socket_mode=cfg.broker_socket_mode,
-            batch=self.pool.batch, on_disconnect=self.workers.disconnected,
-            stream_window=cfg.limits_max_in_flight_per_worker, reply_batch=self.pool.replies,
+            batch=pool.batch, on_disconnect=workers.disconnected,
+            stream_window=cfg.limits_max_in_flight_per_worker, reply_batch=pool.replies,
             budget=MemoryBudget(cfg.limits_memory_budget, cfg.limits_worker_memory),
             max_workers=cfg.limits_max_workers,
-            access=access, metrics=metrics, on_peer=self.workers.peer_seen,
-            knows=self.workers.knows,
+            access=access, metrics=metrics, on_peer=workers.peer_seen,
+            knows=workers.knows,
         )
-        self.janitor.frontend = self.frontend
-        dispatcher.continuous.push = self.frontend.push  # continuous-query events
-        self.janitor.stalled_timeout = cfg.limits_stalled_request_timeout
-        watch_broker(metrics, asyncio.get_running_loop(), pool=self.pool, dispatcher=dispatcher,
-                     workers=self.workers, frontend=self.frontend, janitor=self.janitor)
-        metrics_server = MetricsServer(cfg.metrics_listen, metrics.registry) \
-            if cfg.metrics_listen else None
-        try:
-            access.start(context)
-            self.frontend.bind(listeners)
-            await self.frontend.start()
-            self.janitor.start()
-            if metrics_server is not None:
-                metrics_server.start()  # its own thread: a scrape never runs on the loop
-            admin = admin_endpoint(cfg)
-            if admin:
-                self.admin = AdminServer(context, admin, self,
-                                         mode=cfg.broker_admin_socket_mode,
-                                         group=cfg.broker_admin_group)
-                self.admin.start(listeners)
-            listeners.unused()
-            self._install_signals()
-            self._spawn(self._announce_ready(), "ready")
-            await self._stop.wait()
-            await self._drain()
-        finally:
-            if metrics_server is not None:
-                await asyncio.to_thread(metrics_server.close)
-            await self.janitor.stop()
-            if self.admin is not None:
-                self.admin.close()
-            self.frontend.close()
-            access.close()
-            await self.pool.close()
-            context.term()
-            self._release_lock()
-        _log.info("stopped")
-        return 0
+        janitor.frontend = frontend
+        dispatcher.continuous.push = frontend.push  # continuous-query events
+        janitor.stalled_timeout = cfg.limits_stalled_request_timeout
+        watch_broker(metrics, asyncio.get_running_loop(), pool=pool, dispatcher=dispatcher,
+                     workers=workers, frontend=frontend, janitor=janitor)
+        return frontend
+
+    async def _serve(self, context: zmq.Context[Any], access: Access, listeners: Listeners,
+                     metrics_server: MetricsServer | None) -> None:
+        """Listen (ZAP first), serve until a stop signal, then drain."""
+        assert self.frontend is not None and self.janitor is not None
+        cfg = self.cfg
+        access.start(context)
+        self.frontend.bind(listeners)
+        await self.frontend.start()
+        self.janitor.start()
+        if metrics_server is not None:
+            metrics_server.start()  # its own thread: a scrape never runs on the loop
+        admin = admin_endpoint(cfg)
+        if admin:
+            self.admin = AdminServer(context, admin, self, mode=cfg.broker_admin_socket_mode,
+                                     group=cfg.broker_admin_group)
+            self.admin.start(listeners)
+        listeners.unused()
+        self._install_signals()
+        self._spawn(self._announce_ready(), "ready")
+        await self._stop.wait()
+        await self._drain()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
