@@ -29,11 +29,13 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from broker.devcluster import DevCluster
+from broker.devcluster.errors import NodeStartError
 from libclient import Client
 from libclient.datatypes import cache_config as cc
 from libclient.datatypes import prop_codes as p
@@ -49,6 +51,7 @@ SLOW = 0.25  # requests longer than this are kept (start, end, op) for the resta
 KEEP_SLOW = 5000
 KEEP_FAILURES = 200
 KINDS = ("term", "upgrade", "kill")
+NODE_START = 300.0  # a JVM's start on a loaded 2-core machine: a bound, not a speed claim
 
 # PARTITIONED, backups=1, FULL_SYNC: an acknowledged write survives one node's restart
 # (with PRIMARY_SYNC it could be lost with its primary: Ignite's contract, not ours).
@@ -252,6 +255,8 @@ class Soak:
                             ("ipc", listening_socket(self.daemon.ipc_path))]
         self.events: list[Event] = []
         self.t0 = 0.0
+        run = uuid.uuid4().hex[:8]  # keys of an earlier run on the same cluster never count
+        self.tags = [f"{run}-w{i}-{('unix', 'ipc')[i % 2]}" for i in range(plan.workers)]
 
     # -- broker ---------------------------------------------------------------------------------
 
@@ -298,9 +303,16 @@ class Soak:
     # -- nodes ----------------------------------------------------------------------------------
 
     def restart_node(self, idx: int) -> Event:
+        """kill -9 of node ``idx``, then start it again; a slow start (a loaded machine) is
+        recorded and waited for, not fatal."""
         event = Event(f"node {idx} kill -9", time.monotonic())
         self.cluster.kill_node(idx)
-        self.cluster.start_node(idx)
+        try:
+            self.cluster.start_node(idx, timeout=NODE_START)
+        except NodeStartError as exc:
+            event.detail["start_error"] = str(exc)
+            if not self.cluster.record.nodes[idx].alive():
+                self.cluster.start_node(idx, timeout=NODE_START)
         event.ready = time.monotonic()
         return event
 
@@ -336,6 +348,15 @@ class Soak:
         return sorted(actions)
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.daemon.stop(self.daemon.serving_pid())
+            self.daemon.stop()
+            for _, sock in self.sockets:
+                sock.close()
+
+    def _run(self) -> dict[str, Any]:
         stop_file = self.workdir / "stop"
         self._start_broker()
         sampler = Sampler(self.daemon, self.plan.sample_every)
@@ -359,25 +380,18 @@ class Soak:
             for proc in procs:
                 proc.wait(WAIT)
             sampler.stopped.set()
-        try:
-            results = [json.loads((self.workdir / f"w{i}.json").read_text())
-                       for i in range(len(procs))]
-            return self._report(results, sampler.samples)
-        finally:
-            self.daemon.stop(self.daemon.serving_pid())
-            self.daemon.stop()
-            for _, sock in self.sockets:
-                sock.close()
+        results = [json.loads((self.workdir / f"w{i}.json").read_text())
+                   for i in range(len(procs))]
+        return self._report(results, sampler.samples)
 
     def _spawn_workers(self, stop_file: Path) -> list[subprocess.Popen[bytes]]:
         procs = []
-        transports = ("unix", "ipc")
-        for i in range(self.plan.workers):
-            endpoint = self.daemon.endpoints[transports[i % 2]]
+        for i, tag in enumerate(self.tags):
+            endpoint = self.daemon.endpoints[tag.rsplit("-", 1)[1]]
             out = self.workdir / f"w{i}.json"
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "tests.integration.soak", "worker", endpoint,
-                 f"w{i}-{transports[i % 2]}", str(stop_file), str(out)],
+                [sys.executable, "-m", "tests.integration.soak", "worker", endpoint, tag,
+                 str(stop_file), str(out)],
                 stdout=subprocess.DEVNULL, stderr=open(self.workdir / f"w{i}.err", "wb")))  # noqa: SIM115
         deadline = time.monotonic() + WAIT
         while not all((self.workdir / f"w{i}.json.running").exists() for i in range(len(procs))):
@@ -432,8 +446,7 @@ class Soak:
         total = missing = 0
         with Client(broker=self.daemon.endpoints["unix"], timeout=60.0) as client:
             client.connect()
-            for i, r in enumerate(results):
-                tag = f"w{i}-{('unix', 'ipc')[i % 2]}"
+            for tag, r in zip(self.tags, results, strict=True):
                 for name, seqs in r["acked"].items():
                     cache = client.get_cache(name)
                     total += len(seqs)
