@@ -235,7 +235,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.every):
             pid = self.broker.serving_pid()
-            with contextlib.suppress(OSError, TypeError, ValueError):
+            with contextlib.suppress(OSError, TypeError, ValueError, StopIteration):
                 status = Path(f"/proc/{pid}/status").read_text()
                 rss = int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS"))
                           .split()[1])
