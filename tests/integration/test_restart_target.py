@@ -33,6 +33,7 @@ def test_opening_calls_survive_a_graceful_restart(ignite_node, tmp_path):
     lock = threading.Lock()
     ok: collections.Counter[str] = collections.Counter()
     failed: collections.Counter[str] = collections.Counter()
+    inherent: collections.Counter[str] = collections.Counter()
 
     def run(endpoint: str, what: str) -> None:
         client = Client(broker=endpoint, timeout=30.0, connect_timeout=20.0)
@@ -48,8 +49,11 @@ def test_opening_calls_survive_a_graceful_restart(ignite_node, tmp_path):
                     with client.tx_start() as tx:
                         tx.commit()
             except Exception as exc:
+                # tx_end of a transaction that ended with the old broker fails by nature;
+                # the opening calls (sql, tx_start) are the ones that need not fail.
+                opening = any(f"did not process {op}:" in str(exc) for op in ("sql", "tx_start"))
                 with lock:
-                    failed[f"{what}: {kind_of(exc)}"] += 1
+                    (failed if opening else inherent)[f"{what}: {kind_of(exc)}"] += 1
                 continue
             with lock:
                 ok[what] += 1
@@ -74,5 +78,5 @@ def test_opening_calls_survive_a_graceful_restart(ignite_node, tmp_path):
             thread.join(WAIT)
         daemon.stop(daemon.serving_pid())
         daemon.stop()
-    print(f"ok {dict(ok)}, failed {dict(failed)}")
+    print(f"ok {dict(ok)}, opening calls failed {dict(failed)}, others {dict(inherent)}")
     assert not failed
