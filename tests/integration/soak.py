@@ -545,7 +545,22 @@ def main(argv: list[str]) -> int:
     if args.png:
         chart(report, args.png)
     print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=1))
+    print(restart_table(report))
     return 0
+
+
+def restart_table(report: dict[str, Any]) -> str:
+    """One line per restart: its length, the worst request overlapping it against the target
+    (restart + 0.5 s), and the failures workers saw from its start to 5 s after."""
+    lines = ["at_s  what  restart_s  worst_request_s  within_target  failed  maybe_applied"]
+    for e in report["events"]:
+        failed = sum(e["failures"].values())
+        maybe = sum(n for k, n in e["failures"].items() if "may have been applied" in k)
+        within = e["worst_overlapping_request_s"] <= e["restart_s"] + 0.5
+        lines.append(f"{e['at_s']:7.1f}  {e['what']:18} {e['restart_s']:7.2f}  "
+                     f"{e['worst_overlapping_request_s']:7.2f}  {within!s:5}  {failed:4}  "
+                     f"{maybe:4}  {e['failures']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
