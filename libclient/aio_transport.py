@@ -41,6 +41,7 @@ from .core import (
     closed_error,
     is_going_away,
     not_processed,
+    pinned,
 )
 from .envelope import unpack_reply
 from .exceptions import BrokerProtocolError
@@ -530,6 +531,8 @@ class AioTransport(TransportBase):
             # Not processed by a stopping broker (a pinned call raised): to the next one.
             await asyncio.sleep(exchange.resend_delay(time.monotonic()))
             chan = self.channel()
+            if call.hold is not None:  # the opening call of a cursor or transaction
+                call.hold.move_to(chan)
 
     async def _drive(self, chan: AioChannel, exchange: Exchange,
                      waiter: asyncio.Future[Any]) -> Any:
@@ -537,7 +540,7 @@ class AioTransport(TransportBase):
             if exchange.state is TO_SEND:
                 await chan.wait_writable(exchange)  # raises if nothing could be sent
                 chan.take_news()
-                if chan.retired and exchange.call.hold is None:
+                if chan.retired and not pinned(exchange.call):
                     return None  # told GOING_AWAY: to another channel
                 if not chan.try_send(exchange.frame):
                     await asyncio.sleep(0.01)

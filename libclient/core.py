@@ -108,6 +108,12 @@ def unprocessed_pinned_error(endpoint: str, call: Call) -> BrokerUnavailable:
         maybe_applied=False)
 
 
+def pinned(call: Call) -> bool:
+    """Whether ``call`` belongs to a cursor or transaction already open on its channel (a call
+    that opens one is not pinned until it is answered)."""
+    return call.hold is not None and call.hold.established
+
+
 def closed_error(again: str) -> ReconnectError:
     """The client was closed; ``again`` says how to reopen it in this flavour."""
     return ReconnectError(f"the client is closed: {again}")
@@ -176,14 +182,18 @@ class Exchange:
     def reply_received(self, reply: Any) -> Any:
         """The reply: the op's result, or raises its mapped error."""
         self.state = DONE
-        return result_of(reply, self.call)
+        result = result_of(reply, self.call)
+        if self.call.hold is not None:
+            self.call.hold.established = True  # the cursor or transaction lives there now
+        return result
 
     def not_processed(self) -> None:
         """The broker said it did not process the request (``not_processed(reply)``, or a
         GOING_AWAY on its connection): back to TO_SEND, for the next broker on a new
         connection after ``resend_delay``.  A pinned call raises (its cursor or transaction
-        ended with that broker)."""
-        if self.call.hold is not None:
+        ended with that broker), unless it is the one that opens them: nothing lives there
+        yet, so it goes to the next broker too (its hold moves with it)."""
+        if pinned(self.call):
             self.state = DONE
             raise unprocessed_pinned_error(self.endpoint, self.call)
         self.unprocessed += 1
@@ -313,13 +323,25 @@ def pinned_refusal(call: Call, channel: ChannelState, pid: int, *, same_loop: bo
 
 class Hold:
     """Pins a channel while a cursor or transaction lives on it; the first hold starts its
-    heartbeat (``_first``), the last release ends it (``_last``)."""
+    heartbeat (``_first``), the last release ends it (``_last``).  ``established`` once the
+    call that opens them was answered: before that, the hold may move to another channel."""
 
-    __slots__ = ("__weakref__", "channel", "released")
+    __slots__ = ("__weakref__", "channel", "established", "released")
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
         self.released = False
+        self.established = False
+        if channel.add_hold():
+            self._first()
+
+    def move_to(self, channel: Any) -> None:
+        """The opening call goes to another channel (a stopping broker did not process it)."""
+        if channel is self.channel or self.released:
+            return
+        if self.channel.drop_hold():
+            self._last()
+        self.channel = channel
         if channel.add_hold():
             self._first()
 

@@ -48,7 +48,15 @@ from .access import (
     zmq_module,
 )
 from .calls import Call
-from .core import GRACE, LIVENESS_SLICE, Exchange, closed_error, is_going_away, not_processed
+from .core import (
+    GRACE,
+    LIVENESS_SLICE,
+    Exchange,
+    closed_error,
+    is_going_away,
+    not_processed,
+    pinned,
+)
 from .envelope import deadline_ms, next_request_id, pack_request, unpack_reply
 from .exceptions import BrokerProtocolError, BrokerUnavailable, CacheError, ParameterError
 
@@ -630,7 +638,7 @@ class Transport(TransportBase):
 
     def _drive(self, chan: Channel, exchange: Exchange) -> Any:
         while True:
-            if exchange.call.hold is None and chan.told_to_go():
+            if not pinned(exchange.call) and chan.told_to_go():
                 chan.retire()  # a stopping broker: send to the next one
             if not chan.send(exchange.frame, exchange.deadline):
                 exchange.not_sent(chan.nobody_for)

@@ -3,7 +3,9 @@ broker on the same endpoints should fail no request, yet a call that *opens* a c
 a transaction (tx_start) and reaches the stopping broker is answered NOT_PROCESSED and then
 fails in the stub ("nothing was changed, but the cursor or transaction it belongs to ended with
 that broker") instead of going to the next broker like any other unprocessed request: nothing
-was opened yet, so nothing pins it. A repro, marked xfail until the stub re-sends them."""
+was opened yet, so nothing pins it. The stub now re-sends them (its hold moves with the call);
+a transaction that was open on the old broker still ends with it (its tx_end fails, nothing
+changed)."""
 
 from __future__ import annotations
 
@@ -23,9 +25,6 @@ pytestmark = pytest.mark.integration
 THREADS = 3  # per transport and kind of call
 
 
-@pytest.mark.xfail(reason="libclient pins the call that opens a cursor or transaction: on "
-                          "NOT_PROCESSED it fails instead of being re-sent (issue 11)",
-                   strict=False)
 def test_opening_calls_survive_a_graceful_restart(ignite_node, tmp_path):
     daemon = Daemon(tmp_path, ignite_node.addresses)
     daemon.start()

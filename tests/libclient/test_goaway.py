@@ -54,12 +54,27 @@ def test_a_write_not_processed_goes_back_to_be_sent_again():
     assert exchange.resends == 0  # a read's re-sends after a lost connection are not spent
 
 
+class _Hold:
+    def __init__(self, established: bool) -> None:
+        self.established = established
+
+
 def test_a_pinned_call_not_processed_fails_not_applied():
-    exchange = _exchange(Call("cache_put", {"tx": 7}, idempotent=False, hold=object()))
+    exchange = _exchange(Call("cache_put", {"tx": 7}, idempotent=False, hold=_Hold(True)))
     exchange.sent()
     with pytest.raises(BrokerUnavailable, match="did not process cache_put") as exc:
         exchange.not_processed()
     assert exc.value.maybe_applied is False
+
+
+def test_the_call_that_opens_a_cursor_or_transaction_is_sent_again_when_not_processed():
+    """Nothing lives on the stopping broker yet: tx_start and a query's first page go to the
+    next broker like any other request (the restart target's failed sql and tx_start)."""
+    for op in ("tx_start", "sql"):
+        exchange = _exchange(Call(op, {}, idempotent=False, hold=_Hold(False)))
+        exchange.sent()
+        exchange.not_processed()
+        assert exchange.state is TO_SEND and exchange.unprocessed == 1
 
 
 def test_going_away_answers_a_request_only_where_the_driver_says():
