@@ -9,7 +9,7 @@ from typing import Any
 from protocol.ipc import Status
 
 from . import log
-from .errors import clip
+from .errors import brief, clip
 
 _log = log.get("requests")
 
@@ -44,6 +44,6 @@ def answered(worker: bytes, op: str, status: int, payload: Any) -> None:
     held = throttle.allow()
     if held is None:
         return
-    getattr(_log, level)(event, kind=kind, op=op, worker=worker.hex(),
+    getattr(_log, level)(event, kind=kind, op=brief(op), worker=worker.hex(),
                          reason=clip(str(error.get("message", "")), _REASON_CHARS),
                          server_status=error.get("server_status"), suppressed=held)

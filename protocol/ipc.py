@@ -318,7 +318,7 @@ def _unpack_payload_on_heap(data: bytes, **options: Any) -> Any:
 
 
 _FAST_EXT_LEVELS = 4  # the ext levels real values use, at ~40 KB of C stack each
-_packb = msgpack.packb
+_packb: Callable[..., bytes] = msgpack.packb
 _unpackb = msgpack.unpackb
 _DEFAULTS = [_default_at(depth) for depth in range(MAX_NESTING + 2)]
 _EXT_HOOKS = [_ext_hook_at(depth) for depth in range(MAX_NESTING + 2)]
