@@ -44,6 +44,14 @@ def answered(worker: bytes, op: str, status: int, payload: Any) -> None:
     held = throttle.allow()
     if held is None:
         return
-    getattr(_log, level)(event, kind=kind, op=brief(op), worker=worker.hex(),
+    getattr(_log, level)(event, kind=kind, op=_op_name(op), worker=worker.hex(),
                          reason=clip(str(error.get("message", "")), _REASON_CHARS),
                          server_status=error.get("server_status"), suppressed=held)
+
+
+def _op_name(op: Any) -> str:
+    """The op as sent when it is a short str, else its type and size (a worker's 20,000
+    characters are not echoed into every line)."""
+    if isinstance(op, str) and len(op) <= 64:
+        return op
+    return brief(op)
