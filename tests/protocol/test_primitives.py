@@ -255,33 +255,28 @@ def test_same_bytes_as_pyignite(value: object) -> None:
     assert same(decode_value(theirs), value)
 
 
-def test_lazy_exports_are_the_names_type_checkers_see():
+def _names_type_checkers_see(package: object) -> dict[str, str]:
+    """The ``from X import name as name`` lines of a lazy package's TYPE_CHECKING block."""
     import ast
     import inspect
 
-    import protocol.binary as package
-
-    typed = {
-        alias.asname: f"{'.' * node.level}{node.module}"
-        for node in ast.walk(ast.parse(inspect.getsource(package)))
+    return {
+        alias.asname: f"{'.' * node.level}{node.module or ''}"
+        for node in ast.walk(ast.parse(inspect.getsource(package)))  # type: ignore[arg-type]
         if isinstance(node, ast.ImportFrom)
         for alias in node.names
         if alias.asname
     }
-    assert typed == package._EXPORTS
+
+
+def test_lazy_exports_are_the_names_type_checkers_see():
+    import protocol.binary as package
+
+    assert _names_type_checkers_see(package) == package._EXPORTS
 
 
 def test_the_protocol_packages_lazy_exports_are_the_names_type_checkers_see():
-    import ast
-    import inspect
-
     import protocol as package
 
-    typed = {
-        alias.asname: f"{'.' * node.level}{node.module or ''}"
-        for node in ast.walk(ast.parse(inspect.getsource(package)))
-        if isinstance(node, ast.ImportFrom)
-        for alias in node.names
-        if alias.asname
-    }
-    assert typed == {name: source or "." for name, source in package._EXPORTS.items()}
+    assert _names_type_checkers_see(package) == {
+        name: source or "." for name, source in package._EXPORTS.items()}
