@@ -5,11 +5,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from broker.devcluster import DevCluster
+from broker.devcluster.state import STATE_FILE
 
 # =============================================================================================
 # Dev-cluster fixtures (owner: broker/devcluster)
@@ -77,10 +81,13 @@ def ignite_auth() -> Iterator[DevCluster]:
         yield cluster
 
 
+_EXPENDABLE_OFFSET = 40
+
+
 @pytest.fixture(scope="module")
 def ignite_expendable() -> Iterator[DevCluster]:
     """One plain node of its own for a test module that tries to halt it (10840)."""
-    with _dev_cluster(1, 40) as cluster:
+    with _dev_cluster(1, _EXPENDABLE_OFFSET) as cluster:
         yield cluster
 
 
@@ -90,6 +97,45 @@ def ignite_tx_sql() -> Iterator[DevCluster]:
     SQL and scans inside a transaction join it (10874; 10870 is test_queue_wait's)."""
     with _dev_cluster(1, 74, tx_aware_queries=True) as cluster:
         yield cluster
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Name the test after which a running dev cluster lost a node or its record, and keep its
+    node logs: a node that dies mid-suite otherwise fails some later, innocent test, and its
+    logs go with the cluster's teardown. The check is a few /proc reads per cluster."""
+    for cluster in list(_RUNNING_DEV_CLUSTERS):
+        if cluster.base_port == _TEST_BASE_PORT + _EXPENDABLE_OFFSET or cluster in _REPORTED_DEAD:
+            continue  # the expendable node is killed on purpose
+        if cluster._record is None:
+            continue
+        problem = _cluster_problem(cluster)
+        if problem:
+            _REPORTED_DEAD.append(cluster)
+            kept = _keep_node_logs(cluster)
+            pytest.fail(f"dev cluster {cluster.base_port} {problem} after this test "
+                        f"(node logs kept in {kept})", pytrace=False)
+
+
+_REPORTED_DEAD: list[DevCluster] = []
+_KEPT_LOGS = Path(os.environ.get("IGNITE_BROKER_KEPT_LOGS", "/tmp/ignite-broker-kept-logs"))
+
+
+def _cluster_problem(cluster: DevCluster) -> str:
+    if not (cluster.directory / STATE_FILE).exists():
+        return "lost its record"
+    dead = [node.idx for node in cluster.record.nodes
+            if node.pid is not None and not node.alive()]
+    return f"lost node(s) {dead}" if dead else ""
+
+
+def _keep_node_logs(cluster: DevCluster) -> Path:
+    target = _KEPT_LOGS / f"{cluster.base_port}-{int(time.time())}"
+    target.mkdir(parents=True, exist_ok=True)
+    for node in cluster.record.nodes:
+        with contextlib.suppress(OSError):
+            shutil.copy(node.log, target / node.log.name)
+    return target
 
 
 # ============================ end of dev-cluster fixtures ===================================
