@@ -165,12 +165,25 @@ def test_connection_events_on_loss_and_return(fake_process, endpoint):
     first = fake_process(silent_ops="cache_get").start()
     client = Client(broker=endpoint, timeout=5, event_listeners=[Listener()])
     client.connect()
-    threading.Timer(0.2, first.kill).start()
-    threading.Timer(0.6, lambda: fake_process().start()).start()
+    restart_errors: list[BaseException] = []
+
+    def crash_then_restart() -> None:  # in this order even when timers fire late under load
+        time.sleep(0.2)
+        first.kill()
+        time.sleep(0.4)
+        try:
+            fake_process().start()
+        except BaseException as exc:  # reported in the test's thread below
+            restart_errors.append(exc)
+
+    restarter = threading.Thread(target=crash_then_restart)
+    restarter.start()
     assert client.get_cache_names() is not None
     client.get_cache("x")
     with pytest.raises(CacheError):
         client.get_cache("x").get(1)  # answered by the new broker
+    restarter.join()
+    assert restart_errors == []
     assert events == ["up", "lost", "up"]
     client.close()
 
