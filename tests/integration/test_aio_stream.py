@@ -218,6 +218,14 @@ def test_one_client_across_event_loops_and_fork(broker):
     run(check_and_close())
 
 
+async def _until(predicate, what: str, timeout: float = 60.0) -> None:
+    """Wait for predicate (a bound for a loaded machine, never a speed claim)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
 def test_broker_restart(restartable):
     """SIGTERM the broker while tasks read, write while it is down, start it again on the same
     workdir: every read is answered with its own key's value, the write is "not sent"."""
@@ -230,21 +238,19 @@ def test_broker_restart(restartable):
             await cache.put_all({f"k{i}": _value("k", i) for i in range(100)})
             reads = _Reads(cache, "k", 100)
             readers = [asyncio.create_task(reads.loop(n)) for n in range(3)]
-            await asyncio.sleep(0.5)
+            await _until(lambda: reads.ok >= 50, "50 reads before the stop")
             await asyncio.to_thread(proc.stop)
             before = reads.ok
-            started = time.monotonic()
             with pytest.raises(BrokerUnavailable, match="was not sent") as exc:
                 await cache.put("down", 1, timeout=0.5)
             assert exc.value.maybe_applied is False
-            assert time.monotonic() - started < 2
             await asyncio.to_thread(proc.start)
-            await asyncio.sleep(1.0)
+            await _until(lambda: reads.ok > before + 50, "50 reads after the restart")
             reads.stop.set()
             await asyncio.gather(*readers)
             assert reads.wrong == []
             assert reads.failed == []
-            assert reads.ok > before > 50
+            assert reads.ok > before >= 50
             assert await cache.get("down") is None  # the write was indeed not applied
             assert await cache.get("k42") == _value("k", 42)
 
@@ -263,36 +269,34 @@ def test_broker_killed_under_load(restartable):
             await cache.put_all({f"k{i}": _value("k", i) for i in range(100)})
             reads = _Reads(cache, "k", 100)
             writes: dict[int, object] = {}
-            lost_after: list[float] = []
+            lost_how: list[str] = []
 
             async def writer() -> None:
                 n = 0
                 while not reads.stop.is_set():
-                    started = time.monotonic()
                     try:
                         await cache.put(f"w{n}", n)
                         writes[n] = "ok"
                     except BrokerUnavailable as exc:
                         writes[n] = exc.maybe_applied
-                        lost_after.append(time.monotonic() - started)
+                        lost_how.append(str(exc))
                     n += 1
 
             tasks = [asyncio.create_task(reads.loop(n)) for n in range(3)]
             tasks.append(asyncio.create_task(writer()))
-            await asyncio.sleep(1.0)
+            await _until(lambda: reads.ok >= 50, "50 reads before the kill")
             assert proc.proc is not None
             os.kill(proc.proc.pid, signal.SIGKILL)
             await asyncio.to_thread(proc.proc.wait)
-            await asyncio.sleep(0.3)
+            before = reads.ok
             await asyncio.to_thread(proc.start)
-            await asyncio.sleep(1.0)
+            await _until(lambda: reads.ok > before + 50, "50 reads after the restart")
             reads.stop.set()
             await asyncio.gather(*tasks)
             assert reads.wrong == []
             assert reads.failed == []
-            assert reads.ok > 100
             assert set(writes.values()) <= {"ok", True}  # never "not sent" within the timeout
-            assert all(after < 1.0 for after in lost_after)  # EOF, not a deadline
+            assert all("went away" in how for how in lost_how), lost_how  # EOF, not a deadline
             for n, outcome in writes.items():
                 if outcome == "ok":
                     assert await cache.get(f"w{n}") == n  # every acknowledged write is there
@@ -309,10 +313,8 @@ def test_no_broker_is_a_quick_clear_error(tmp_path):
     async def main() -> None:
         for path in (tmp_path / "none.stream", stale):
             client = AioClient(broker=f"unix://{path}", handshake_timeout=0.5)
-            started = time.monotonic()
             with pytest.raises(BrokerUnavailable, match="no broker reachable") as exc:
-                await client.connect()
-            assert time.monotonic() - started < 2
+                await client.connect()  # refused at once: not BrokerTimeout's "no reply within"
             assert exc.value.maybe_applied is False
             assert f"unix://{path}" in str(exc.value) and "not sent" in str(exc.value)
             await client.close()
