@@ -16,6 +16,7 @@ import zmq
 
 from protocol.ipc import (
     GOING_AWAY_REQUEST_ID,
+    TOO_LARGE_LIMIT,
     IpcError,
     NestingTooDeep,
     Request,
@@ -226,9 +227,10 @@ class Frontend:
         request_id = 0
         if isinstance(exc, UnsupportedVersion):
             status, request_id = Status.UNSUPPORTED_VERSION, exc.request_id
-        elif isinstance(exc, _TooLarge):
-            status = Status.TOO_LARGE
         payload = error_payload("bad_request", clip(str(exc)))
+        if isinstance(exc, _TooLarge):
+            # The stub matches it by size to the request(s) it refuses (it cannot name one).
+            status, payload[TOO_LARGE_LIMIT] = Status.TOO_LARGE, exc.limit
         self.metrics.answered(NO_OP, status, 0.0, None)
         refusals.answered(identity, NO_OP, status, payload)
         reply(request_id, status, payload)
@@ -655,8 +657,11 @@ def _going_away() -> bytes:
 
 
 def _too_large(size: int, limit: int) -> IpcError:
-    return _TooLarge(f"request of {size} bytes exceeds the broker's limit of {limit} bytes")
+    return _TooLarge(f"request of {size} bytes exceeds the broker's limit of {limit} bytes",
+                     limit)
 
 
 class _TooLarge(IpcError):
-    pass
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
