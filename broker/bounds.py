@@ -62,6 +62,7 @@ COUNTS: dict[str, Bound] = {
     "args": Bound(0, 65535, "query arguments"),
     "peek_modes": Bound(0, 6, "peek modes"),
     "schema": Bound(0, 1024, "fields or enum literals of a binary type"),
+    "filter_properties": Bound(0, 256, "fields set on a continuous query's remote filter"),
 }
 
 #: String lengths in characters, except cache names: UTF-8 bytes, so that the node's cache
