@@ -255,16 +255,22 @@ def refuses(reply: Any, sizes: list[int]) -> list[int]:
     refusal the broker could not give a request id (request id 0: TOO_LARGE, BAD_REQUEST of an
     unreadable envelope, OVERLOADED by its memory budget; docs/ipc.md "Request ids"): their
     indexes in ``sizes``.  A TOO_LARGE names the broker's limit, so it refuses exactly the
-    frames above it; any other refuses the request in flight if it is the only one.  Empty for
-    replies that are not such refusals (EVENT, GOING_AWAY, a reply with an id)."""
+    frames above it; another names the refused frame's size, which is that request's if no
+    other in flight has the same size (else none: a wrong guess could call a write that was
+    applied refused); without either (an older broker) the request in flight, if it is the
+    only one.  Empty for replies that are not such refusals (EVENT, GOING_AWAY, a reply with
+    an id)."""
     m = ipc()
     if reply.request_id != m.UNNAMED_REFUSAL_REQUEST_ID or reply.status in (
             m.Status.OK, m.Status.EVENT, m.Status.GOING_AWAY):
         return []
-    payload = reply.payload
-    limit = payload.get(m.TOO_LARGE_LIMIT) if isinstance(payload, dict) else None
+    payload = reply.payload if isinstance(reply.payload, dict) else {}
+    limit, refused = payload.get(m.TOO_LARGE_LIMIT), payload.get(m.REFUSED_SIZE)
     if reply.status == m.Status.TOO_LARGE and isinstance(limit, int):
         return [i for i, size in enumerate(sizes) if size > limit]
+    if isinstance(refused, int):
+        same = [i for i, size in enumerate(sizes) if size == refused]
+        return same if len(same) == 1 else []
     return [0] if len(sizes) == 1 else []
 
 

@@ -190,6 +190,9 @@ UNNAMED_REFUSAL_REQUEST_ID = 0
 #: The key of a TOO_LARGE error map holding the broker's limit (bytes): the request(s) it
 #: refuses are the stub's in-flight frames longer than that.
 TOO_LARGE_LIMIT = "limit"
+#: The key of such a refusal's error map holding the refused frame's length (bytes): a stub
+#: with one in-flight frame of that length knows it is the one refused.
+REFUSED_SIZE = "size"
 
 
 def error_payload(
@@ -615,6 +618,7 @@ __all__ = [
     "GOING_AWAY_REQUEST_ID",
     "IPC_VERSION",
     "MAX_NESTING",
+    "REFUSED_SIZE",
     "TOO_LARGE_LIMIT",
     "UNNAMED_REFUSAL_REQUEST_ID",
     "ExtCode",

@@ -35,6 +35,7 @@ from libclient.exceptions import (
     SQLError,
 )
 from protocol.ipc import (
+    REFUSED_SIZE,
     TOO_LARGE_LIMIT,
     Status,
     error_payload,
@@ -252,6 +253,20 @@ def test_a_refusal_without_id_or_limit_answers_the_only_request_in_flight():
     assert [w for w, _ in chan.reply_to(_too_large(None))] == ["only"]
     chan.track(22, "second", 60)
     assert chan.reply_to(overloaded) == []  # cannot tell which: dropped (a timeout)
+
+
+def test_a_refusal_naming_its_frame_size_answers_the_one_request_of_that_size():
+    chan = ChannelState(pid=7, now=0.0)
+    chan.track(41, "a", 1500)
+    chan.track(42, "b", 2500)
+    payload = error_payload("overloaded", "budget", maybe_applied=False)
+    payload[REFUSED_SIZE] = 2500
+    assert [w for w, _ in chan.reply_to(pack_reply(0, Status.OVERLOADED, payload))] == ["b"]
+    chan.track(43, "c", 2500)  # two of that size: which one is unknowable, neither is failed
+    assert chan.reply_to(pack_reply(0, Status.OVERLOADED, payload)) == []
+    chan.untrack(42)
+    chan.untrack(43)  # only "a" (1500) left: a refusal of another frame is not its answer
+    assert chan.reply_to(pack_reply(0, Status.OVERLOADED, payload)) == []
 
 
 def test_events_and_going_away_are_no_refusals():
