@@ -81,8 +81,8 @@ class JavaFilter(NamedTuple):
     an instance of ``class_name`` -- a class on the nodes' class path implementing
     ``org.apache.ignite.cache.CacheEntryEventSerializableFilter``, with a public no-arg
     constructor -- and sets its fields named in ``properties`` (plain values: str, bool,
-    float, bytes, None, ``Typed``; a Python int is a Java long).  Only the events it passes
-    leave the cluster.  Like the .NET client's ``JavaObject``."""
+    float, bytes, None; a Python int is a Java long, ``protocol.ipc.Typed(3, n)`` a Java int).
+    Only the events it passes leave the cluster.  Like the .NET client's ``JavaObject``."""
 
     class_name: str
     properties: dict[str, Any] | None = None
