@@ -17,6 +17,7 @@ from typing import Any
 
 from protocol.binary import TypeCode
 from protocol.cacheconfig import Prop
+from protocol.limits import MAX_PARTITIONS_COUNT
 
 from .errors import BadRequest
 
@@ -24,8 +25,9 @@ I32_MAX = 2**31 - 1
 I64_MAX = 2**63 - 1
 #: Expiry durations: 100 years in ms, far from overflowing the node's ``now + duration``.
 EXPIRY_MAX_MS = 100 * 365 * 24 * 3600 * 1000
-#: Ignite's CacheConfiguration.MAX_PARTITIONS_COUNT is 65536: partitions 0..65535.
-MAX_PARTITION = 65535
+#: The highest partition number: Ignite's CacheConfiguration.MAX_PARTITIONS_COUNT (65000,
+#: protocol.limits, the one source for every layer) less one.
+MAX_PARTITION = MAX_PARTITIONS_COUNT - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ COUNTS: dict[str, Bound] = {
     "args": Bound(0, 65535, "query arguments"),
     "peek_modes": Bound(0, 6, "peek modes"),
     "schema": Bound(0, 1024, "fields or enum literals of a binary type"),
+    "filter_properties": Bound(0, 256, "fields set on a continuous query's remote filter"),
 }
 
 #: String lengths in characters, except cache names: UTF-8 bytes, so that the node's cache

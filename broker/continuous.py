@@ -1,6 +1,7 @@
-"""Continuous queries shared by every worker: one server-side query per (cache, options) on one
-node connection, its events fanned out to each subscribed worker as EVENT messages, started
-again on another connection when that one is lost (subscribers are told events may be missed).
+"""Continuous queries shared by every worker: one server-side query per (cache, options, remote
+filter) on one node connection, its events fanned out to each subscribed worker as EVENT
+messages, started again on another connection when that one is lost (subscribers are told
+events may be missed).
 
 Bounds: ``max_subscriptions_per_worker``; per subscriber, the messages it has not read yet
 (unix://: ``max_unread_bytes``; ZeroMQ: the socket's high-water mark). A subscriber beyond
@@ -49,6 +50,7 @@ class QueryKey:
     page_size: int  # the node's buffer: events sent once this many are collected ...
     time_interval: int  # ... or after this many ms (0: only when the buffer is full)
     include_expired: bool
+    remote_filter: bytes | None = None  # the filter object the node builds, as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +200,8 @@ class ContinuousQueries:
         key = query.key
         body = queries.continuous_query(key.cache_id, page_size=key.page_size,
                                         time_interval=key.time_interval,
-                                        include_expired=key.include_expired)
+                                        include_expired=key.include_expired,
+                                        remote_filter=key.remote_filter)
 
         def started(response: Response) -> None:
             query.starting = False

@@ -16,6 +16,9 @@ import zmq
 
 from protocol.ipc import (
     GOING_AWAY_REQUEST_ID,
+    REFUSED_SIZE,
+    TOO_LARGE_LIMIT,
+    UNNAMED_REFUSAL_REQUEST_ID,
     IpcError,
     NestingTooDeep,
     Request,
@@ -195,7 +198,7 @@ class Frontend:
                 raise _too_large(len(message), self.max_request_bytes)
             request = _unpack_request(message)
         except IpcError as exc:
-            self.reject(identity, exc, reply)
+            self.reject(identity, exc, reply, len(message))
             return
         if len(message) >= TRACKED_BYTES:
             self.budget.take_request(identity, request.request_id, len(message))
@@ -220,15 +223,20 @@ class Frontend:
             reply(request.request_id, Status.INTERNAL,
                   error_payload("internal", "broker error: the broker logged it"))
 
-    def reject(self, identity: bytes, exc: IpcError, reply: ReplyTo) -> None:
+    def reject(self, identity: bytes, exc: IpcError, reply: ReplyTo,
+               size: int | None = None) -> None:
+        """Refuse a frame whose envelope the broker cannot serve; ``size``: its length."""
         self.requests_rejected += 1
         status = Status.BAD_REQUEST
         request_id = 0
         if isinstance(exc, UnsupportedVersion):
             status, request_id = Status.UNSUPPORTED_VERSION, exc.request_id
-        elif isinstance(exc, _TooLarge):
-            status = Status.TOO_LARGE
         payload = error_payload("bad_request", clip(str(exc)))
+        if isinstance(exc, _TooLarge):
+            # The stub matches it by size to the request(s) it refuses (it cannot name one).
+            status, payload[TOO_LARGE_LIMIT] = Status.TOO_LARGE, exc.limit
+        if request_id == UNNAMED_REFUSAL_REQUEST_ID and size is not None:
+            payload[REFUSED_SIZE] = size  # for the stub to tell which request it refuses
         self.metrics.answered(NO_OP, status, 0.0, None)
         refusals.answered(identity, NO_OP, status, payload)
         reply(request_id, status, payload)
@@ -294,7 +302,7 @@ class Frontend:
         message = frames[1]
         if len(message) >= TRACKED_BYTES and not self._budget_allows(identity, len(message)):
             self.requests += 1
-            self.refuse_over_budget(identity, reply)
+            self.refuse_over_budget(identity, reply, len(message))
             return
         self.serve(identity, message, reply)
 
@@ -302,13 +310,16 @@ class Frontend:
         budget = self.budget
         return budget.fits(size) and budget.worker_held(identity) + size <= budget.per_worker
 
-    def refuse_over_budget(self, identity: bytes, reply: ReplyTo) -> None:
-        """A ZeroMQ request the memory budget cannot take (stream workers wait instead)."""
+    def refuse_over_budget(self, identity: bytes, reply: ReplyTo, size: int) -> None:
+        """A ZeroMQ request the memory budget cannot take (stream workers wait instead);
+        ``size``: its length, which tells the stub which request it was (it has no id)."""
         self.requests_rejected += 1
-        self._refused(identity, NO_OP, Status.OVERLOADED, "memory_budget", error_payload(
+        payload = error_payload(
             "overloaded", "the broker's memory budget for requests is spent "
-            "(limits.memory_budget, limits.worker_memory): retry later", maybe_applied=False),
-            0, reply)
+            "(limits.memory_budget, limits.worker_memory): retry later", maybe_applied=False)
+        payload[REFUSED_SIZE] = size
+        self._refused(identity, NO_OP, Status.OVERLOADED, "memory_budget", payload,
+                      UNNAMED_REFUSAL_REQUEST_ID, reply)
 
     def encode_reply(self, request_id: int, status: int, payload: Any) -> bytes:
         """Every reply passes here: an error's message is bounded once, whoever wrote it."""
@@ -543,7 +554,7 @@ class StreamWorker(asyncio.Protocol):
                     frontend.requests += 1
                     frontend.reject(self.identity,
                                     _too_large(message.size, frontend.max_request_bytes),
-                                    self.reply)
+                                    self.reply, message.size)
                 else:
                     frontend.serve(self.identity, message, self.reply)
         finally:
@@ -655,8 +666,11 @@ def _going_away() -> bytes:
 
 
 def _too_large(size: int, limit: int) -> IpcError:
-    return _TooLarge(f"request of {size} bytes exceeds the broker's limit of {limit} bytes")
+    return _TooLarge(f"request of {size} bytes exceeds the broker's limit of {limit} bytes",
+                     limit)
 
 
 class _TooLarge(IpcError):
-    pass
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit

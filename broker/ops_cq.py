@@ -1,10 +1,11 @@
 """The continuous-query ops: a worker subscribes to a cache's changes (broker/continuous.py
-shares one server query per cache and options) and unsubscribes."""
+shares one server query per cache, options and remote filter) and unsubscribes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from protocol import ProtocolError, queries
 from protocol.ipc import EVENT_SUB, Request, Status
 
 from . import bounds
@@ -27,13 +28,38 @@ def _time_interval(args: dict[str, Any]) -> int:
     return value
 
 
+def _remote_filter(args: dict[str, Any]) -> bytes | None:
+    """The ``filter`` argument, ``{"class": name, "properties": {field: value}}``, as the
+    filter object the node builds (protocol.queries.java_filter); None without one."""
+    spec = arg(args, "filter", (dict, type(None)), None)
+    if spec is None:
+        return None
+    unknown = set(spec) - {"class", "properties"}
+    if unknown:
+        raise BadRequest(f"argument 'filter' has unknown keys {sorted(map(str, unknown))}: "
+                         "allowed 'class', 'properties'")
+    class_name = bounds.text(arg(spec, "class", str), "filter.class")
+    properties = arg(spec, "properties", dict, {})
+    bounds.count(list(properties), "filter_properties", None)
+    for name in properties:
+        if not isinstance(name, str):
+            raise BadRequest("argument 'filter.properties' must have str keys (field names)")
+        bounds.text(name, "filter.properties")
+    try:
+        return queries.java_filter(class_name, properties)
+    except ProtocolError as exc:
+        raise BadRequest(f"argument 'filter': cannot encode: {exc} (properties take plain "
+                         "values: no complex objects)") from exc
+
+
 def _subscribe(context: Context, worker: Worker, request: Request,
                reply: ReplyFn) -> None:
     args = request.args
     key = QueryKey(context.cache_id(args),
                    bounds.number(args, "page_size", 1, context.limits),
                    _time_interval(args),
-                   arg(args, "include_expired", bool, False))
+                   arg(args, "include_expired", bool, False),
+                   _remote_filter(args))
     context.continuous.subscribe(worker.identity, key, reply)
 
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .cache import Spec
-    from .continuous import AioContinuousQuery
+    from .continuous import AioContinuousQuery, JavaFilter, ScanQuery
 
 __all__ = ["AioCache", "create_cache", "get_cache", "get_or_create_cache"]
 
@@ -52,13 +52,16 @@ class AioCache(CacheSpecs):
 
 
     def query_continuous(self, *, page_size: int = 1, time_interval: int = 0,
-                         include_expired: bool = False) -> AioContinuousQuery:
+                         include_expired: bool = False, initial_query: ScanQuery | None = None,
+                         remote_filter: JavaFilter | None = None) -> AioContinuousQuery:
         """Subscribe to this cache's changes (see Cache.query_continuous): ``async with await
-        cache.query_continuous() as events: async for event in events``."""
+        cache.query_continuous() as events: async for event in events``; with
+        ``initial_query``, ``async for key, value in events.initial`` first."""
         from .continuous import AioContinuousQuery
 
         return AioContinuousQuery(self._client, self._name, page_size=page_size,
-                                  time_interval=time_interval, include_expired=include_expired)
+                                  time_interval=time_interval, include_expired=include_expired,
+                                  initial_query=initial_query, remote_filter=remote_filter)
 
 
 bind_async(AioCache)

@@ -101,15 +101,16 @@ class AioChannel(core.ChannelState):
         for a GOING_AWAY, which the caller acts on (it answers no request id)."""
         try:
             matched = self.reply_to(message)
-            if matched is None:
+            if not matched:
                 reply = unpack_reply(message)
                 if self.events is not None and reply.request_id == 0:
-                    self.events(message)  # EVENT (or TOO_LARGE, which it ignores)
+                    self.events(message)  # EVENT
                 return is_going_away(reply)
         except BrokerProtocolError:
             return False  # not ours to fail: the waiter times out with a clear error
-        if not matched[0].done():
-            matched[0].set_result(matched[1])
+        for waiter, reply in matched:  # one, or those a refusal without id refuses
+            if not waiter.done():
+                waiter.set_result(reply)
         return False
 
     def take_news(self) -> None:
@@ -521,11 +522,11 @@ class AioTransport(TransportBase):
                             now + self.timeout if deadline is None else deadline, self.retries)
         while True:
             waiter = chan.loop.create_future()
-            chan.in_flight[exchange.request_id] = waiter
+            chan.track(exchange.request_id, waiter, len(exchange.frame))
             try:
                 result = await self._drive(chan, exchange, waiter)
             finally:
-                chan.in_flight.pop(exchange.request_id, None)
+                chan.untrack(exchange.request_id)
             if exchange.state is not TO_SEND:
                 return result
             # Not processed by a stopping broker (a pinned call raised): to the next one.

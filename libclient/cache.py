@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
     from typing import Any
 
-    from .continuous import ContinuousQuery
+    from .continuous import ContinuousQuery, JavaFilter, ScanQuery
     from .cursors import ScanCursor, SqlCursor
 
     Spec = Generator[Call, Any, Any]
@@ -340,17 +340,22 @@ class Cache(CacheSpecs):
 
     def query_continuous(self, *, page_size: int = 1, time_interval: int = 0,
                          include_expired: bool = False,
-                         listener: Callable[[Any], None] | None = None) -> ContinuousQuery:
+                         listener: Callable[[Any], None] | None = None,
+                         initial_query: ScanQuery | None = None,
+                         remote_filter: JavaFilter | None = None) -> ContinuousQuery:
         """Subscribe to this cache's changes (Ignite's ContinuousQuery; the broker shares one
         server query among its workers).  Iterate the result, or give ``listener``: a thread
         calls it with each event.  ``page_size`` events are collected on the node before they
         are sent, or fewer after ``time_interval`` ms (0: no time limit); close it (or use
-        ``with``) to unsubscribe."""
+        ``with``) to unsubscribe.  ``initial_query`` (a ScanQuery) reads the cache once the
+        subscription runs: its cursor is the result's ``initial``.  ``remote_filter`` (a
+        JavaFilter) filters events on the nodes."""
         from .continuous import ContinuousQuery
 
         return ContinuousQuery(self._client, self._name, page_size=page_size,
                                time_interval=time_interval, include_expired=include_expired,
-                               listener=listener)
+                               listener=listener, initial_query=initial_query,
+                               remote_filter=remote_filter)
 
 
 bind_sync(Cache)

@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .aio_transport import AioChannel, AioTransport
+    from .cursors import AioScanCursor, ScanCursor
     from .transport import Channel, Transport
 
 __all__ = ["AioContinuousQuery", "CacheEntryEvent", "ContinuousQuery", "EventType",
-           "EventsMissed", "SubscriptionEnded"]
+           "EventsMissed", "JavaFilter", "ScanQuery", "SubscriptionEnded"]
 
 #: How often an idle subscription pings the broker, which forgets silent ZeroMQ workers.
 PING_INTERVAL = 5.0
@@ -66,15 +67,55 @@ class SubscriptionEnded(CacheError):
     """The broker ended the subscription (e.g. its worker read too slowly): no more events."""
 
 
+class ScanQuery(NamedTuple):
+    """An initial query (``query_continuous(initial_query=ScanQuery(...))``): the cache's
+    entries, read once the subscription runs, as ``cache.scan`` with these arguments."""
+
+    page_size: int = 1
+    partitions: int = -1
+    local: bool = False
+
+
+class JavaFilter(NamedTuple):
+    """A remote filter (``query_continuous(remote_filter=JavaFilter(...))``): the node makes
+    an instance of ``class_name`` -- a class on the nodes' class path implementing
+    ``org.apache.ignite.cache.CacheEntryEventSerializableFilter``, with a public no-arg
+    constructor -- and sets its fields named in ``properties`` (plain values: str, bool,
+    float, bytes, None; a Python int is a Java long, ``protocol.ipc.Typed(3, n)`` a Java int).
+    Only the events it passes leave the cluster.  Like the .NET client's ``JavaObject``."""
+
+    class_name: str
+    properties: dict[str, Any] | None = None
+
+
 def subscribe_args(cache: str, page_size: int, time_interval: int,
-                   include_expired: bool) -> dict[str, Any]:
+                   include_expired: bool, remote_filter: JavaFilter | None = None
+                   ) -> dict[str, Any]:
     """The ``cq_subscribe`` arguments; ``time_interval`` in ms, as Ignite takes it."""
     if not isinstance(page_size, int) or page_size < 1:
         raise ValueError(f"page_size must be a positive int, not {page_size!r}")
     if not isinstance(time_interval, int) or time_interval < 0:
         raise ValueError(f"time_interval must be a non-negative int (ms), not {time_interval!r}")
-    return {"cache": cache, "page_size": page_size, "time_interval": time_interval,
+    args = {"cache": cache, "page_size": page_size, "time_interval": time_interval,
             "include_expired": bool(include_expired)}
+    if remote_filter is not None:
+        if not isinstance(remote_filter, JavaFilter):
+            raise TypeError(f"remote_filter must be a JavaFilter, not {remote_filter!r}")
+        args["filter"] = {"class": remote_filter.class_name,
+                          "properties": dict(remote_filter.properties or {})}
+    return args
+
+
+def scan_args(cache: str, initial_query: ScanQuery) -> dict[str, Any]:
+    """The ``scan`` arguments of an initial query."""
+    if not isinstance(initial_query, ScanQuery):
+        raise TypeError(f"initial_query must be a ScanQuery, not {initial_query!r}")
+    page_size, partitions, local = initial_query
+    if not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"the initial query's page_size must be a positive int, not "
+                         f"{page_size!r}")
+    return {"cache": cache, "page_size": page_size, "partitions": partitions,
+            "local": bool(local)}
 
 
 class _Inbox:
@@ -127,16 +168,25 @@ class ContinuousQuery:
 
     def __init__(self, client: Any, cache: str, *, page_size: int = 1, time_interval: int = 0,
                  include_expired: bool = False,
-                 listener: Callable[[Any], None] | None = None) -> None:
+                 listener: Callable[[Any], None] | None = None,
+                 initial_query: ScanQuery | None = None,
+                 remote_filter: JavaFilter | None = None) -> None:
         self._client = client
-        self._args = subscribe_args(cache, page_size, time_interval, include_expired)
+        self._args = subscribe_args(cache, page_size, time_interval, include_expired,
+                                    remote_filter)
+        scan = None if initial_query is None else scan_args(cache, initial_query)
         self._inbox = _Inbox()
         self._chan: Channel | None = None
         self._pid = os.getpid()
         self._closed = False
         self._last_ping = time.monotonic()
         self._thread: threading.Thread | None = None
+        #: The initial query's cursor (``[key, value]`` pairs, paged as any scan), opened
+        #: once the subscription runs: every later change comes as an event.  None without.
+        self.initial: ScanCursor | None = None
         self._subscribe()
+        if scan is not None:
+            self._open_initial(scan)
         if listener is not None:
             self._thread = threading.Thread(target=self._listen, args=(listener,),
                                             name=f"continuous-query-{cache}", daemon=True)
@@ -157,6 +207,15 @@ class ContinuousQuery:
         self._inbox.handle = result[ipc().EVENT_SUB]
         #: The node ("host:port") the broker's server query runs on, when subscribed.
         self.node: str | None = result.get("node")
+
+    def _open_initial(self, scan: dict[str, Any]) -> None:
+        from .cursors import ScanCursor
+
+        try:
+            self.initial = ScanCursor(self._client, scan)
+        except BaseException:
+            self.close()  # as Java's thin client: no subscription without its initial query
+            raise
 
     def __enter__(self) -> ContinuousQuery:
         return self
@@ -258,6 +317,9 @@ class ContinuousQuery:
         self._closed = True
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+        if self.initial is not None and os.getpid() == self._pid:
+            with contextlib.suppress(Exception):  # a cursor the broker dropped is closed
+                self.initial.close()
         chan = self._chan
         if chan is not None and os.getpid() == self._pid and self._inbox.ended is None:
             transport = self._client._transport
@@ -275,9 +337,15 @@ class AioContinuousQuery:
     async for e in events``."""
 
     def __init__(self, client: Any, cache: str, *, page_size: int = 1, time_interval: int = 0,
-                 include_expired: bool = False) -> None:
+                 include_expired: bool = False, initial_query: ScanQuery | None = None,
+                 remote_filter: JavaFilter | None = None) -> None:
         self._client = client
-        self._args = subscribe_args(cache, page_size, time_interval, include_expired)
+        self._args = subscribe_args(cache, page_size, time_interval, include_expired,
+                                    remote_filter)
+        self._scan = None if initial_query is None else scan_args(cache, initial_query)
+        #: The initial query's cursor (``async for key, value in events.initial``), opened
+        #: once the subscription runs (its first page read).  None without one.
+        self.initial: AioScanCursor | None = None
         self._inbox = _Inbox()
         self._chan: AioChannel | None = None
         self._hold: core.Hold | None = None
@@ -304,7 +372,20 @@ class AioContinuousQuery:
         self.node = result.get("node")
         if self._pinger is None:
             self._pinger = loop.create_task(self._ping())
+        if self._scan is not None and self.initial is None:  # once, not after resubscribing
+            await self._open_initial(self._scan)
         return self
+
+    async def _open_initial(self, scan: dict[str, Any]) -> None:
+        from .cursors import AioScanCursor
+
+        cursor = AioScanCursor(self._client, scan)
+        try:
+            await cursor
+        except BaseException:
+            await self.close()  # no subscription without its initial query
+            raise
+        self.initial = cursor
 
     def _on_message(self, message: bytes) -> None:
         try:
@@ -400,6 +481,9 @@ class AioContinuousQuery:
         self._closed = True
         if self._pinger is not None:
             self._pinger.cancel()
+        if self.initial is not None:
+            with contextlib.suppress(Exception):  # a cursor the broker dropped is closed
+                await self.initial.close()
         transport = self._client._transport
         if self._chan is not None and transport is not None and self._inbox.ended is None:
             with contextlib.suppress(Exception):  # closing the connection ends it as well

@@ -168,6 +168,8 @@ class Exchange:
         reply = unpack_reply(message)
         if reply.request_id == self.request_id or (going_away and is_going_away(reply)):
             return reply
+        if refuses(reply, [len(self.frame)]):  # TOO_LARGE & co.: the one request in flight
+            return reply
         return None
 
     def not_sent(self, nobody_for: float | None = None) -> None:
@@ -248,6 +250,30 @@ def not_processed(reply: Any) -> bool:
             and payload.get("kind") == "shutting_down")
 
 
+def refuses(reply: Any, sizes: list[int]) -> list[int]:
+    """Which of the requests in flight (their frame ``sizes``) ``reply`` refuses when it is a
+    refusal the broker could not give a request id (request id 0: TOO_LARGE, BAD_REQUEST of an
+    unreadable envelope, OVERLOADED by its memory budget; docs/ipc.md "Request ids"): their
+    indexes in ``sizes``.  A TOO_LARGE names the broker's limit, so it refuses exactly the
+    frames above it; another names the refused frame's size, which is that request's if no
+    other in flight has the same size (else none: a wrong guess could call a write that was
+    applied refused); without either (an older broker) the request in flight, if it is the
+    only one.  Empty for replies that are not such refusals (EVENT, GOING_AWAY, a reply with
+    an id)."""
+    m = ipc()
+    if reply.request_id != m.UNNAMED_REFUSAL_REQUEST_ID or reply.status in (
+            m.Status.OK, m.Status.EVENT, m.Status.GOING_AWAY):
+        return []
+    payload = reply.payload if isinstance(reply.payload, dict) else {}
+    limit, refused = payload.get(m.TOO_LARGE_LIMIT), payload.get(m.REFUSED_SIZE)
+    if reply.status == m.Status.TOO_LARGE and isinstance(limit, int):
+        return [i for i, size in enumerate(sizes) if size > limit]
+    if isinstance(refused, int):
+        same = [i for i, size in enumerate(sizes) if size == refused]
+        return same if len(same) == 1 else []
+    return [0] if len(sizes) == 1 else []
+
+
 def is_going_away(reply: Any) -> bool:
     """A GOING_AWAY message (unix:// only): no request of its connection still without a
     reply was processed."""
@@ -261,7 +287,7 @@ class ChannelState:
     channels extend it with their socket and their locking."""
 
     __slots__ = ("__weakref__", "closed", "deferred", "holds", "in_flight", "last_activity",
-                 "pid")
+                 "pid", "sizes")
 
     def __init__(self, pid: int, now: float) -> None:
         self.pid = pid
@@ -269,6 +295,7 @@ class ChannelState:
         self.holds = 0
         self.deferred: list[bytes] = []
         self.in_flight: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}  # request id -> frame bytes, for refusals without id
         self.last_activity = now
 
     def __repr__(self) -> str:
@@ -280,13 +307,28 @@ class ChannelState:
         self.deferred.append(pack_request(next_request_id(), op, args,
                                           deadline_ms(DEFERRED_BUDGET)))
 
-    def reply_to(self, message: bytes) -> tuple[Any, Any] | None:
-        """(waiter, reply) for a reply whose request is in flight; None for one nobody waits
-        for any more (``Exchange.match`` for many requests at once).  Raises
+    def track(self, request_id: int, waiter: Any, size: int) -> None:
+        """A request of ``size`` frame bytes is in flight; ``waiter`` gets its reply."""
+        self.in_flight[request_id] = waiter
+        self.sizes[request_id] = size
+
+    def untrack(self, request_id: int) -> None:
+        self.in_flight.pop(request_id, None)
+        self.sizes.pop(request_id, None)
+
+    def reply_to(self, message: bytes) -> list[tuple[Any, Any]]:
+        """[(waiter, reply)] for a reply whose request is in flight (``Exchange.match`` for
+        many requests at once); for a refusal without a request id, one pair per request it
+        refuses (``refuses``); empty for a reply nobody waits for any more.  Raises
         BrokerProtocolError for a malformed reply."""
         reply = unpack_reply(message)
         waiter = self.in_flight.get(reply.request_id)
-        return None if waiter is None else (waiter, reply)
+        if waiter is not None:
+            return [(waiter, reply)]
+        ids = list(self.sizes)
+        return [(self.in_flight[ids[i]], reply)
+                for i in refuses(reply, [self.sizes[rid] for rid in ids])
+                if ids[i] in self.in_flight]
 
     def add_hold(self) -> bool:
         """One more cursor or transaction pinned here; True for the first (start pinging)."""

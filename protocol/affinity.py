@@ -28,6 +28,7 @@ from .binary.values import BinaryObject, Date, EnumValue, Time, Timestamp, Typed
 from .errors import LocalProtocolError, RemoteProtocolError
 from .features import Feature
 from .hashing import field_id, java_string_hash
+from .limits import MAX_PARTITIONS_COUNT
 
 if TYPE_CHECKING:
     from .binary.registry import CodecContext
@@ -49,8 +50,9 @@ __all__ = [
 
 """Feature bit: a ``custom_mappings`` bool in the request, ``default_affinity`` in the answer."""
 
-MAX_PARTITIONS = 65536
-"""Upper bound on a partition count we accept (Ignite's own limit is 65000)."""
+MAX_PARTITIONS = MAX_PARTITIONS_COUNT
+"""Upper bound on a partition count we accept: Ignite's own (protocol.limits), so a node's
+partition numbers are 0..MAX_PARTITIONS-1."""
 
 TopologyVersion = tuple[int, int]
 

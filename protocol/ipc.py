@@ -184,6 +184,16 @@ EVENT_EVENTS = "events"
 EVENT_MISSED = "missed"
 EVENT_ENDED = "ended"
 
+#: The request id of a refusal of a frame the broker could not read the id of (TOO_LARGE,
+#: BAD_REQUEST of an unreadable envelope, ZeroMQ OVERLOADED by the memory budget).
+UNNAMED_REFUSAL_REQUEST_ID = 0
+#: The key of a TOO_LARGE error map holding the broker's limit (bytes): the request(s) it
+#: refuses are the stub's in-flight frames longer than that.
+TOO_LARGE_LIMIT = "limit"
+#: The key of such a refusal's error map holding the refused frame's length (bytes): a stub
+#: with one in-flight frame of that length knows it is the one refused.
+REFUSED_SIZE = "size"
+
 
 def error_payload(
     kind: str,
@@ -608,6 +618,9 @@ __all__ = [
     "GOING_AWAY_REQUEST_ID",
     "IPC_VERSION",
     "MAX_NESTING",
+    "REFUSED_SIZE",
+    "TOO_LARGE_LIMIT",
+    "UNNAMED_REFUSAL_REQUEST_ID",
     "ExtCode",
     "IpcError",
     "NestingTooDeep",

@@ -15,13 +15,14 @@ trailing bytes.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from . import _checks as check
-from .binary.primitives import Buffer
+from .binary.complex import raw_object
+from .binary.primitives import Buffer, encode_value
 from .errors import LocalProtocolError, RemoteProtocolError
 from .features import Feature
 from .limits import MAX_PARTITIONS_COUNT
@@ -47,6 +48,7 @@ __all__ = [
     "StatementType",
     "continuous_query",
     "cursor_close",
+    "java_filter",
     "parse_continuous_query",
     "parse_continuous_query_event",
     "parse_cursor_close",
@@ -387,20 +389,54 @@ def continuous_query(
     time_interval: int = 0,
     include_expired: bool = False,
     flags: int = 0,
+    remote_filter: bytes | None = None,
 ) -> bytes:
-    """Body of QUERY_CONTINUOUS (2006) without a remote filter.
+    """Body of QUERY_CONTINUOUS (2006).
 
     ``i32 cache id | i8 flags | i32 buffer size | i64 time interval ms | bool include
-    expired | 101``. The defaults are Java's ContinuousQuery defaults. There is no initial
-    query: run a scan or SQL query for that.
+    expired | filter obj (i8 platform 1: Java) or 101``; ``remote_filter`` is the filter
+    object's bytes (``java_filter``). The defaults are Java's ContinuousQuery defaults.
+    Ignite 2.17's request carries no initial query: the Java thin client, like libclient,
+    runs a scan (or SQL) query once the node answered this one.
     """
     buf = bytearray()
     write_cache_prefix(buf, cache_id, flags)
     buf += pack(_CQ_TAIL, check.positive_i32(page_size, "page size"),
                 check.integer(time_interval, "time interval (ms)", 0, check.I64[1]),
                 check.flag(include_expired, "include_expired"))
-    buf += _NULL
+    if remote_filter is None:
+        buf += _NULL
+    else:
+        buf += remote_filter
+        buf.append(FILTER_PLATFORM_JAVA)
     return bytes(buf)
+
+
+#: The platform byte after a filter object: the node builds a Java object from it.
+FILTER_PLATFORM_JAVA = 1
+#: Ignite's PlatformJavaObjectFactoryProxy, a predefined binary type (GridBinaryMarshaller
+#: PLATFORM_JAVA_OBJECT_FACTORY_PROXY), and its factory kind that instantiates a named class.
+JAVA_OBJECT_FACTORY_PROXY = 99
+_FACTORY_DEFAULT = 1
+
+
+def java_filter(class_name: str, properties: Mapping[str, object] | None = None) -> bytes:
+    """A remote filter made on the node: an instance of ``class_name`` (a class on the node's
+    class path implementing CacheEntryEventSerializableFilter, public no-arg constructor),
+    its fields named by ``properties`` set to their values, which must be plain values
+    (no complex objects). As the .NET client's ``JavaObject``: a
+    PlatformJavaObjectFactoryProxy of the default kind, raw data ``i32 kind | str null |
+    obj class name | i32 n | n x (str field, obj value)``."""
+    raw = bytearray(_I32.pack(_FACTORY_DEFAULT))
+    raw += _NULL
+    write_string(raw, check.required_str(class_name, "filter class name"), "filter class name")
+    props = dict(properties or {})
+    raw += _I32.pack(len(props))
+    for name in sorted(props):
+        write_string(raw, check.required_str(name, "filter property name"),
+                     "filter property name")
+        raw += encode_value(props[name])
+    return raw_object(JAVA_OBJECT_FACTORY_PROXY, bytes(raw))
 
 
 def parse_continuous_query(body: Buffer) -> int:

@@ -6,6 +6,8 @@
 // With --auth the node with --idx 0 activates the cluster once --nodes servers have joined.
 // With --tx-aware-queries SQL joins the caller's transaction (thin-client feature bit 18): Ignite
 // 2.17 does that only with the Calcite engine, whose jars maven.py puts on the class path then.
+// KeyPrefixFilter (IgniteDevNode$KeyPrefixFilter) is a continuous-query remote filter on every dev
+// node's class path, for the tests of remote filters (thin-client op 2006 builds it by class name).
 
 import java.io.File;
 import java.util.ArrayList;
@@ -13,9 +15,11 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import javax.cache.event.CacheEntryEvent;
 
 import org.apache.ignite.Ignite;
 import org.apache.ignite.Ignition;
+import org.apache.ignite.cache.CacheEntryEventSerializableFilter;
 import org.apache.ignite.cluster.ClusterState;
 import org.apache.ignite.configuration.ClientConnectorConfiguration;
 import org.apache.ignite.configuration.DataRegionConfiguration;
@@ -214,5 +218,20 @@ public final class IgniteDevNode {
 
     private static int intArg(Map<String, String> args, String key) {
         return Integer.parseInt(args.get(key));
+    }
+
+    /** Passes the events whose key, as a string, starts with {@code prefix} (set by name). */
+    public static final class KeyPrefixFilter implements CacheEntryEventSerializableFilter<Object, Object> {
+        private static final long serialVersionUID = 1L;
+
+        private String prefix = "";
+
+        public KeyPrefixFilter() {
+        }
+
+        @Override
+        public boolean evaluate(CacheEntryEvent<?, ?> event) {
+            return String.valueOf(event.getKey()).startsWith(prefix);
+        }
     }
 }

@@ -49,6 +49,7 @@ __all__ = [
     "OFFSET_TWO_BYTES",
     "USER_TYPE",
     "new_object",
+    "raw_object",
 ]
 
 USER_TYPE = 0x0001
@@ -71,6 +72,15 @@ _NULL = TypeCode.NULL.value
 def new_object(type_name: str, fields: dict[str, object]) -> BinaryObject:
     """A BinaryObject of the named type, its id computed the default way (lower-cased hash)."""
     return BinaryObject(_type_id(type_name), dict(fields), type_name)
+
+
+def raw_object(type_id: int, raw: bytes) -> bytes:
+    """The bytes of a complex object of a system type (no USER_TYPE flag; e.g. Ignite's
+    predefined Binarylizable types) whose content is raw data only: header + ``raw``."""
+    length = HEADER_SIZE + len(raw)
+    header = _HEADER_W.pack(_OBJ, 1, HAS_RAW_DATA, type_id, _object_hash(raw), length, 0,
+                            HEADER_SIZE)
+    return header + raw
 
 
 @lru_cache(maxsize=512)

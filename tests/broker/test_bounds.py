@@ -39,12 +39,27 @@ def test_a_page_size_above_the_bound_is_clamped_and_zero_refused():
 
 @pytest.mark.parametrize("name, bound, value", [
     ("timeout", "query.timeout", -1), ("timeout", "query.timeout", 2**31),
-    ("timeout", "tx.timeout", -5), ("partitions", "partitions", 65536),
+    ("timeout", "tx.timeout", -5), ("partitions", "partitions", 65000),
     ("partitions", "partitions", -2), ("max_rows", "max_rows", 2**40),
 ])
 def test_numbers_outside_their_range_are_refused_naming_the_argument(name, bound, value):
     with pytest.raises(BadRequest, match=f"'{name}' is {value}: allowed"):
         bounds.number({name: value}, name, 0, LIMITS, bound)
+
+
+def test_partitions_end_where_ignites_max_partitions_count_does():
+    """One source (protocol.limits): Ignite caps a cache at 65000 partitions, numbered
+    0..64999, and the codec and the broker's bound agree with it."""
+    from protocol import queries
+    from protocol.limits import MAX_PARTITIONS_COUNT
+
+    assert MAX_PARTITIONS_COUNT == 65000
+    assert bounds.MAX_PARTITION == MAX_PARTITIONS_COUNT - 1
+    assert bounds.number({"partitions": 64999}, "partitions", -1, LIMITS) == 64999
+    assert bounds.number({"partitions": -1}, "partitions", -1, LIMITS) == -1
+    with pytest.raises(BadRequest, match=r"'partitions' is 65000: allowed -1\.\.64999"):
+        bounds.number({"partitions": 65000}, "partitions", -1, LIMITS)
+    assert queries.scan(1, partition=64999)  # what the bound lets through, the codec encodes
 
 
 def test_numbers_must_be_ints():

@@ -9,7 +9,9 @@ from typing import Any
 
 from broker.continuous import CqLimits
 from broker.limits import Limits
-from protocol import OpCode
+from protocol import OpCode, queries
+from protocol.binary.values import BinaryObject
+from protocol.hashing import java_string_hash
 from protocol.ipc import Status
 from tests.broker.fakenode import FakeNode, Harness, run
 
@@ -183,4 +185,41 @@ async def test_node_loss_starts_the_query_elsewhere_and_says_events_may_be_misse
     await h.until(lambda: len(pushed.to(b"w1")) == 2)
     assert pushed.to(b"w1")[1] == {"sub": sub, "events": [[5, None, 50, 0]]}
     assert h.dispatcher.continuous.restarts == 1
+    await h.close()
+
+
+@run
+async def test_a_remote_filter_goes_to_the_node_and_keys_its_own_query() -> None:
+    h, _ = await _harness()
+    spec = {"class": "org.example.F", "properties": {"prefix": "a", "n": 2}}
+    assert (await h.call("cq_subscribe", {"cache": "c", "filter": spec}, worker=b"w1"))[0] == 0
+    same = {"class": "org.example.F", "properties": {"n": 2, "prefix": "a"}}  # any order
+    assert (await h.call("cq_subscribe", {"cache": "c", "filter": same}, worker=b"w2"))[0] == 0
+    assert (await h.call("cq_subscribe", {"cache": "c"}, worker=b"w3"))[0] == 0
+    bodies = [body for n in h.nodes for op, _, body in n.requests
+              if op == OpCode.QUERY_CONTINUOUS]
+    assert len(bodies) == 2  # one query with the filter, shared; one without
+    with_filter = [b for b in bodies if not b.endswith(b"\x65")]
+    assert with_filter == [queries.continuous_query(
+        java_string_hash("c"), remote_filter=queries.java_filter("org.example.F", spec[
+            "properties"]))]
+    await h.close()
+
+
+@run
+async def test_bad_remote_filters_are_refused_before_a_node_sees_them() -> None:
+    h, _ = await _harness()
+    for spec, text in [
+        ("org.example.F", "wrong type"),
+        ({"properties": {}}, "missing argument 'class'"),
+        ({"class": "F", "extra": 1}, "unknown keys"),
+        ({"class": "x" * 1025}, "'filter.class'"),
+        ({"class": "F", "properties": {f"p{i}": i for i in range(257)}}, "filter_properties"),
+        ({"class": "F", "properties": {1: 2}}, "str keys"),
+        ({"class": "F", "properties": {"o": BinaryObject(5, {"a": 1})}}, "cannot encode"),
+    ]:
+        status, error = await h.call("cq_subscribe", {"cache": "c", "filter": spec})
+        assert status == Status.BAD_REQUEST and text in error["message"], (spec, error)
+    assert not [op for n in h.nodes for op, _, _ in n.requests
+                if op == OpCode.QUERY_CONTINUOUS]
     await h.close()

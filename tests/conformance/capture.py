@@ -34,6 +34,7 @@ VECTORS = Path(__file__).with_name("vectors.json")
 #: The broker settings the vectors were recorded with (a stub learns them from hello).
 BROKER_SETTINGS = {"limits.worker_liveness": 300.0}
 _CURSOR_OPS = {"sql", "scan", "select_row"}
+_EVENT = 12  # the status of a message the broker pushes (request id 0): not a reply
 _NODE_FACTS = {"node_for", "hello"}
 
 
@@ -81,15 +82,18 @@ class Relay:
             dst.shutdown(socket.SHUT_WR)
 
     def _keep(self, number: int, message: bytes, request: bool) -> None:
-        request_id = msgpack.unpackb(message, strict_map_key=False,
-                                     ext_hook=lambda c, d: None)[1]
+        envelope = msgpack.unpackb(message, strict_map_key=False, ext_hook=lambda c, d: None)
+        request_id = envelope[1]
         with self._lock:
+            if not request and request_id == 0 and envelope[2] == _EVENT:
+                self.records.append({"conn": number, "push": message})  # as it arrives
+                return
             if request:
                 self.records.append({"conn": number, "id": request_id, "request": message,
                                      "reply": None})
                 return
             for record in self.records:
-                if record["conn"] == number and record["id"] == request_id \
+                if record["conn"] == number and record.get("id") == request_id \
                         and record["reply"] is None:
                     record["reply"] = message
                     return
@@ -97,7 +101,7 @@ class Relay:
     def take(self, timeout: float = 30.0) -> list[dict[str, Any]]:
         """The records so far, once each request has its reply."""
         deadline = time.monotonic() + timeout
-        while any(r["reply"] is None for r in self.records):
+        while any("push" not in r and r["reply"] is None for r in self.records):
             if time.monotonic() > deadline:
                 raise RuntimeError("the broker did not answer every request")
             time.sleep(0.01)
@@ -117,7 +121,7 @@ class Marker:
 
     def __init__(self) -> None:
         self.handles: dict[int, str] = {}
-        self.counts = {"tx": 0, "cursor": 0}
+        self.counts = {"tx": 0, "cursor": 0, "sub": 0}
 
     def _name(self, kind: str, value: int) -> dict[str, Any]:
         self.counts[kind] += 1
@@ -134,7 +138,7 @@ class Marker:
         if not raw:
             req[1] = any_of("int", req[1], "request_id")
             req[3] = any_of("int", req[3], "deadline_ms")
-            for key in ("tx", "cursor"):
+            for key in ("tx", "cursor", "sub"):
                 value = req[4].get(key)
                 if type(value) is int and value in self.handles:
                     req[4][key] = var(self.handles[value], value)
@@ -144,6 +148,18 @@ class Marker:
         rep[3] = self._payload(op, rep[2], rep[3])
         return {"op": op, "request_hex": request.hex(), "request": req,
                 "reply_hex": reply.hex(), "reply": rep}
+
+    def push(self, message: bytes) -> dict[str, Any]:
+        """A message the broker pushed (EVENT): no request, its subscription's handle named."""
+        rep = decode(message)
+        sub = rep[3].get("sub")
+        if type(sub) is int and sub in self.handles:
+            rep[3]["sub"] = var(self.handles[sub], sub)
+        ended = rep[3].get("ended")
+        if isinstance(ended, dict) and isinstance(ended.get("message"), str):
+            ended["message"] = any_of("str", ended["message"])
+        return {"op": None, "push": True, "request_hex": None, "request": None,
+                "reply_hex": message.hex(), "reply": rep}
 
     def _payload(self, op: str | None, status: int, payload: Any) -> Any:
         if status != 0:
@@ -157,6 +173,9 @@ class Marker:
             return any_of("array", payload)
         if op == "tx_start":
             return self._name("tx", payload)
+        if op == "cq_subscribe":  # the handle, and the node connection its query runs on
+            return {"sub": self._name("sub", payload["sub"]),
+                    "node": any_of("str", payload["node"])}
         if op in _CURSOR_OPS and type(payload.get("cursor")) is int:
             payload["cursor"] = self._name("cursor", payload["cursor"])
         return payload
@@ -181,9 +200,9 @@ def capture(broker_stream: str) -> dict[str, Any]:
                     results = driver(client)
                 finally:
                     client.close()
-                vectors = [marker.vector(r["request"], r["reply"]) for r in relay.take()]
                 out.append({"name": name, "kind": "stub", "doc": driver.__doc__,
-                            "exchanges": vectors, "python_results": repr(results)})
+                            "exchanges": _vectors(marker, relay.take()),
+                            "python_results": repr(results)})
         finally:
             relay.close()
     for name, request in cases.RAW_CASES.items():
@@ -191,6 +210,24 @@ def capture(broker_stream: str) -> dict[str, Any]:
         out.append({"name": name, "kind": "raw", "doc": "a frame sent as it is",
                     "exchanges": [marker.vector(request, reply, raw=True)]})
     return {"ipc_version": 1, "caches": list(cases.CACHES), "cases": out}
+
+
+def _vectors(marker: Marker, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A case's records as vectors, in the order they happened; ``conn`` numbers the case's
+    connections in the order they were first used (1: the stub's first), and is left out
+    for 1."""
+    conns: dict[int, int] = {}
+    vectors = []
+    for record in records:
+        conn = conns.setdefault(record["conn"], len(conns) + 1)
+        if "push" in record:
+            vector = marker.push(record["push"])
+        else:
+            vector = marker.vector(record["request"], record["reply"])
+        if conn != 1:
+            vector["conn"] = conn
+        vectors.append(vector)
+    return vectors
 
 
 def prepare(endpoint: str) -> None:

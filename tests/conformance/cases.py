@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 from libclient import Client, GenericObjectMeta
+from libclient.continuous import JavaFilter, ScanQuery
 from libclient.datatypes import (
     BoolArrayObject,
     ByteObject,
@@ -39,9 +40,10 @@ KV_CACHE = "conformance-kv"
 ADMIN_CACHE = "conformance-admin"
 TX_CACHE = "conformance-tx"
 SCAN_CACHE = "conformance-scan"
+CQ_CACHE = "conformance-cq"
 TABLE_CACHE = "SQL_PUBLIC_CONFORMANCE_T"
 #: Caches a checker destroys (results unchecked) before it runs the cases.
-CACHES = (KV_CACHE, ADMIN_CACHE, TX_CACHE, SCAN_CACHE, TABLE_CACHE)
+CACHES = (KV_CACHE, ADMIN_CACHE, TX_CACHE, SCAN_CACHE, CQ_CACHE, TABLE_CACHE)
 TYPE_NAME = "conformance.Point"
 ROW_TYPE = "ConformanceRow"
 
@@ -162,6 +164,27 @@ def scan_case(client: Client) -> list[Any]:
     return out
 
 
+def continuous_case(client: Client) -> list[Any]:
+    """A continuous query on a connection of its own: cq_subscribe, then its initial scan
+    query (scan, cursor_next on the first connection); after each change (a create, an
+    update, a remove) the EVENT the broker pushes to the subscription's connection; a remote
+    filter the node cannot make (SERVER_ERROR, on a third connection); cq_unsubscribe."""
+    cache = client.get_or_create_cache(CQ_CACHE)
+    cache.put("before", 0)
+    out: list[Any] = []
+    with cache.query_continuous(initial_query=ScanQuery(page_size=1)) as events:
+        assert events.initial is not None
+        out.append([list(pair) for pair in events.initial])
+        for change in (lambda: cache.put("k", 1), lambda: cache.put("k", 2),
+                       lambda: cache.remove_key("k")):
+            change()
+            out.append(events.get(timeout=30))  # before the next change: a fixed order
+    out.append(outcome(lambda: cache.query_continuous(
+        remote_filter=JavaFilter("org.example.NoSuchFilter", {"prefix": "k"}))))
+    cache.destroy()
+    return out
+
+
 def tx_case(client: Client) -> list[Any]:
     """Transactions: committed, rolled back; ops inside carry the tx handle."""
     cache = client.create_cache({PROP_NAME: TX_CACHE, PROP_CACHE_ATOMICITY_MODE: 0})
@@ -215,6 +238,7 @@ STUB_CASES: dict[str, Callable[[Client], list[Any]]] = {
     "admin": admin_case,
     "query": query_case,
     "scan": scan_case,
+    "continuous": continuous_case,
     "tx": tx_case,
     "binary": binary_case,
     "errors": error_case,

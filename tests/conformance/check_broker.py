@@ -24,6 +24,7 @@ from tests.conformance.wire import Mismatch, decode, encode, fill_bound, match
 
 VECTORS = Path(__file__).with_name("vectors.json")
 TIMEOUT_S = 30.0
+EVENT = 12  # the status of a message the broker pushes (docs/ipc.md, Continuous queries)
 
 
 def load(path: Path = VECTORS) -> dict[str, Any]:
@@ -31,7 +32,8 @@ def load(path: Path = VECTORS) -> dict[str, Any]:
 
 
 class Connection:
-    """One worker's connection: send a frame, get the next reply frame."""
+    """One worker's connection: send a frame, get its reply; messages the broker pushed
+    meanwhile (EVENT, request id 0) wait for ``pushed``."""
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
@@ -45,13 +47,35 @@ class Connection:
             self.sock.setsockopt(zmq.LINGER, 0)
             self.sock.setsockopt(zmq.RCVTIMEO, int(TIMEOUT_S * 1000))
             self.sock.connect(endpoint)
+        self.pushes: list[bytes] = []
 
-    def exchange(self, frame: bytes) -> bytes:
+    def exchange(self, frame: bytes, request_id: int | None = None) -> bytes:
+        """Send ``frame``; its reply (the first message that is not a push), or any next
+        message for a frame without an id (``request_id`` None: a raw case)."""
         if isinstance(self.sock, socket.socket):
             self.sock.sendall(len(frame).to_bytes(4, "big") + frame)
+        else:
+            self.sock.send(frame)
+        while True:
+            message = self._receive()
+            if request_id is None or not _is_push(message):
+                return message
+            self.pushes.append(message)
+
+    def pushed(self) -> bytes:
+        """The next message the broker pushed on this connection."""
+        if self.pushes:
+            return self.pushes.pop(0)
+        message = self._receive()
+        if not _is_push(message):
+            raise ValueError(f"a reply where a push was expected: {message[:64].hex()}")
+        return message
+
+    def _receive(self) -> bytes:
+        if isinstance(self.sock, socket.socket):
             return self._read_stream()
-        self.sock.send(frame)
-        return self.sock.recv()
+        message: bytes = self.sock.recv()
+        return message
 
     def _read_stream(self) -> bytes:
         while True:
@@ -67,6 +91,12 @@ class Connection:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _is_push(message: bytes) -> bool:
+    envelope = decode(message)
+    return isinstance(envelope, list) and len(envelope) == 4 and envelope[1] == 0 \
+        and envelope[2] == EVENT
 
 
 def _filler(bindings: dict[str, Any], request_id: int) -> Any:
@@ -99,21 +129,30 @@ def prepare(endpoint: str, vectors: dict[str, Any]) -> None:
 
 
 def check_case(endpoint: str, case: dict[str, Any]) -> list[str]:
-    """The failures of one case (empty when the broker answered every request as recorded)."""
+    """The failures of one case (empty when the broker answered every request as recorded).
+    Its exchanges run in order, each on its connection (``conn``, default 1; a connection
+    opens where first used); a push is awaited on its connection."""
     failures: list[str] = []
     bindings: dict[str, Any] = {}
     ids = itertools.count(1)
-    conn = Connection(endpoint)
+    conns: dict[int, Connection] = {}
     try:
         for i, ex in enumerate(case["exchanges"]):
-            where = f"{endpoint} {case['name']}[{i}] {ex['op']}"
-            if case["kind"] == "raw":
-                frame, request_id = bytes.fromhex(ex["request_hex"]), None
-            else:
-                request_id = next(ids)
-                frame = encode(ex["request"], _filler(bindings, request_id))
+            where = f"{endpoint} {case['name']}[{i}] {ex['op'] or 'push'}"
+            number = ex.get("conn", 1)
+            if number not in conns:
+                conns[number] = Connection(endpoint)
+            conn = conns[number]
+            request_id = None
             try:
-                actual = decode(conn.exchange(frame))
+                if ex.get("push"):
+                    actual = decode(conn.pushed())
+                elif case["kind"] == "raw":
+                    actual = decode(conn.exchange(bytes.fromhex(ex["request_hex"])))
+                else:
+                    request_id = next(ids)
+                    frame = encode(ex["request"], _filler(bindings, request_id))
+                    actual = decode(conn.exchange(frame, request_id))
             except (OSError, zmq.ZMQError, ValueError) as exc:
                 failures.append(f"{where}: no reply ({exc})")
                 break
@@ -124,7 +163,8 @@ def check_case(endpoint: str, case: dict[str, Any]) -> list[str]:
             except Mismatch as exc:
                 failures.append(f"{where}: {exc}")
     finally:
-        conn.close()
+        for conn in conns.values():
+            conn.close()
     return failures
 
 

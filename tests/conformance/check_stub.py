@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -26,6 +27,8 @@ from tests.conformance.check_broker import load
 from tests.conformance.wire import Mismatch, decode, encode, from_json, match
 
 _BAD_REQUEST = 1
+#: Sends one message to one stub connection.
+Send = Callable[[bytes], None]
 
 
 class ReplayBroker:
@@ -55,12 +58,24 @@ class ReplayBroker:
         self._thread.start()
 
     def expect(self, cases: list[dict[str, Any]]) -> None:
-        """Answer from these cases' exchanges from now on (raw cases are left out)."""
+        """Answer from these cases' exchanges from now on (raw cases are left out).  The
+        pushes recorded after an exchange are sent once it is answered, each to the
+        connection that subscribed the handle it names."""
         with self._lock:
-            self._exchanges = [ex for case in cases if case["kind"] == "stub"
-                               for ex in case["exchanges"]]
+            self._exchanges = []
+            self._after: list[list[dict[str, Any]]] = []
+            for case in cases:
+                if case["kind"] != "stub":
+                    continue
+                for ex in case["exchanges"]:
+                    if ex.get("push"):
+                        self._after[-1].append(ex)
+                    else:
+                        self._exchanges.append(ex)
+                        self._after.append([])
             self._used = [False] * len(self._exchanges)
             self._bindings = {}
+            self._subscribers: dict[str, Send] = {}
             self.unexpected = []
 
     def unused(self) -> list[str]:
@@ -68,14 +83,16 @@ class ReplayBroker:
             return [f"{i}: {ex['op']} {ex['request'][4]}" for i, (ex, used)
                     in enumerate(zip(self._exchanges, self._used, strict=True)) if not used]
 
-    def answer(self, frame: bytes) -> bytes:
-        """The reply to one request frame."""
+    def answer(self, frame: bytes, send: Send) -> None:
+        """Answer one request frame with ``send`` (its connection's), then send the pushes
+        recorded after it."""
         try:
             actual = decode(frame)
             envelope = isinstance(actual, list) and len(actual) == 5
             request_id, op = (actual[1], actual[2]) if envelope else (0, None)
         except Exception as exc:  # not msgpack at all
-            return self._refuse(0, f"not a msgpack message: {exc}", frame)
+            send(self._refuse(0, f"not a msgpack message: {exc}", frame))
+            return
         with self._lock:
             reasons = []
             for i, ex in enumerate(self._exchanges):
@@ -90,9 +107,24 @@ class ReplayBroker:
                     continue
                 self._used[i] = True
                 self._bindings = trial
-                return encode(ex["reply"], self._filler(request_id))
+                sub = ex["reply"][3].get("sub") if ex["op"] == "cq_subscribe" and \
+                    ex["reply"][2] == 0 else None
+                if isinstance(sub, dict) and "$var" in sub:
+                    self._subscribers[sub["$var"]] = send
+                send(encode(ex["reply"], self._filler(request_id)))
+                self._push(self._after[i])
+                return
         why = f"; nearest: {reasons[0]}" if reasons else ""
-        return self._refuse(request_id, f"no recorded request matches{why}", frame)
+        send(self._refuse(request_id, f"no recorded request matches{why}", frame))
+
+    def _push(self, pushes: list[dict[str, Any]]) -> None:
+        for push in pushes:
+            sub = push["reply"][3].get("sub")
+            send = self._subscribers.get(sub.get("$var")) if isinstance(sub, dict) else None
+            if send is None:
+                self.unexpected.append(f"a recorded push for an unknown subscription: {sub}")
+                continue
+            send(encode(push["reply"], self._filler(0)))
 
     def _filler(self, request_id: int) -> Any:
         def fill(mark: dict[str, Any]) -> Any:
@@ -129,14 +161,19 @@ class ReplayBroker:
 
     def _serve_stream(self, conn: socket.socket) -> None:
         buffer = b""
+        lock = threading.Lock()  # pushes come from the threads of other connections
+
+        def send(message: bytes) -> None:
+            with lock, contextlib.suppress(OSError):
+                conn.sendall(len(message).to_bytes(4, "big") + message)
+
         with conn, contextlib.suppress(OSError):
             while data := conn.recv(1 << 16):
                 buffer += data
                 while len(buffer) >= 4 and len(buffer) >= 4 + (
                         size := int.from_bytes(buffer[:4], "big")):
                     frame, buffer = buffer[4:4 + size], buffer[4 + size:]
-                    reply = self.answer(frame)
-                    conn.sendall(len(reply).to_bytes(4, "big") + reply)
+                    self.answer(frame, send)
 
     def _route(self) -> None:
         router = self._router
@@ -145,7 +182,9 @@ class ReplayBroker:
                 if not router.poll(100):
                     continue
                 frames = router.recv_multipart()
-                router.send_multipart([frames[0], self.answer(frames[-1])])
+                identity = frames[0]
+                self.answer(frames[-1], lambda message, to=identity: router.send_multipart(
+                    [to, message]))  # pushes are sent from this thread too
         finally:
             router.close()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from broker import ops_admin, ops_kv, ops_query
+from broker import ops_admin, ops_cq, ops_kv, ops_query
 from broker.devcluster.brokerproc import running_broker
 from libclient import Client
 from protocol import ipc
@@ -39,10 +39,15 @@ def _endpoint(transport: str, directory: Path) -> str:
 
 
 def test_vectors_cover_every_op_the_broker_serves():
-    served = set(ops_kv.HANDLERS) | set(ops_query.HANDLERS) | set(ops_admin.HANDLERS)
+    served = set(ops_kv.HANDLERS) | set(ops_query.HANDLERS) | set(ops_admin.HANDLERS) \
+        | set(ops_cq.HANDLERS)
     recorded = {ex["op"] for case in VECTORS["cases"] for ex in case["exchanges"]
                 if ex["reply"][2] == 0}
     assert served - recorded == set()
+    pushed = [ex["reply"] for case in VECTORS["cases"] for ex in case["exchanges"]
+              if ex.get("push")]
+    assert {row[3] for push in pushed for row in push[3].get("events", [])} == {0, 1, 2}, \
+        "EVENT pushes of a create, an update and a remove"
     assert [c["name"] for c in STUB_CASES] == list(cases.STUB_CASES)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgpack
 import pytest
 import zmq
 
 from broker.devcluster.brokerproc import running_broker
-from libclient import Client
+from libclient import AioClient, Client
+from libclient.exceptions import RequestTooLarge
 from protocol import ipc
 
 pytestmark = pytest.mark.integration
@@ -64,3 +67,42 @@ def test_bad_requests_get_clear_errors(raw, broker, frames, status, text):
         cache = c.get_or_create_cache("bad-input-neighbour")
         cache.put("k", "still fine")
         assert cache.get("k") == "still fine"
+
+
+# -- TOO_LARGE reaches the call that sent the frame, though its reply has request id 0 ------
+
+BIG = b"x" * 70000  # above the module broker's limits.max_request_bytes (65536)
+
+
+@pytest.mark.parametrize("transport", ["ipc", "unix"])
+def test_a_too_large_request_fails_its_blocking_call_with_request_too_large(broker, transport):
+    endpoint = broker.endpoint if transport == "ipc" else broker.stream_endpoint
+    # A timeout far above the test's run: a dropped id-0 refusal would end as BrokerTimeout.
+    with Client(broker=endpoint, timeout=60) as c:
+        c.connect()
+        cache = c.get_or_create_cache("bad-input-too-large")
+        with pytest.raises(RequestTooLarge, match="exceeds the broker's limit of 65536"):
+            cache.put("k", BIG)
+        cache.put("k", "small")  # the same connection goes on
+        assert cache.get("k") == "small"
+
+
+@pytest.mark.parametrize("transport", ["ipc", "unix"])
+def test_a_too_large_request_fails_only_its_own_asyncio_call(broker, transport):
+    endpoint = broker.endpoint if transport == "ipc" else broker.stream_endpoint
+
+    async def scenario() -> list[object]:
+        c = AioClient(broker=endpoint)  # requests wait 30 s: a dropped refusal times out
+        async with c.connect():
+            cache = await c.get_or_create_cache("bad-input-too-large-aio")
+            await cache.put("small", 1)
+            # Many requests in flight on one connection; only the big one is refused.
+            return await asyncio.gather(
+                cache.get("small"), cache.put("big", BIG), cache.get("small"),
+                cache.put("big2", BIG + b"y"), cache.get("small"), return_exceptions=True)
+
+    got = asyncio.run(scenario())
+    assert got[0] == got[2] == got[4] == 1
+    for error in (got[1], got[3]):
+        assert isinstance(error, RequestTooLarge), error
+        assert "exceeds the broker's limit of 65536" in str(error)

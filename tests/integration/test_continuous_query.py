@@ -20,7 +20,8 @@ import pytest
 from broker.devcluster import DevCluster
 from broker.devcluster.brokerproc import BrokerProcess
 from libclient import AioClient, Client
-from libclient.continuous import CacheEntryEvent, EventsMissed, EventType
+from libclient.continuous import CacheEntryEvent, EventsMissed, EventType, JavaFilter, ScanQuery
+from libclient.exceptions import CacheError
 
 pytestmark = pytest.mark.integration
 
@@ -307,3 +308,104 @@ def test_losing_another_node_loses_no_event(broker, cluster):
         for key, seq in _per_key(got[:-1]).items():
             values = [g[2] for g in seq]
             assert values == sorted(values), f"key {key} out of order"
+
+
+# -- initial query and remote filter ------------------------------------------------------
+
+#: A remote filter on every dev node's class path (broker/devcluster/IgniteDevNode.java).
+PREFIX_FILTER = "IgniteDevNode$KeyPrefixFilter"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_initial_query_pages_through_the_cache_then_events_follow(broker, transport):
+    name = _new_cache(broker, f"cq-initial-{transport}")
+    with Client(broker=_endpoint(broker, transport)) as client:
+        client.connect()
+        cache = client.get_cache(name)
+        cache.put_all({f"old{i}": i for i in range(10)})
+        with cache.query_continuous(initial_query=ScanQuery(page_size=3)) as events:
+            assert events.initial is not None
+            first = next(events.initial)
+            cache.put("new", 1)  # after the subscription runs: an event, not in the scan
+            rest = list(events.initial)  # the later pages, fetched through the broker
+            assert sorted(map(tuple, [first, *rest])) == sorted(
+                (f"old{i}", i) for i in range(10))
+            assert _record(events.get(timeout=PATIENCE)) == ("new", None, 1, 0)
+        assert events.initial is not None
+        with pytest.raises(StopIteration):  # closed with its subscription
+            next(events.initial)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_async_initial_query(broker, transport):
+    name = _new_cache(broker, f"cq-initial-aio-{transport}")
+
+    async def run() -> tuple[list[tuple[Any, ...]], tuple[Any, ...]]:
+        client = AioClient(broker=_endpoint(broker, transport))
+        async with client.connect():
+            cache = await client.get_cache(name)
+            await cache.put_all({i: str(i) for i in range(7)})
+            query = cache.query_continuous(initial_query=ScanQuery(page_size=2))
+            async with await query as events:
+                assert events.initial is not None
+                pairs = [tuple(pair) async for pair in events.initial]
+                await cache.put(100, "x")
+                event = _record(await events.get(timeout=PATIENCE))
+        return pairs, event
+
+    pairs, event = asyncio.run(run())
+    assert sorted(pairs) == [(i, str(i)) for i in range(7)]
+    assert event == (100, None, "x", 0)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_remote_filter_runs_on_the_nodes(broker, transport):
+    name = _new_cache(broker, f"cq-filter-{transport}")
+    a_only = JavaFilter(PREFIX_FILTER, {"prefix": "a"})
+    with Client(broker=_endpoint(broker, transport)) as client:
+        client.connect()
+        cache = client.get_cache(name)
+        with cache.query_continuous(remote_filter=a_only) as filtered, \
+                cache.query_continuous() as everything:
+            for key in ("b1", "a1", "b2", "a2", "a-end", "b-end"):
+                cache.put(key, key.upper())
+            got = []
+            while not got or got[-1][0] != "a-end":
+                got.append(_record(filtered.get(timeout=PATIENCE)))
+            assert got == [("a1", None, "A1", 0), ("a2", None, "A2", 0),
+                           ("a-end", None, "A-END", 0)]
+            seen = [_record(everything.get(timeout=PATIENCE))[0] for _ in range(6)]
+            assert seen == ["b1", "a1", "b2", "a2", "a-end", "b-end"]  # its own server query
+
+
+def test_async_remote_filter_and_a_filter_the_node_cannot_make(broker):
+    name = _new_cache(broker, "cq-filter-aio")
+
+    async def run() -> tuple[Any, ...]:
+        client = AioClient(broker=broker.stream_endpoint)
+        async with client.connect():
+            cache = await client.get_cache(name)
+            with pytest.raises(CacheError, match="NoSuchFilter"):
+                await cache.query_continuous(remote_filter=JavaFilter("org.example.NoSuchFilter"))
+            query = cache.query_continuous(remote_filter=JavaFilter(PREFIX_FILTER,
+                                                                    {"prefix": "k"}))
+            async with await query as events:
+                await cache.put("z", 0)
+                await cache.put("k", 1)
+                return _record(await events.get(timeout=PATIENCE))
+
+    assert asyncio.run(run()) == ("k", None, 1, 0)
+
+
+def test_a_filter_the_node_cannot_make_fails_the_blocking_subscription(broker):
+    name = _new_cache(broker, "cq-filter-bad")
+    with Client(broker=broker.endpoint) as client:
+        client.connect()
+        cache = client.get_cache(name)
+        with pytest.raises(CacheError, match="NoSuchFilter"):
+            cache.query_continuous(remote_filter=JavaFilter("org.example.NoSuchFilter"))
+        with pytest.raises(CacheError):  # a field the class does not have
+            cache.query_continuous(remote_filter=JavaFilter(PREFIX_FILTER, {"nope": 1}))
+        with cache.query_continuous() as events:  # the broker and its node go on
+            cache.put("still", "fine")
+            assert _record(events.get(timeout=PATIENCE)) == ("still", None, "fine", 0)

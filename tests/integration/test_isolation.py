@@ -4,6 +4,7 @@ transports, each test named after the finding it guards."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import resource
@@ -17,7 +18,8 @@ import zmq
 
 from broker.devcluster.brokerproc import running_broker
 from broker.errors import MAX_ERROR_MESSAGE
-from libclient import Client
+from libclient import AioClient, Client
+from libclient.exceptions import BrokerOverloaded
 from protocol import ipc
 from protocol.binary.values import Collection
 from protocol.ipcstream import stream_path
@@ -234,6 +236,25 @@ def test_zeromq_requests_over_the_budget_are_refused_not_held(broker, dealer):
     statuses = [ipc.unpack_reply(dealer.recv()).status for _ in range(40)]
     assert set(statuses) <= {ipc.Status.OK, ipc.Status.OVERLOADED}
     assert ipc.Status.OVERLOADED in statuses  # 40 MiB at once: over this worker's share
+    assert _wait_for(lambda: _stats(broker)["held_request_bytes"] == 0)
+    _neighbour_works(broker)
+
+
+def test_an_asyncio_stub_gets_each_budget_refusal_on_its_own_call(broker):
+    """Many big puts in flight on one DEALER, each of its own size: those refused (by
+    admission control, with their id, or by the memory budget, with id 0 and the frame's
+    size) fail at once with BrokerOverloaded, the others succeed; none times out."""
+    async def scenario() -> list[object]:
+        client = AioClient(broker=broker.endpoint)
+        async with client.connect():
+            cache = await client.get_or_create_cache("isolation-zmq-aio")
+            return await asyncio.gather(*(
+                cache.put(i, b"v" * (MAX_REQUEST - 300 - i)) for i in range(40)),
+                return_exceptions=True)
+
+    results = asyncio.run(scenario())
+    assert all(r is None or isinstance(r, BrokerOverloaded) for r in results), results
+    assert any(isinstance(r, BrokerOverloaded) for r in results)
     assert _wait_for(lambda: _stats(broker)["held_request_bytes"] == 0)
     _neighbour_works(broker)
 

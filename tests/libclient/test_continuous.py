@@ -9,10 +9,13 @@ from libclient.continuous import (
     CacheEntryEvent,
     EventsMissed,
     EventType,
+    JavaFilter,
+    ScanQuery,
     SubscriptionEnded,
     _events,
     _Inbox,
     _Reconnect,
+    scan_args,
     subscribe_args,
 )
 from protocol.ipc import Status, error_payload, pack_reply
@@ -55,3 +58,24 @@ def test_bad_options_fail_before_anything_is_sent(bad: dict) -> None:
     options = {"page_size": 1, "time_interval": 0, "include_expired": False, **bad}
     with pytest.raises(ValueError):
         subscribe_args("c", **options)
+
+
+def test_a_remote_filter_becomes_the_filter_argument() -> None:
+    args = subscribe_args("c", 1, 0, False, JavaFilter("org.example.F", {"prefix": "a"}))
+    assert args["filter"] == {"class": "org.example.F", "properties": {"prefix": "a"}}
+    assert subscribe_args("c", 1, 0, False, JavaFilter("F"))["filter"] == {
+        "class": "F", "properties": {}}
+    assert "filter" not in subscribe_args("c", 1, 0, False)
+    with pytest.raises(TypeError):
+        subscribe_args("c", 1, 0, False, "org.example.F")  # type: ignore[arg-type]
+
+
+def test_an_initial_query_is_a_scan_of_the_same_cache() -> None:
+    assert scan_args("c", ScanQuery(page_size=5, partitions=3, local=True)) == {
+        "cache": "c", "page_size": 5, "partitions": 3, "local": True}
+    assert scan_args("c", ScanQuery()) == {"cache": "c", "page_size": 1, "partitions": -1,
+                                          "local": False}
+    with pytest.raises(ValueError):
+        scan_args("c", ScanQuery(page_size=0))
+    with pytest.raises(TypeError):
+        scan_args("c", {"page_size": 1})  # type: ignore[arg-type]

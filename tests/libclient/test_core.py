@@ -31,9 +31,18 @@ from libclient.exceptions import (
     BrokerUnavailable,
     CacheError,
     ReconnectError,
+    RequestTooLarge,
     SQLError,
 )
-from protocol.ipc import pack_reply, unpack_request
+from protocol.ipc import (
+    REFUSED_SIZE,
+    TOO_LARGE_LIMIT,
+    Status,
+    error_payload,
+    not_processed_payload,
+    pack_reply,
+    unpack_request,
+)
 
 EP = "ipc:///nonexistent/broker.sock"
 READ = Call("cache_get", {"cache": "c", "key": 1}, idempotent=True)
@@ -195,8 +204,8 @@ def test_time_left_includes_the_grace():
 def test_a_reply_finds_the_waiter_of_its_request_in_flight():
     chan = ChannelState(pid=7, now=0.0)
     ex = exchange()
-    chan.in_flight[ex.request_id] = "waiter"
-    waiter, got = chan.reply_to(pack_reply(ex.request_id, 0, "v"))
+    chan.track(ex.request_id, "waiter", len(ex.frame))
+    [(waiter, got)] = chan.reply_to(pack_reply(ex.request_id, 0, "v"))
     assert waiter == "waiter" and got.payload == "v"
 
 
@@ -210,7 +219,71 @@ def test_an_exchange_matches_only_its_own_reply():
 
 def test_a_reply_nobody_waits_for_is_dropped():
     chan = ChannelState(pid=7, now=0.0)
-    assert chan.reply_to(pack_reply(123456789, 0, "pong")) is None
+    assert chan.reply_to(pack_reply(123456789, 0, "pong")) == []
+
+
+# -- refusals the broker could not give a request id (request id 0) -------------------------
+
+def _too_large(limit: object = 1000) -> bytes:
+    payload = error_payload("bad_request", "request of 2000 bytes exceeds the broker's limit")
+    if limit is not None:
+        payload[TOO_LARGE_LIMIT] = limit
+    return pack_reply(0, Status.TOO_LARGE, payload)
+
+
+def test_a_too_large_reply_answers_exactly_the_frames_above_the_limit():
+    chan = ChannelState(pid=7, now=0.0)
+    chan.track(11, "small", 10)
+    chan.track(12, "big", 1001)
+    chan.track(13, "at-limit", 1000)
+    chan.track(14, "bigger", 5000)
+    matched = chan.reply_to(_too_large(1000))
+    assert sorted(w for w, _ in matched) == ["big", "bigger"]
+    assert all(r.status == Status.TOO_LARGE for _, r in matched)
+    chan.untrack(12)
+    chan.untrack(14)
+    assert chan.reply_to(_too_large(1000)) == []  # no frame above it is in flight
+
+
+def test_a_refusal_without_id_or_limit_answers_the_only_request_in_flight():
+    chan = ChannelState(pid=7, now=0.0)
+    chan.track(21, "only", 50)
+    overloaded = pack_reply(0, Status.OVERLOADED, error_payload("overloaded", "budget"))
+    assert [w for w, _ in chan.reply_to(overloaded)] == ["only"]
+    assert [w for w, _ in chan.reply_to(_too_large(None))] == ["only"]
+    chan.track(22, "second", 60)
+    assert chan.reply_to(overloaded) == []  # cannot tell which: dropped (a timeout)
+
+
+def test_a_refusal_naming_its_frame_size_answers_the_one_request_of_that_size():
+    chan = ChannelState(pid=7, now=0.0)
+    chan.track(41, "a", 1500)
+    chan.track(42, "b", 2500)
+    payload = error_payload("overloaded", "budget", maybe_applied=False)
+    payload[REFUSED_SIZE] = 2500
+    assert [w for w, _ in chan.reply_to(pack_reply(0, Status.OVERLOADED, payload))] == ["b"]
+    chan.track(43, "c", 2500)  # two of that size: which one is unknowable, neither is failed
+    assert chan.reply_to(pack_reply(0, Status.OVERLOADED, payload)) == []
+    chan.untrack(42)
+    chan.untrack(43)  # only "a" (1500) left: a refusal of another frame is not its answer
+    assert chan.reply_to(pack_reply(0, Status.OVERLOADED, payload)) == []
+
+
+def test_events_and_going_away_are_no_refusals():
+    chan = ChannelState(pid=7, now=0.0)
+    chan.track(31, "only", 10**6)
+    assert chan.reply_to(pack_reply(0, Status.EVENT, {"sub": 1, "events": []})) == []
+    assert chan.reply_to(pack_reply(0, Status.GOING_AWAY, not_processed_payload())) == []
+
+
+def test_the_blocking_exchange_takes_a_too_large_reply_as_its_own_error():
+    big = Exchange(Call("cache_put", {"cache": "c", "key": 1, "value": b"x" * 2000}), EP,
+                   100.0, 102.0, 2)
+    got = big.match(_too_large(1000))
+    assert got is not None and got.status == Status.TOO_LARGE
+    with pytest.raises(RequestTooLarge, match="exceeds the broker's limit"):
+        big.reply_received(got)
+    assert exchange().match(_too_large(1000)) is None  # a small frame is not the one refused
 
 
 def test_a_malformed_reply_is_a_broker_protocol_error():

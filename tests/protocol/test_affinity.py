@@ -558,7 +558,7 @@ def test_node_ids_are_shared_objects() -> None:
         SAMPLE + b"\x00",
         answer((1, 0), b"\x02" + struct.pack("<i", 0)),  # bool must be 0 or 1
         answer((1, 0), applicable_group([(1, {})], [(NODE_A, [-1])])),
-        answer((1, 0), applicable_group([(1, {})], [(NODE_A, [65536])])),
+        answer((1, 0), applicable_group([(1, {})], [(NODE_A, [65000])])),
         answer((1, 0), applicable_group([(1, {})], [(NODE_A, [2**31 - 1])])),
         answer((1, 0), applicable_group([(1, {})], [(NODE_A, [0])])).replace(
             uuid_obj(NODE_A), b"\x65" * 17),
@@ -566,7 +566,7 @@ def test_node_ids_are_shared_objects() -> None:
         struct.pack("<qii", 1, 0, -1),
         answer((1, 0), b"\x01" + struct.pack("<i", 2**30)),
     ],
-    ids=["trailing", "bool-2", "negative-partition", "partition-65536", "partition-max",
+    ids=["trailing", "bool-2", "negative-partition", "partition-65000", "partition-max",
          "null-node-id", "group-count-huge", "group-count-negative", "cache-count-huge"],
 )
 def test_parse_rejects(body: bytes) -> None:

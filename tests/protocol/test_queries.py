@@ -20,6 +20,7 @@ from pyignite.queries.op_codes import OP_QUERY_SCAN, OP_QUERY_SQL, OP_QUERY_SQL_
 from pyignite.stream import BinaryStream
 
 from protocol import LocalProtocolError, RemoteProtocolError, queries
+from protocol.binary.values import BinaryObject
 from protocol.features import Feature
 from protocol.queries import CacheEntryEvent, EntryPage, EventType, SqlFieldsPage
 from tests.protocol.capture_ops import ReplayChecks
@@ -282,3 +283,29 @@ def test_sql_page_round_trip_and_truncation(rows: list[list[Any]], more: bool,
 
 class TestQueryVectors(ReplayChecks):
     vectors = "ops_queries"
+
+
+def test_java_filter_is_a_raw_platform_java_object_factory_proxy() -> None:
+    """What Ignite 2.17's ClientCacheQueryContinuousRequest accepts as a Java remote filter:
+    a type-99 object (PlatformJavaObjectFactoryProxy) whose raw data names the class
+    (factory kind 1, the default) and its fields, sorted by name."""
+    blob = queries.java_filter("a.F", {"z": 1, "prefix": "k"})
+    raw = (struct.pack("<i", 1) + b"\x65" + b"\x09" + struct.pack("<i", 3) + b"a.F"
+           + struct.pack("<i", 2)
+           + b"\x09" + struct.pack("<i", 6) + b"prefix" + b"\x09" + struct.pack("<i", 1) + b"k"
+           + b"\x09" + struct.pack("<i", 1) + b"z" + b"\x04" + struct.pack("<q", 1))
+    version, flags, type_id, _, length, schema_id, raw_offset = struct.unpack_from(
+        "<bhiiiii", blob, 1)
+    assert blob[0] == 103 and version == 1 and flags == 0x0004  # raw data only, not a user type
+    assert (type_id, length, schema_id, raw_offset) == (99, 24 + len(raw), 0, 24)
+    assert blob[24:] == raw
+    body = queries.continuous_query(7, remote_filter=blob)
+    assert body.endswith(blob + b"\x01")  # platform 1: Java
+    assert queries.continuous_query(7).endswith(b"\x65")
+
+
+def test_java_filter_refuses_what_it_cannot_send() -> None:
+    with pytest.raises(LocalProtocolError):
+        queries.java_filter(None)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        queries.java_filter("F", {"o": BinaryObject(5, {})})
