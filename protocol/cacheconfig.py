@@ -24,7 +24,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _checks as check
-from .binary.primitives import Buffer
+from .binary.codec import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
 from .ops import BodyReader, check_expiry, pack, write_obj, write_string
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _checks as check
 from .binary import TypeCode
-from .binary.primitives import Buffer
+from .binary.codec import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
 from .features import Feature
 from .ops import (

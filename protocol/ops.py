@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _checks as check
 from .binary import TypeCode, read_value, write_value
-from .binary.primitives import Buffer
+from .binary.codec import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from . import _checks as check
-from .binary.primitives import Buffer
+from .binary.codec import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
 from .features import Feature
 from .limits import MAX_PARTITIONS_COUNT

@@ -11,7 +11,7 @@ import struct
 from enum import IntEnum
 
 from . import _checks as check
-from .binary.primitives import Buffer
+from .binary.codec import Buffer
 from .ops import BodyReader, pack, parse_empty, write_string
 
 __all__ = [

@@ -28,14 +28,7 @@ from ..hashing import field_id as _field_id
 from ..hashing import object_hash as _object_hash
 from ..hashing import schema_id as _schema_id
 from ..hashing import type_id as _type_id
-from .primitives import (
-    Buffer,
-    Decoder,
-    Encoder,
-    register_python_type,
-    register_reader,
-    register_writer,
-)
+from ._engine import Buffer, Decoder, Encoder, LeafCodecs, NestedCodecs, PythonTypes
 from .registry import OBJECT_FIELD, CodecContext, FieldSpec, _TypeInfo
 from .standard import read_class_name
 from .typecodes import TypeCode
@@ -45,8 +38,11 @@ __all__ = [
     "COMPACT_FOOTER",
     "HAS_RAW_DATA",
     "HAS_SCHEMA",
+    "LEAF",
+    "NESTED",
     "OFFSET_ONE_BYTE",
     "OFFSET_TWO_BYTES",
+    "PYTHON_TYPES",
     "USER_TYPE",
     "new_object",
 ]
@@ -282,6 +278,8 @@ def _note_pending(
     ctx.note_schema(obj.type_id, type_name, specs, ids, sid)
 
 
-register_reader(TypeCode.COMPLEX_OBJECT, _read_object, nested=True)
-register_writer(TypeCode.COMPLEX_OBJECT, _write_object, nested=True)
-register_python_type(BinaryObject, TypeCode.COMPLEX_OBJECT)
+# -- the codec -------------------------------------------------------------------------------
+
+LEAF: LeafCodecs = ()
+NESTED: NestedCodecs = ((TypeCode.COMPLEX_OBJECT, _read_object, _write_object),)
+PYTHON_TYPES: PythonTypes = ((BinaryObject, TypeCode.COMPLEX_OBJECT),)
