@@ -34,27 +34,6 @@ from .values import Typed
 if TYPE_CHECKING:
     from .registry import CodecContext, Registry
 
-__all__ = [
-    "DEFAULT_MAX_DEPTH",
-    "Buffer",
-    "Decoder",
-    "Encoder",
-    "NestedReader",
-    "NestedWriter",
-    "Reader",
-    "Writer",
-    "decode_value",
-    "encode_value",
-    "infer_type_code",
-    "install",
-    "read_value",
-    "register_python_type",
-    "register_reader",
-    "register_writer",
-    "writable_codes",
-    "write_value",
-]
-
 Buffer = bytes | bytearray | memoryview
 
 # A leaf reader gets the buffer and the offset just *after* the type code, and returns the
@@ -160,12 +139,9 @@ def read_value(buf: Buffer, pos: int, *, ctx: CodecContext | None = None) -> tup
         raise RemoteProtocolError(f"truncated value: no type code at offset {pos}") from None
     try:
         reader = _READERS[code]
-        if reader is not None:
+        if reader is not None:  # a leaf: no Decoder needed
             return reader(buf, pos + 1)
-        nested = _NESTED_READERS[code]
-        if nested is None:
-            raise _unsupported(code, pos)
-        return nested(buf, pos + 1, Decoder(ctx, pos))
+        return Decoder(ctx, pos).read(buf, pos)
     except _READ_ERRORS as exc:
         raise RemoteProtocolError(f"invalid value of type {code} at offset {pos}: {exc}") from exc
 
