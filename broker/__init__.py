@@ -1,3 +1,5 @@
 """ignite-broker: per-host daemon sharing Apache Ignite thin-client connections."""
 
-__version__ = "0.1.0"
+from protocol import __version__ as __version__
+
+__all__ = ["__version__"]

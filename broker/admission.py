@@ -4,18 +4,16 @@ node is reachable (up to limits.queue_wait) or while the broker is paused (admin
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 from protocol.ipc import Request
 
+from .calls import ReplyFn
 from .errors import BrokerError, ClusterUnavailable, DeadlineExceeded, Overloaded
 from .limits import Limits
 from .metrics import Metrics
 from .pool import NodePool
 from .workers import Worker
-
-ReplyFn = Callable[[int, Any], None]  # (status, payload), as calls.ReplyFn
 
 #: Ops the broker answers itself, even with no node reachable.
 LOCAL_OPS = frozenset({"hello", "ping"})

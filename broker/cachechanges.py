@@ -17,9 +17,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from .calls import ReplyFn
 from .errors import DeadlineExceeded, Overloaded, error_of
-
-ReplyFn = Callable[[int, Any], None]  # (status, payload), as dispatch.ReplyFn
 
 _monotonic = time.monotonic
 

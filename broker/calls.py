@@ -26,7 +26,7 @@ from .nodeconn import ClosedByNode, ConnectionLost, NodeConnection, NotSent, Out
 from .pool import NodePool
 from .registry import BinaryTypes
 
-ReplyFn = Callable[[int, Any], None]  # (status, payload); the request id is already bound
+ReplyFn = Callable[[int, Any], None]  # (status, payload), the request id bound: the one definition
 InternalError = Callable[..., None]  # (event, exc, **context): counts and logs a broker bug
 
 _log = log.get("dispatch")

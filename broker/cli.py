@@ -170,7 +170,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                         "unix:///PATH (Unix stream socket, the stub's default and fastest), "
                         "ipc:///PATH (ZeroMQ on a socket file) or tcp://HOST:PORT (ZeroMQ, "
                         "CURVE required)")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+    p.add_argument("--log-level", choices=tuple(log.LEVELS),
                    help="replaces log.level")
 
 

@@ -3,12 +3,11 @@ cluster request, whose answer replies to each of them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from protocol import OpCode
 
-ReplyFn = Callable[[int, Any], None]  # (status, payload), as calls.ReplyFn
+from .calls import ReplyFn
 
 #: Reads that coalesce_reads may share between workers.
 COALESCABLE = frozenset({OpCode.CACHE_GET, OpCode.CACHE_GET_ALL, OpCode.CACHE_CONTAINS_KEY,

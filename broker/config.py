@@ -20,6 +20,7 @@ from protocol.ipc import DEFAULT_MAX_REQUEST_BYTES, default_endpoint, default_ru
 from protocol.ipcstream import default_stream_endpoint
 
 from .errors import ConfigError
+from .log import LEVELS
 from .metrics import parse_listen
 
 
@@ -41,6 +42,9 @@ def _default_endpoints() -> list[str]:
 
 
 # fmt: off
+# log.level's values, as the settings table and its errors say them (log.LEVELS is their source).
+_LEVEL_WORDS = ", ".join(list(LEVELS)[:-1]) + " or " + list(LEVELS)[-1]
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("broker.endpoints", list, None, False,
             "endpoints to bind: ZeroMQ ipc:// and tcp://, and unix:// (length-prefixed "
@@ -181,7 +185,7 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds a unix:// worker may leave a request half sent before its connection "
             "is closed (what it holds is freed)",
             applied="the janitor: its next sweep"),
-    Setting("log.level", str, "info", True, "debug, info, warning or error",
+    Setting("log.level", str, "info", True, _LEVEL_WORDS,
             applied="the logger, at once"),
     Setting("log.format", str, "console", True, "console or json",
             applied="the logger, at once"),
@@ -385,8 +389,8 @@ def _validate(values: dict[str, Any]) -> None:
     for name in ("broker.socket_mode", "broker.admin_socket_mode"):
         if not 0 <= values[name] <= 0o777:
             raise ConfigError(f"{name} must be a file mode (0o000..0o777), got {values[name]!r}")
-    if values["log.level"] not in ("debug", "info", "warning", "error"):
-        raise ConfigError("log.level must be debug, info, warning or error")
+    if values["log.level"] not in LEVELS:
+        raise ConfigError(f"log.level must be {_LEVEL_WORDS}")
     if values["broker.event_loop"] not in ("auto", "uvloop", "asyncio"):
         raise ConfigError("broker.event_loop must be auto, uvloop or asyncio")
     if values["log.format"] not in ("console", "json"):

@@ -57,6 +57,22 @@ _STREAM_WRITE_HIGH = 4 * 1024 * 1024
 ReplyTo = Callable[[int, int, Any], None]  # (request id, status, payload)
 
 
+def _router_socket(context: zmq.Context[Any], stream_window: int, max_request_bytes: int) -> Any:
+    """The ROUTER socket ipc:// and tcp:// workers talk to, with its limits set (typed as the
+    context makes it: pyzmq's typed getsockopt would need a cast at every use)."""
+    sock = context.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    # Per peer: replies held for a worker that does not read them (refusals included),
+    # and requests libzmq holds before the broker reads them (beyond, the worker waits).
+    hwm = max(2 * stream_window, 1000)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.RCVHWM, hwm)
+    # libzmq cuts a peer whose single frame exceeds this; below it we answer TOO_LARGE.
+    sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes * 4)
+    return sock
+
+
 class Frontend:
     """Owns the ROUTER socket, the stream listeners and their socket files."""
 
@@ -97,16 +113,7 @@ class Frontend:
         self.budget = budget or MemoryBudget(1 << 62, 1 << 62)
         self.budget.on_exhausted = self._pause_all_streams
         self.max_workers = max_workers  # stream connections at once
-        self._sock = context.socket(zmq.ROUTER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        # Per peer: replies held for a worker that does not read them (refusals included),
-        # and requests libzmq holds before the broker reads them (beyond, the worker waits).
-        hwm = max(2 * stream_window, 1000)
-        self._sock.setsockopt(zmq.SNDHWM, hwm)
-        self._sock.setsockopt(zmq.RCVHWM, hwm)
-        # libzmq cuts a peer whose single frame exceeds this; below it we answer TOO_LARGE.
-        self._sock.setsockopt(zmq.MAXMSGSIZE, max_request_bytes * 4)
+        self._sock = _router_socket(context, stream_window, max_request_bytes)
         self._listeners: list[socket.socket] = []  # the unix:// ones, served by asyncio
         self.listeners = Listeners()
         self._servers: list[asyncio.AbstractServer] = []

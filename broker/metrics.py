@@ -48,6 +48,7 @@ from protocol.ipc import Status
 
 from . import log
 from .errors import ConfigError
+from .sockets import someone_listens
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -477,17 +478,10 @@ class _UnixServer(_QuietErrors, socketserver.UnixStreamServer):
 
 def _remove_stale_socket(path: str) -> None:
     """Remove a socket file a dead process left; refuse one somebody still listens on."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise ConfigError(f"another process listens on {path}; refusing to take metrics.listen")
+    if someone_listens(path):
+        raise ConfigError(f"another process listens on {path}; refusing to take metrics.listen")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 class MetricsServer:

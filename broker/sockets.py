@@ -230,7 +230,9 @@ def _listen_tcp(endpoint: str) -> socket.socket:
     return sock
 
 
-def _someone_listens(path: str) -> bool:
+def someone_listens(path: str) -> bool:
+    """Whether a live process accepts connections on the Unix socket file at ``path`` (a file
+    a dead process left is not listened on)."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)
@@ -250,7 +252,7 @@ def _listen_unix(endpoint: str, path: str, mode: int) -> socket.socket:
     if path.startswith("@"):
         return _listen_abstract(endpoint, "\0" + path[1:])
     ensure_socket_dir(os.path.dirname(path) or ".")
-    if _someone_listens(path):
+    if someone_listens(path):
         raise ConfigError(f"another process accepts connections on {endpoint}; "
                           "refusing to steal its socket")
     with contextlib.suppress(FileNotFoundError):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from protocol import CodecContext, OpCode, ProtocolError, Response, affinity, cluster
-from protocol.binary.primitives import Buffer
+from protocol.binary.codec import Buffer
 from protocol.features import Feature
 
 from . import log

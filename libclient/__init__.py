@@ -7,6 +7,8 @@ first use.
 
 from __future__ import annotations
 
+from protocol import __version__ as __version__
+
 from .binary import GenericObjectMeta
 from .cache import Cache
 from .client import Client
@@ -15,7 +17,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__version__ = "0.1.0"
 __all__ = ["AioCache", "AioClient", "Cache", "Client", "GenericObjectMeta"]
 
 

@@ -49,15 +49,20 @@ DEFAULT_HEARTBEAT = 5.0 / 3  # seconds of silence before a channel holding resou
 _ASSUMED_PROTOCOL = (1, 7, 0)
 
 
+def _given_or_env(given: Any, name: str, environ: Any, variable: str) -> tuple[Any, str]:
+    """The argument ``name`` as given, else the environment ``variable`` (empty: unset, None),
+    and how to name whichever was taken in an error message."""
+    if given is not None:
+        return given, name
+    return environ.get(variable) or None, f"${variable}"
+
+
 def connect_timeout_of(given: Any, environ: Any = os.environ) -> float:
     """How long a request waits while nobody is there (no socket file; tcp://: no answer):
     ``connect_timeout=``, else $IGNITE_BROKER_CONNECT_TIMEOUT, else the default (5 s)."""
     from .core import DEFAULT_CONNECT_TIMEOUT
 
-    source = "connect_timeout"
-    if given is None:
-        given = environ.get(ENV_CONNECT_TIMEOUT) or None
-        source = f"${ENV_CONNECT_TIMEOUT}"
+    given, source = _given_or_env(given, "connect_timeout", environ, ENV_CONNECT_TIMEOUT)
     if given is None:
         return DEFAULT_CONNECT_TIMEOUT
     try:
@@ -74,10 +79,7 @@ def label_of(given: Any, environ: Any = os.environ) -> str | None:
     else none; ParameterError when it breaks the rule of protocol.ipc.label_problem."""
     from protocol.ipc import ENV_LABEL, label_problem
 
-    source = "label"
-    if given is None:
-        given = environ.get(ENV_LABEL) or None
-        source = f"${ENV_LABEL}"
+    given, source = _given_or_env(given, "label", environ, ENV_LABEL)
     if given is None:
         return None
     problem = label_problem(given)

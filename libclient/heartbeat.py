@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ class Heartbeat:
         self._watched: dict[Any, float] = {}
         self._lock = threading.RLock()  # finalizers may unwatch from inside it (GC)
         self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
 
     def __repr__(self) -> str:
         return f"<Heartbeat watching={len(self._watched)} running={self._thread is not None}>"
@@ -58,7 +58,7 @@ class Heartbeat:
                     self.unwatch(channel)
                 else:
                     channel.ping_if_idle(interval)
-            self._wake.wait(min(interval for _, interval in watched) / 4)
+            time.sleep(min(interval for _, interval in watched) / 4)  # nothing wakes it early
 
 
 def heartbeat() -> Heartbeat:

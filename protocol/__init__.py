@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import importlib
 
+#: The version of this source tree: ignite-broker and ignite-broker-client are released together
+#: (both pyproject.toml files, ``broker.__version__`` and ``libclient.__version__`` read it here).
+__version__ = "0.1.0"
+
 # public name -> the submodule that defines it (None: the name is a submodule itself)
 _EXPORTS: dict[str, str | None] = {
     "affinity": None,

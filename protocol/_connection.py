@@ -23,7 +23,7 @@ from ._handshake import build_handshake, parse_handshake_response
 from ._state import ConnectionState, Trigger, next_state
 from ._version import KNOWN_VERSIONS, V1_1_0, V1_4_0, V1_7_0, ProtocolVersion
 from .binary import read_value
-from .binary.primitives import Buffer
+from .binary.codec import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
 from .features import DEFAULT_FEATURES, Feature
 

@@ -14,12 +14,16 @@ reports triggers and asks for the next state. Two rules keep it honest:
 
 The life of a connection:
 
-    IDLE --SEND_HANDSHAKE--> HANDSHAKING --ACCEPTED--> READY <--> (SEND_REQUEST, RESPONSE)
+    IDLE --SEND_HANDSHAKE--> HANDSHAKING --ACCEPTED--> READY --SEND_REQUEST--> READY
                                  |    ^
                  REJECTED_RETRY  |    |  SEND_HANDSHAKE   (same socket, lower version)
                                  v    |
                              HANDSHAKE_RETRY
                  HANDSHAKING --REJECTED--> REJECTED       (auth failure, no common version)
+
+Responses and notifications change no state, so they are no trigger: the connection reads
+each frame with the reader of its state (in READY, a response; in a state expecting nothing,
+a PROTOCOL_ERROR).
 
 EOF from the server moves every live state to CLOSED (a partial frame at EOF is a
 PROTOCOL_ERROR instead). Ignite does not close the socket after a failed handshake, which
@@ -56,7 +60,6 @@ class Trigger(Enum):
     REJECTED_RETRY = "REJECTED_RETRY"
     REJECTED = "REJECTED"
     SEND_REQUEST = "SEND_REQUEST"
-    RESPONSE = "RESPONSE"  # a response or notification arrived
     EOF = "EOF"
     PROTOCOL_ERROR = "PROTOCOL_ERROR"
 
@@ -74,7 +77,7 @@ TRANSITIONS: dict[ConnectionState, dict[Trigger, ConnectionState]] = {
         _T.EOF: _S.CLOSED,
     },
     _S.HANDSHAKE_RETRY: {_T.SEND_HANDSHAKE: _S.HANDSHAKING, _T.EOF: _S.CLOSED},
-    _S.READY: {_T.SEND_REQUEST: _S.READY, _T.RESPONSE: _S.READY, _T.EOF: _S.CLOSED},
+    _S.READY: {_T.SEND_REQUEST: _S.READY, _T.EOF: _S.CLOSED},
     _S.REJECTED: {_T.EOF: _S.CLOSED},
     _S.CLOSED: {_T.EOF: _S.CLOSED},
     _S.ERROR: {},

@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from . import _checks as check
-from .binary.primitives import Buffer, encode_value
+from .binary.codec import Buffer, encode_value
 from .binary.typecodes import TypeCode
 from .binary.values import BinaryObject, Date, EnumValue, Time, Timestamp, Typed
 from .errors import LocalProtocolError, RemoteProtocolError

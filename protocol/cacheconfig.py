@@ -24,14 +24,14 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _checks as check
-from .binary.primitives import Buffer
+from ._body import BodyReader, check_expiry, pack, write_obj, write_string
+from .binary.codec import Buffer
 from .errors import LocalProtocolError, RemoteProtocolError
-from .ops import BodyReader, check_expiry, pack, write_obj, write_string
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-    from .ops import Ctx
+    from ._body import Ctx
 
 __all__ = [
     "INDEX_TYPES",

@@ -25,11 +25,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from . import _checks as check
-from .binary import TypeCode
-from .binary.primitives import Buffer
-from .errors import LocalProtocolError, RemoteProtocolError
-from .features import Feature
-from .ops import (
+from ._body import (
     BodyReader,
     pack,
     parse_bool,
@@ -39,9 +35,13 @@ from .ops import (
     write_raw_uuid,
     write_string,
 )
+from .binary import TypeCode
+from .binary.codec import Buffer
+from .errors import LocalProtocolError, RemoteProtocolError
+from .features import Feature
 
 if TYPE_CHECKING:
-    from .ops import Ctx
+    from ._body import Ctx
 
 __all__ = [
     "CLUSTER_STATES",

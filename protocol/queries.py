@@ -21,12 +21,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from . import _checks as check
-from .binary.complex import raw_object
-from .binary.primitives import Buffer, encode_value
-from .errors import LocalProtocolError, RemoteProtocolError
-from .features import Feature
-from .limits import MAX_PARTITIONS_COUNT
-from .ops import (
+from ._body import (
     BodyReader,
     pack,
     parse_empty,
@@ -34,9 +29,14 @@ from .ops import (
     write_objects,
     write_string,
 )
+from .binary.codec import Buffer, encode_value
+from .binary.complex import raw_object
+from .errors import LocalProtocolError, RemoteProtocolError
+from .features import Feature
+from .limits import MAX_PARTITIONS_COUNT
 
 if TYPE_CHECKING:
-    from .ops import Ctx
+    from ._body import Ctx
 
 __all__ = [
     "SQL_TIMEOUT_MAX",

@@ -11,8 +11,8 @@ import struct
 from enum import IntEnum
 
 from . import _checks as check
-from .binary.primitives import Buffer
-from .ops import BodyReader, pack, parse_empty, write_string
+from ._body import BodyReader, pack, parse_empty, write_string
+from .binary.codec import Buffer
 
 __all__ = [
     "TX_CONCURRENCIES",

@@ -37,7 +37,6 @@ def object_hash(obj: Any) -> int:
     """The header hash Ignite stores for a complex object: the hash of its field bytes, encoded
     with their schema hints exactly as they go to the node (libclient.wire's values, written
     by protocol's codec)."""
-    import protocol.binary.primitives  # noqa: F401  (registers the codec before the registry)
     from protocol.affinity import UnroutableKeyError, key_hash
     from protocol.binary.registry import CodecContext, Registry
 

@@ -10,26 +10,26 @@ from typing import Any
 
 _EXPORTS = {
     "TypeCode": ".typecodes",
-    "decode_value": ".primitives",
-    "encode_value": ".primitives",
-    "read_value": ".primitives",
-    "register_python_type": ".primitives",
-    "register_reader": ".primitives",
-    "register_writer": ".primitives",
-    "write_value": ".primitives",
+    "decode_value": ".codec",
+    "encode_value": ".codec",
+    "read_value": ".codec",
+    "register_python_type": ".codec",
+    "register_reader": ".codec",
+    "register_writer": ".codec",
+    "write_value": ".codec",
 }
 
 __all__ = sorted(_EXPORTS)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the names above, as type checkers see them (tests/protocol checks they agree)
-    from .primitives import decode_value as decode_value
-    from .primitives import encode_value as encode_value
-    from .primitives import read_value as read_value
-    from .primitives import register_python_type as register_python_type
-    from .primitives import register_reader as register_reader
-    from .primitives import register_writer as register_writer
-    from .primitives import write_value as write_value
+    from .codec import decode_value as decode_value
+    from .codec import encode_value as encode_value
+    from .codec import read_value as read_value
+    from .codec import register_python_type as register_python_type
+    from .codec import register_reader as register_reader
+    from .codec import register_writer as register_writer
+    from .codec import write_value as write_value
     from .typecodes import TypeCode as TypeCode
 
 

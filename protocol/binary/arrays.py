@@ -20,24 +20,24 @@ import uuid
 from collections.abc import Sequence
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from .primitives import (
+from . import primitives, standard
+from ._engine import (
     Buffer,
     Decoder,
     Encoder,
-    char_unit,
+    LeafCodecs,
+    NestedCodecs,
+    PythonTypes,
+    Reader,
+    Writer,
     infer_type_code,
-    leaf_reader,
-    leaf_writer,
-    read_length,
-    register_python_type,
-    register_reader,
-    register_writer,
 )
+from .primitives import char_unit, read_length
 from .standard import enum_parts, read_type_id
 from .typecodes import TypeCode
 from .values import Date, EnumValue, ObjectArray, Time, Timestamp
 
-__all__: list[str] = []
+__all__ = ["LEAF", "NESTED", "PYTHON_TYPES"]
 
 T = TypeCode
 _NULL = T.NULL.value
@@ -58,7 +58,7 @@ def _items(value: object, code: int) -> Sequence[object]:
 # -- primitive arrays ------------------------------------------------------------------------
 
 
-def _numeric_array(code: TypeCode, fmt: str, size: int) -> tuple[object, object]:
+def _numeric_array(code: TypeCode, fmt: str, size: int) -> tuple[Reader, Writer]:
     def read(buf: Buffer, pos: int) -> tuple[object, int]:
         n, start = read_length(buf, pos, size)
         return list(struct.unpack_from(f"<{n}{fmt}", buf, start)), start + n * size
@@ -103,10 +103,15 @@ def _write_bool_array(buf: bytearray, value: object) -> None:
 # -- arrays of standard types: i32 count + full values (or NULL) -------------------------------
 
 
-def _standard_array(code: TypeCode, element: TypeCode) -> tuple[object, object]:
+# The element codecs the arrays of standard types and Enum[] are built from, by type code.
+_ELEMENTS: dict[int, tuple[Reader, Writer]] = {
+    code: (reader, writer) for code, reader, writer in primitives.LEAF + standard.LEAF
+}
+
+
+def _standard_array(code: TypeCode, element: TypeCode) -> tuple[Reader, Writer]:
     elem_code = element.value
-    elem_reader = leaf_reader(element)
-    elem_writer = leaf_writer(element)
+    elem_reader, elem_writer = _ELEMENTS[elem_code]
 
     def read(buf: Buffer, pos: int) -> tuple[object, int]:
         n, pos = read_length(buf, pos)
@@ -152,7 +157,7 @@ def _read_enum_array(buf: Buffer, pos: int) -> tuple[object, int]:
     for _ in range(n):
         c = buf[pos]
         if c in _ENUM_CODES:
-            value, pos = leaf_reader(c)(buf, pos + 1)
+            value, pos = _ELEMENTS[c][0](buf, pos + 1)
             items.append(value)
         elif c == _NULL:
             items.append(None)
@@ -290,41 +295,38 @@ def _list_code(value: object) -> int:
     return code
 
 
-# -- the registry, in one ordered place --------------------------------------------------------
+# -- the codecs, in one ordered place --------------------------------------------------------
 
-for _code, _fmt, _size in (
-    (T.SHORT_ARRAY, "h", 2),
-    (T.INT_ARRAY, "i", 4),
-    (T.LONG_ARRAY, "q", 8),
-    (T.FLOAT_ARRAY, "f", 4),
-    (T.DOUBLE_ARRAY, "d", 8),
-):
-    _r, _w = _numeric_array(_code, _fmt, _size)
-    register_reader(_code, _r)  # type: ignore[arg-type]
-    register_writer(_code, _w)  # type: ignore[arg-type]
+LEAF: LeafCodecs = (
+    *(
+        (code, *_numeric_array(code, fmt, size))
+        for code, fmt, size in (
+            (T.SHORT_ARRAY, "h", 2),
+            (T.INT_ARRAY, "i", 4),
+            (T.LONG_ARRAY, "q", 8),
+            (T.FLOAT_ARRAY, "f", 4),
+            (T.DOUBLE_ARRAY, "d", 8),
+        )
+    ),
+    (T.CHAR_ARRAY, _read_char_array, _write_char_array),
+    (T.BOOL_ARRAY, _read_bool_array, _write_bool_array),
+    *(
+        (code, *_standard_array(code, element))
+        for code, element in (
+            (T.STRING_ARRAY, T.STRING),
+            (T.UUID_ARRAY, T.UUID),
+            (T.DATE_ARRAY, T.DATE),
+            (T.TIMESTAMP_ARRAY, T.TIMESTAMP),
+            (T.TIME_ARRAY, T.TIME),
+            (T.DECIMAL_ARRAY, T.DECIMAL),
+        )
+    ),
+    (T.ENUM_ARRAY, _read_enum_array, _write_enum_array),
+)
+NESTED: NestedCodecs = ((T.OBJECT_ARRAY, _read_object_array, _write_object_array),)
 
-register_reader(T.CHAR_ARRAY, _read_char_array)
-register_writer(T.CHAR_ARRAY, _write_char_array)
-register_reader(T.BOOL_ARRAY, _read_bool_array)
-register_writer(T.BOOL_ARRAY, _write_bool_array)
-
-for _code, _element in (
-    (T.STRING_ARRAY, T.STRING),
-    (T.UUID_ARRAY, T.UUID),
-    (T.DATE_ARRAY, T.DATE),
-    (T.TIMESTAMP_ARRAY, T.TIMESTAMP),
-    (T.TIME_ARRAY, T.TIME),
-    (T.DECIMAL_ARRAY, T.DECIMAL),
-):
-    _r, _w = _standard_array(_code, _element)
-    register_reader(_code, _r)  # type: ignore[arg-type]
-    register_writer(_code, _w)  # type: ignore[arg-type]
-
-register_reader(T.ENUM_ARRAY, _read_enum_array)
-register_writer(T.ENUM_ARRAY, _write_enum_array)
-register_reader(T.OBJECT_ARRAY, _read_object_array, nested=True)
-register_writer(T.OBJECT_ARRAY, _write_object_array, nested=True)
-
-register_python_type(list, _list_code)
-register_python_type(tuple, _list_code)
-register_python_type(ObjectArray, T.OBJECT_ARRAY)
+PYTHON_TYPES: PythonTypes = (
+    (list, _list_code),
+    (tuple, _list_code),
+    (ObjectArray, T.OBJECT_ARRAY),
+)

@@ -28,14 +28,7 @@ from ..hashing import field_id as _field_id
 from ..hashing import object_hash as _object_hash
 from ..hashing import schema_id as _schema_id
 from ..hashing import type_id as _type_id
-from .primitives import (
-    Buffer,
-    Decoder,
-    Encoder,
-    register_python_type,
-    register_reader,
-    register_writer,
-)
+from ._engine import Buffer, Decoder, Encoder, LeafCodecs, NestedCodecs, PythonTypes
 from .registry import OBJECT_FIELD, CodecContext, FieldSpec, _TypeInfo
 from .standard import read_class_name
 from .typecodes import TypeCode
@@ -45,8 +38,11 @@ __all__ = [
     "COMPACT_FOOTER",
     "HAS_RAW_DATA",
     "HAS_SCHEMA",
+    "LEAF",
+    "NESTED",
     "OFFSET_ONE_BYTE",
     "OFFSET_TWO_BYTES",
+    "PYTHON_TYPES",
     "USER_TYPE",
     "new_object",
     "raw_object",
@@ -104,14 +100,7 @@ def _layout(names: tuple[str, ...]) -> tuple[tuple[int, ...], int]:
 
 def _read_object(buf: Buffer, pos: int, dec: Decoder) -> tuple[object, int]:
     start = pos - 1
-    version, flags, type_id, hash_code, length, schema_id, schema_off = _HEADER.unpack_from(
-        buf, pos
-    )
-    if version != 1:
-        raise RemoteProtocolError(f"complex object version {version} at offset {start}")
-    end = start + length
-    if length < HEADER_SIZE or end > len(buf):
-        raise RemoteProtocolError(f"complex object length {length} at offset {start} overruns")
+    flags, type_id, hash_code, end, schema_id, schema_off = _read_header(buf, start)
     data_start = start + HEADER_SIZE
     class_name = None
     if type_id == 0:  # unregistered type: the class name comes first
@@ -121,58 +110,99 @@ def _read_object(buf: Buffer, pos: int, dec: Decoder) -> tuple[object, int]:
         type_id = _type_id(class_name)
     registry = dec.registry
     info = None if registry is None else registry._info(type_id)
-    raw_start = -1
-    names: tuple[str, ...] | list[str] = ()
-    offsets: tuple[int, ...] = ()
     if flags & HAS_SCHEMA:
-        footer = start + schema_off
-        footer_end = end
-        if flags & HAS_RAW_DATA:
-            footer_end -= 4
-            raw_start = start + _I32.unpack_from(buf, footer_end)[0]
-        width = 1 if flags & OFFSET_ONE_BYTE else 2 if flags & OFFSET_TWO_BYTES else 4
-        compact = bool(flags & COMPACT_FOOTER)
-        entry = width if compact else width + 4
-        size = footer_end - footer
-        if footer < data_start or size < 0 or size % entry:
-            raise RemoteProtocolError(f"bad footer (offset {schema_off}) in object at {start}")
-        fields_end = footer
-        if raw_start >= 0:
-            if not data_start <= raw_start <= footer:
-                raise RemoteProtocolError(f"raw data offset outside the object at {start}")
-            fields_end = raw_start
-        count = size // entry
-        if count:
-            footer_struct = _footer_struct(width, count, compact)
-            if compact:
-                names = _compact_names(info, type_id, schema_id, count)
-                offsets = footer_struct.unpack_from(buf, footer)
-            else:
-                flat = footer_struct.unpack_from(buf, footer)
-                offsets = flat[1::2]
-                names = _full_names(info, type_id, schema_id, flat[0::2])
+        names, offsets, fields_end, footer, raw_start = _read_footer(
+            buf, start, end, data_start, flags, schema_off, info, type_id, schema_id
+        )
     else:
+        names, offsets = (), ()
         footer = fields_end = end
-        if flags & HAS_RAW_DATA:
-            raw_start = start + schema_off
-            if not data_start <= raw_start <= end:
-                raise RemoteProtocolError(f"raw data offset outside the object at {start}")
+        raw_start = _raw_start_without_footer(start, end, data_start, flags, schema_off)
     fields: dict[str, object] = {}
     if names:
-        dec.enter()
-        read = dec.read
-        for name, off in zip(names, offsets, strict=True):
-            fpos = start + off
-            if fpos < data_start or fpos >= fields_end:
-                raise RemoteProtocolError(f"field {name!r} offset {off} outside object at {start}")
-            value, vend = read(buf, fpos)
-            if vend > fields_end:
-                raise RemoteProtocolError(f"field {name!r} overruns the object at {start}")
-            fields[name] = value
-        dec.depth -= 1
+        _read_fields(buf, dec, fields, names, offsets, start, data_start, fields_end)
     raw = bytes(buf[raw_start:footer]) if raw_start >= 0 else None
     type_name = info.type_name if info is not None else class_name
     return BinaryObject(type_id, fields, type_name, schema_id, hash_code, raw), end
+
+
+def _read_header(buf: Buffer, start: int) -> tuple[int, int, int, int, int, int]:
+    """The header of the object whose 103 byte is at ``start``: flags, type id, hash code,
+    where the object ends, schema id and schema offset (version and length checked)."""
+    version, flags, type_id, hash_code, length, schema_id, schema_off = _HEADER.unpack_from(
+        buf, start + 1
+    )
+    if version != 1:
+        raise RemoteProtocolError(f"complex object version {version} at offset {start}")
+    end = start + length
+    if length < HEADER_SIZE or end > len(buf):
+        raise RemoteProtocolError(f"complex object length {length} at offset {start} overruns")
+    return flags, type_id, hash_code, end, schema_id, schema_off
+
+
+def _read_footer(
+    buf: Buffer, start: int, end: int, data_start: int, flags: int, schema_off: int,
+    info: _TypeInfo | None, type_id: int, schema_id: int,
+) -> tuple[tuple[str, ...] | list[str], tuple[int, ...], int, int, int]:
+    """An object's footer: its field names and offsets, where the fields end, where the
+    footer starts and where the raw data starts (-1: none)."""
+    footer = start + schema_off
+    footer_end = end
+    raw_start = -1
+    if flags & HAS_RAW_DATA:
+        footer_end -= 4
+        raw_start = start + _I32.unpack_from(buf, footer_end)[0]
+    width = 1 if flags & OFFSET_ONE_BYTE else 2 if flags & OFFSET_TWO_BYTES else 4
+    compact = bool(flags & COMPACT_FOOTER)
+    entry = width if compact else width + 4
+    size = footer_end - footer
+    if footer < data_start or size < 0 or size % entry:
+        raise RemoteProtocolError(f"bad footer (offset {schema_off}) in object at {start}")
+    fields_end = footer
+    if raw_start >= 0:
+        if not data_start <= raw_start <= footer:
+            raise RemoteProtocolError(f"raw data offset outside the object at {start}")
+        fields_end = raw_start
+    count = size // entry
+    if not count:
+        return (), (), fields_end, footer, raw_start
+    footer_struct = _footer_struct(width, count, compact)
+    if compact:
+        names = _compact_names(info, type_id, schema_id, count)
+        return names, footer_struct.unpack_from(buf, footer), fields_end, footer, raw_start
+    flat = footer_struct.unpack_from(buf, footer)
+    offsets = flat[1::2]
+    full_names = _full_names(info, type_id, schema_id, flat[0::2])
+    return full_names, offsets, fields_end, footer, raw_start
+
+
+def _raw_start_without_footer(start: int, end: int, data_start: int, flags: int,
+                              schema_off: int) -> int:
+    """Where the raw data of an object without fields starts (-1: none)."""
+    if not flags & HAS_RAW_DATA:
+        return -1
+    raw_start = start + schema_off
+    if not data_start <= raw_start <= end:
+        raise RemoteProtocolError(f"raw data offset outside the object at {start}")
+    return raw_start
+
+
+def _read_fields(
+    buf: Buffer, dec: Decoder, fields: dict[str, object], names: tuple[str, ...] | list[str],
+    offsets: tuple[int, ...], start: int, data_start: int, fields_end: int,
+) -> None:
+    """Read each named field at its footer offset into ``fields`` (one nesting level down)."""
+    dec.enter()
+    read = dec.read
+    for name, off in zip(names, offsets, strict=True):
+        fpos = start + off
+        if fpos < data_start or fpos >= fields_end:
+            raise RemoteProtocolError(f"field {name!r} offset {off} outside object at {start}")
+        value, vend = read(buf, fpos)
+        if vend > fields_end:
+            raise RemoteProtocolError(f"field {name!r} overruns the object at {start}")
+        fields[name] = value
+    dec.depth -= 1
 
 
 def _compact_names(info: _TypeInfo | None, type_id: int, schema_id: int,
@@ -207,6 +237,42 @@ def _full_names(info: _TypeInfo | None, type_id: int, schema_id: int,
 
 
 def _write_object(buf: bytearray, obj: object, enc: Encoder) -> None:
+    ctx, obj = _writable(obj, enc)
+    type_id = obj.type_id
+    info = ctx.registry._info(type_id)
+    ids, sid = _layout(tuple(obj.fields))
+    start = len(buf)
+    buf += _PLACEHOLDER
+    offsets = _write_fields(buf, obj, info.by_name if info is not None else {}, enc, start)
+    flags = USER_TYPE | COMPACT_FOOTER if ctx.compact_footer else USER_TYPE
+    raw = obj.raw
+    raw_off = 0
+    if raw is not None:
+        if not isinstance(raw, (bytes, bytearray)):
+            raise LocalProtocolError(f"raw data must be bytes, got {type(raw).__name__}")
+        raw_off = len(buf) - start
+        buf += raw
+        flags |= HAS_RAW_DATA
+    n = len(offsets)
+    if n:
+        footer = schema_off = len(buf) - start
+        flags |= _write_footer(buf, offsets, ids, ctx.compact_footer)
+        if raw is not None:
+            buf += _I32.pack(raw_off)
+    else:
+        sid = 0
+        footer = len(buf) - start
+        schema_off = raw_off
+    hash_code = _object_hash(buf[start + HEADER_SIZE : start + footer])
+    buf[start : start + HEADER_SIZE] = _HEADER_W.pack(
+        _OBJ, 1, flags, type_id, hash_code, len(buf) - start, sid, schema_off
+    )
+    if info is None or (n and sid not in info.schema_names):
+        _note_pending(ctx, obj, info, buf, start, offsets, ids, sid)
+
+
+def _writable(obj: object, enc: Encoder) -> tuple[CodecContext, BinaryObject]:
+    """The context and the object of a COMPLEX_OBJECT write, or LocalProtocolError."""
     ctx = enc.ctx
     if ctx is None:
         raise LocalProtocolError(
@@ -219,59 +285,46 @@ def _write_object(buf: bytearray, obj: object, enc: Encoder) -> None:
     type_id = obj.type_id
     if type(type_id) is not int or type_id == 0:
         raise LocalProtocolError(f"a complex object needs a non-zero int type id, got {type_id!r}")
-    info = ctx.registry._info(type_id)
-    by_name = info.by_name if info is not None else {}
-    fields = obj.fields
-    ids, sid = _layout(tuple(fields))
-    start = len(buf)
-    buf += _PLACEHOLDER
+    return ctx, obj
+
+
+def _write_fields(buf: bytearray, obj: BinaryObject, by_name: dict[str, tuple[int, int]],
+                  enc: Encoder, start: int) -> list[int]:
+    """Append the fields, each as the type the registry has for it (unless that is the
+    catch-all "Object"); return their offsets from ``start``."""
     offsets: list[int] = []
     append = offsets.append
     write = enc.write
-    for name, value in fields.items():
+    for name, value in obj.fields.items():
         append(len(buf) - start)
         spec = by_name.get(name)
         if spec is None or spec[1] == _OBJ:
             write(buf, value)
         else:
             write(buf, value, spec[1])
-    flags = USER_TYPE | COMPACT_FOOTER if ctx.compact_footer else USER_TYPE
-    raw = obj.raw
-    if raw is not None:
-        if not isinstance(raw, (bytes, bytearray)):
-            raise LocalProtocolError(f"raw data must be bytes, got {type(raw).__name__}")
-        raw_off = len(buf) - start
-        buf += raw
-        flags |= HAS_RAW_DATA
+    return offsets
+
+
+def _write_footer(buf: bytearray, offsets: list[int], ids: tuple[int, ...],
+                  compact: bool) -> int:
+    """Append the footer of ``offsets`` (with the field ids unless compact), its offsets as
+    wide as the last one needs, as Java picks; return the flags that say so."""
     n = len(offsets)
-    if n:
-        last = offsets[-1]
-        if last < 0x100:
-            width, flags = 1, flags | HAS_SCHEMA | OFFSET_ONE_BYTE
-        elif last < 0x10000:
-            width, flags = 2, flags | HAS_SCHEMA | OFFSET_TWO_BYTES
-        else:
-            width, flags = 4, flags | HAS_SCHEMA
-        footer = schema_off = len(buf) - start
-        if ctx.compact_footer:
-            buf += _footer_struct(width, n, True).pack(*offsets)
-        else:
-            pairs = [0] * (2 * n)
-            pairs[0::2] = ids
-            pairs[1::2] = offsets
-            buf += _footer_struct(width, n, False).pack(*pairs)
-        if raw is not None:
-            buf += _I32.pack(raw_off)
+    last = offsets[-1]
+    if last < 0x100:
+        width, flags = 1, HAS_SCHEMA | OFFSET_ONE_BYTE
+    elif last < 0x10000:
+        width, flags = 2, HAS_SCHEMA | OFFSET_TWO_BYTES
     else:
-        sid = 0
-        footer = len(buf) - start
-        schema_off = raw_off if raw is not None else 0
-    hash_code = _object_hash(buf[start + HEADER_SIZE : start + footer])
-    buf[start : start + HEADER_SIZE] = _HEADER_W.pack(
-        _OBJ, 1, flags, type_id, hash_code, len(buf) - start, sid, schema_off
-    )
-    if info is None or (n and sid not in info.schema_names):
-        _note_pending(ctx, obj, info, buf, start, offsets, ids, sid)
+        width, flags = 4, HAS_SCHEMA
+    if compact:
+        buf += _footer_struct(width, n, True).pack(*offsets)
+    else:
+        pairs = [0] * (2 * n)
+        pairs[0::2] = ids
+        pairs[1::2] = offsets
+        buf += _footer_struct(width, n, False).pack(*pairs)
+    return flags
 
 
 def _note_pending(
@@ -292,6 +345,8 @@ def _note_pending(
     ctx.note_schema(obj.type_id, type_name, specs, ids, sid)
 
 
-register_reader(TypeCode.COMPLEX_OBJECT, _read_object, nested=True)
-register_writer(TypeCode.COMPLEX_OBJECT, _write_object, nested=True)
-register_python_type(BinaryObject, TypeCode.COMPLEX_OBJECT)
+# -- the codec -------------------------------------------------------------------------------
+
+LEAF: LeafCodecs = ()
+NESTED: NestedCodecs = ((TypeCode.COMPLEX_OBJECT, _read_object, _write_object),)
+PYTHON_TYPES: PythonTypes = ((BinaryObject, TypeCode.COMPLEX_OBJECT),)

@@ -22,15 +22,8 @@ from collections.abc import Sequence
 
 from .._checks import one_of
 from ..errors import LocalProtocolError, RemoteProtocolError
-from .primitives import (
-    Buffer,
-    Decoder,
-    Encoder,
-    read_length,
-    register_python_type,
-    register_reader,
-    register_writer,
-)
+from ._engine import Buffer, Decoder, Encoder, LeafCodecs, NestedCodecs, PythonTypes
+from .primitives import read_length
 from .typecodes import TypeCode
 from .values import (
     COLLECTION_KINDS,
@@ -42,7 +35,7 @@ from .values import (
     Typed,
 )
 
-__all__: list[str] = []
+__all__ = ["LEAF", "NESTED", "PYTHON_TYPES"]
 
 T = TypeCode
 _HEAD = struct.Struct("<ib")  # count, kind
@@ -147,14 +140,14 @@ def _write_optimized(buf: bytearray, value: object) -> None:
     buf += value
 
 
-register_reader(T.COLLECTION, _read_collection, nested=True)
-register_writer(T.COLLECTION, _write_collection, nested=True)
-register_reader(T.MAP, _read_map, nested=True)
-register_writer(T.MAP, _write_map, nested=True)
-register_reader(T.WRAPPED_BINARY, _read_wrapped, nested=True)
-register_reader(T.HANDLE, _read_handle, nested=True)
-register_reader(T.OPTIMIZED_MARSHALLER, _read_optimized)
-register_writer(T.OPTIMIZED_MARSHALLER, _write_optimized)
+# -- the codecs, in one ordered place --------------------------------------------------------
 
-register_python_type(Collection, T.COLLECTION)
-register_python_type(Map, T.MAP)
+LEAF: LeafCodecs = ((T.OPTIMIZED_MARSHALLER, _read_optimized, _write_optimized),)
+NESTED: NestedCodecs = (
+    (T.COLLECTION, _read_collection, _write_collection),
+    (T.MAP, _read_map, _write_map),
+    (T.WRAPPED_BINARY, _read_wrapped, None),
+    (T.HANDLE, _read_handle, None),
+)
+
+PYTHON_TYPES: PythonTypes = ((Collection, T.COLLECTION), (Map, T.MAP))

@@ -23,7 +23,7 @@ from ..errors import LocalProtocolError, RemoteProtocolError
 from ..hashing import field_id as _field_id
 from ..hashing import schema_id as _schema_id
 from ..hashing import type_id as _type_id
-from .primitives import Buffer, read_value, write_value
+from .codec import Buffer, read_value, write_value
 from .registry import BinaryType
 from .typecodes import TypeCode
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import LocalProtocolError
-from .primitives import DEFAULT_MAX_DEPTH
+from ._engine import DEFAULT_MAX_DEPTH
 from .typecodes import TypeCode
 
 __all__ = ["BinaryType", "CodecContext", "Registry"]

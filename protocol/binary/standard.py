@@ -23,19 +23,15 @@ from functools import lru_cache
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..hashing import type_id as _type_id
 from ..limits import MAX_DECIMAL_DIGITS, MAX_DECIMAL_MAGNITUDE_BYTES
-from .primitives import (
-    Buffer,
-    Reader,
-    Writer,
-    read_length,
-    register_python_type,
-    register_reader,
-    register_writer,
-)
+from ._engine import Buffer, LeafCodecs, NestedCodecs, PythonTypes, Reader, Writer
+from .primitives import read_length
 from .typecodes import TypeCode
 from .values import Date, EnumValue, Time, Timestamp
 
 __all__ = [
+    "LEAF",
+    "NESTED",
+    "PYTHON_TYPES",
     "as_datetime",
     "as_timedelta",
     "date_ms",
@@ -345,9 +341,9 @@ def _enum_code(value: object) -> int:
     return TypeCode.BINARY_ENUM if value.binary else TypeCode.ENUM  # type: ignore[attr-defined]
 
 
-# -- the registry, in one ordered place --------------------------------------------------
+# -- the codecs, in one ordered place --------------------------------------------------------
 
-for _code, _reader, _writer in (
+LEAF: LeafCodecs = (
     (TypeCode.UUID, _read_uuid, _write_uuid),
     (TypeCode.DATE, _read_date, _write_date),
     (TypeCode.TIMESTAMP, _read_timestamp, _write_timestamp),
@@ -355,17 +351,18 @@ for _code, _reader, _writer in (
     (TypeCode.DECIMAL, _read_decimal, _write_decimal),
     (TypeCode.ENUM, _enum_reader(False), _enum_writer(TypeCode.ENUM)),
     (TypeCode.BINARY_ENUM, _enum_reader(True), _enum_writer(TypeCode.BINARY_ENUM)),
-):
-    register_reader(_code, _reader)
-    register_writer(_code, _writer)
+)
+NESTED: NestedCodecs = ()
 
-register_python_type(uuid.UUID, TypeCode.UUID)
-register_python_type(decimal.Decimal, TypeCode.DECIMAL)
-register_python_type(_dt.datetime, TypeCode.DATE)  # before date: datetime is a date
-register_python_type(_dt.date, TypeCode.DATE)
-register_python_type(_dt.timedelta, TypeCode.TIME)
-register_python_type(_dt.time, TypeCode.TIME)
-register_python_type(Date, TypeCode.DATE)
-register_python_type(Timestamp, TypeCode.TIMESTAMP)
-register_python_type(Time, TypeCode.TIME)
-register_python_type(EnumValue, _enum_code)
+PYTHON_TYPES: PythonTypes = (
+    (uuid.UUID, TypeCode.UUID),
+    (decimal.Decimal, TypeCode.DECIMAL),
+    (_dt.datetime, TypeCode.DATE),  # before date: datetime is a date
+    (_dt.date, TypeCode.DATE),
+    (_dt.timedelta, TypeCode.TIME),
+    (_dt.time, TypeCode.TIME),
+    (Date, TypeCode.DATE),
+    (Timestamp, TypeCode.TIMESTAMP),
+    (Time, TypeCode.TIME),
+    (EnumValue, _enum_code),
+)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
 from broker.dispatch import Dispatcher
 from broker.handlers import HANDLERS
 from broker.janitor import Janitor

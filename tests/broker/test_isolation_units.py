@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-import protocol.binary.primitives  # noqa: F401  (protocol.binary must load before the broker)
 from broker.budget import MemoryBudget, ReplySizes
 from broker.cachechanges import Serial
 from broker.dispatch import Dispatcher

@@ -20,7 +20,7 @@ from typing import Any
 import protocol
 from broker import bounds, errors
 from protocol import cacheconfig, cluster, ipc, ops, queries, tx
-from protocol.binary import primitives
+from protocol.binary import codec
 from protocol.binary.typecodes import TypeCode
 from protocol.binary.values import COLLECTION_KINDS, MAP_KINDS, CollectionKind, MapKind
 
@@ -100,8 +100,7 @@ _SCALAR_FORMS = {
 
 
 def typed_table() -> str:
-    codes = sorted(set(primitives._WRITERS) | set(primitives._NESTED_WRITERS),
-                   key=lambda c: (c < 0, c))
+    codes = sorted(codec.writable_codes(), key=lambda c: (c < 0, c))
     lines = ["| code | Ignite type | value in `[code, value]` |", "|---|---|---|"]
     for code in codes:
         name = TypeCode(code).name

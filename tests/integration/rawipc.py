@@ -1,6 +1,9 @@
-"""A bare IPC client for tests: one DEALER socket, sequential calls, no stub logic."""
+"""A bare IPC client for tests: one DEALER socket, sequential calls, no stub logic; and the
+reading of one framed reply from a unix:// stream socket."""
 
 from __future__ import annotations
+
+import socket
 
 import zmq
 
@@ -26,3 +29,18 @@ class Raw:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def read_stream_reply(sock: socket.socket) -> ipc.Reply:
+    """The next reply on a unix:// stream: a 4-byte big-endian length, then the reply."""
+    size = int.from_bytes(_read_exactly(sock, 4), "big")
+    return ipc.unpack_reply(_read_exactly(sock, size))
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "the broker closed the connection"
+        data += chunk
+    return data

@@ -21,6 +21,7 @@ from broker.devcluster.brokerproc import BrokerProcess, running_broker
 from libclient import Client
 from protocol.ipc import unpack_reply
 from protocol.ipcstream import frame, stream_path
+from tests.integration.rawipc import read_stream_reply
 
 pytestmark = pytest.mark.integration
 
@@ -113,17 +114,7 @@ def _raw_exchange(broker: BrokerProcess, transport: str, message: bytes) -> dict
         sock.settimeout(WAIT)
         sock.connect(stream_path(broker.stream_endpoint))
         sock.sendall(frame(message))
-        size = int.from_bytes(_read(sock, 4), "big")
-        return unpack_reply(_read(sock, size)).payload
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, "the broker closed the connection"
-        data += chunk
-    return data
+        return read_stream_reply(sock).payload
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -7,7 +7,6 @@ workers aggregated by uid and label."""
 from __future__ import annotations
 
 import http.client
-import multiprocessing
 import os
 import socket
 import time
@@ -20,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broker.devcluster.brokerproc import running_broker
 from libclient import Client
 from libclient.exceptions import CacheError
+from tests.integration.workers import run_workers
 
 pytestmark = pytest.mark.integration
 
@@ -99,16 +99,7 @@ def test_requests_latencies_and_workers_move_with_the_traffic(broker, endpoint, 
     cache_name = f"metrics-{uuid.uuid4().hex[:8]}"
     before = samples(broker)
     monkeypatch.setenv("IGNITE_BROKER_LABEL", label)
-    ctx = multiprocessing.get_context("spawn")  # the child reads the label from its env
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(endpoint, cache_name, i, out))
-             for i in range(WORKERS)]
-    for p in procs:
-        p.start()
-    results = dict(out.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    results = run_workers(_worker, (endpoint, cache_name), WORKERS)  # spawned: they read the label
     assert results == {i: [] for i in range(WORKERS)}
 
     uid = str(os.getuid())

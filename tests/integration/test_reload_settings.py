@@ -27,7 +27,7 @@ import zmq
 from broker.devcluster.brokerproc import BrokerProcess, render_toml, running_broker
 from protocol import ipc
 from protocol.ipcstream import frame
-from tests.integration.rawipc import Raw
+from tests.integration.rawipc import Raw, read_stream_reply
 
 pytestmark = pytest.mark.integration
 
@@ -220,23 +220,13 @@ def test_limits_max_workers(broker):
             sock = _stream_connect(broker)
             try:
                 sock.sendall(frame(ipc.pack_request(1, "ping", {})))
-                size = struct.unpack(">I", _read(sock, 4))[0]
-                reply = ipc.unpack_reply(_read(sock, size))
+                reply = read_stream_reply(sock)
                 assert reply.status == ipc.Status.OVERLOADED
             finally:
                 sock.close()
             assert known.call("ping") is None
     finally:
         known.close()
-
-
-def _read(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, "closed"
-        data += chunk
-    return data
 
 
 def test_log_level(broker):

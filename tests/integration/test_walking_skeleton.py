@@ -3,7 +3,6 @@ checked value by value and against pyignite talking to the same node directly.""
 
 from __future__ import annotations
 
-import multiprocessing
 import uuid
 
 import pytest
@@ -15,6 +14,7 @@ from broker.devcluster.brokerproc import running_broker
 from libclient import Client
 from libclient.datatypes import IntObject
 from libclient.exceptions import CacheError, ParameterError
+from tests.integration.workers import run_workers
 
 pytestmark = pytest.mark.integration
 
@@ -61,16 +61,7 @@ def _worker(endpoint: str, cache_name: str, index: int, out) -> None:
 
 def test_worker_processes_put_and_get_through_the_broker(broker):
     cache_name = f"skeleton-{uuid.uuid4().hex[:8]}"
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(broker.endpoint, cache_name, i, out))
-             for i in range(WORKERS)]
-    for p in procs:
-        p.start()
-    results = dict(out.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    results = run_workers(_worker, (broker.endpoint, cache_name), WORKERS)
     assert results == {i: [] for i in range(WORKERS)}
 
     # Every worker's writes are visible to a fresh client: nothing acknowledged was lost.

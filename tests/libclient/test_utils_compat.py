@@ -68,7 +68,7 @@ def test_decimals_are_written_normalised_as_pyignite_writes_them(value):
     from pyignite.stream import BinaryStream
 
     from libclient.wire import Codec
-    from protocol.binary.primitives import encode_value
+    from protocol.binary.codec import encode_value
 
     with BinaryStream(pyignite.Client()) as stream:
         DecimalObject.from_python(stream, decimal.Decimal(value))

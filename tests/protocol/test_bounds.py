@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from protocol import affinity, cacheconfig, cluster, ipc, ops, queries, tx
 from protocol.binary import TypeCode, decode_value, encode_value, metadata, standard
-from protocol.binary.primitives import DEFAULT_MAX_DEPTH
+from protocol.binary.codec import DEFAULT_MAX_DEPTH
 from protocol.binary.values import (
     COLLECTION_KINDS,
     BinaryObject,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import protocol._connection
 from protocol import (
     NEED_DATA,
     ClientConnection,
@@ -39,6 +43,13 @@ def test_every_live_state_can_close() -> None:
     for state in ConnectionState:
         if state is not S.ERROR:
             assert next_state(state, Trigger.EOF) is S.CLOSED
+
+
+def test_the_connection_reports_every_trigger() -> None:
+    """No trigger is in the table that the connection never reports (RESPONSE was one)."""
+    source = Path(protocol._connection.__file__).read_text(encoding="utf-8")
+    reported = set(re.findall(r"\bTrigger\.([A-Z_]+)", source))
+    assert reported == {t.name for t in Trigger}
 
 
 @pytest.mark.parametrize("state", list(ConnectionState))
