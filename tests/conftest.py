@@ -11,9 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from broker.devcluster import DevCluster
 from broker.devcluster.state import STATE_FILE
+
+# Hypothesis: no per-example deadline. Its default (200 ms) is a timed assertion, which a
+# loaded 2-core CI machine fails at random; the examples' count still bounds a test's length.
+settings.register_profile("ignite-broker", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ignite-broker")
 
 # =============================================================================================
 # Dev-cluster fixtures (owner: broker/devcluster)
