@@ -383,7 +383,7 @@ class Frontend:
         has been read: their requests then go out in one write per node connection."""
         if not self.batch.active:
             self.batch.begin()
-            asyncio.get_running_loop().call_soon(self.batch.end)
+            (self._loop or asyncio.get_running_loop()).call_soon(self.batch.end)
 
     def release_node_writes_if_last(self) -> None:
         """Write now if no other callback is due in this iteration (a lone request does not

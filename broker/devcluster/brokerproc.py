@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from libclient.exceptions import BrokerUnavailable
+from libclient.exceptions import BrokerTimeout, BrokerUnavailable
 from libclient.transport import Transport
 
 _READY_TIMEOUT = 60.0
@@ -88,8 +88,8 @@ class BrokerProcess:
                     raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
                 try:
                     info: dict[str, Any] = transport.call("hello", {})
-                except BrokerUnavailable:
-                    continue
+                except (BrokerUnavailable, BrokerTimeout):  # not up yet; or too slow to
+                    continue  # answer within 1 s on a loaded machine (its DEADLINE_EXCEEDED)
                 if info["nodes_ready"] >= wait_nodes:
                     return info
                 time.sleep(0.05)
