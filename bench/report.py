@@ -317,6 +317,17 @@ def floor_section(floors: list[Row]) -> str:
     return text + ("\n\n" + parts if parts else "")
 
 
+def stages_section(result: Row | None) -> str:
+    if not result:
+        return "_not run_"
+    from bench.stages import render
+
+    return ("p50 of each stage of a libclient `Client.get` (stamps on the stub and in a broker "
+            "started with `IGNITE_BROKER_STAGES`, joined by request id; the stamps themselves "
+            "cost ~1 µs per stage, so the sum runs above a plain get):\n\n"
+            + "\n".join(render(result)))
+
+
 def _decomposition(p50: dict[str, float]) -> str:
     try:
         lc, raw_get, ping = p50["libclient_get"], p50["broker_get"], p50["ping"]
@@ -458,6 +469,8 @@ def markdown(results: Row) -> str:
         _table(["target", "measured", "verdict"], targets(results)),
         "\n## Floor (sequential, 1 worker, same key, 1 node)\n",
         floor_section(results.get("floors") or []),
+        "\n## Stage decomposition of one sequential get (bench/stages.py)\n",
+        stages_section(results.get("stages")),
         "\n## Broker at saturation\n",
         saturation_section(results.get("saturation"), results.get("saturation_zmq")),
         "\n## Broker memory with idle stubs\n",

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/run.py` as well as `python -m bench.run`
     sys.path.insert(0, str(ROOT))
 
-from bench import floor, report  # noqa: E402
+from bench import floor, report, stages  # noqa: E402
 from bench.workloads import (  # noqa: E402
     LIBS,
     WORKLOADS,
@@ -96,6 +96,7 @@ class Results:
     machine: dict[str, Any]
     samples: list[dict[str, Any]] = field(default_factory=list)
     floors: list[dict[str, Any]] = field(default_factory=list)
+    stages: dict[str, Any] | None = None  # bench/stages.py: one get, stage by stage
     idle: dict[str, Any] | None = None
     idle_zmq: dict[str, Any] | None = None
     profiles: dict[str, Any] = field(default_factory=dict)
@@ -505,6 +506,13 @@ def run_floors(env: Env, ctx: Any, settings: Settings, results: Results) -> None
     for row in results.floors:
         print(f"   {row['name']:58} p50 {row['p50_us']:7.0f} µs  p99 {row['p99_us']:7.0f} µs",
               flush=True)
+    print("== stages: one sequential get, stage by stage (a stamping broker of its own)",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-stages-") as workdir:
+        results.stages = stages.stage_rung(env.target.addresses[0], ctx, settings.floor_n,
+                                           workdir)
+    for line in stages.render(results.stages):
+        print(f"   {line}", flush=True)
 
 
 def run_idle(env: Env, ctx: Any, settings: Settings, results: Results) -> None:

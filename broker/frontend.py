@@ -51,6 +51,8 @@ _READ_BATCH = 256
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 #: Stream workers: reading pauses while this many reply bytes wait for the worker to read them.
 _STREAM_WRITE_HIGH = 4 * 1024 * 1024
 
@@ -384,7 +386,7 @@ class Frontend:
             sent = False
             _log.debug("reply_dropped", worker=identity.hex(), reason=exc.strerror)
         # A send may consume the fd's edge for requests that arrived meanwhile.
-        if not self._read_scheduled and self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if not self._read_scheduled and self._sock.getsockopt(_EVENTS) & _POLLIN:
             self._schedule_read()
         return sent
 
@@ -399,7 +401,7 @@ class Frontend:
         has been read: their requests then go out in one write per node connection."""
         if not self.batch.active:
             self.batch.begin()
-            asyncio.get_running_loop().call_soon(self.batch.end)
+            (self._loop or asyncio.get_running_loop()).call_soon(self.batch.end)
 
     def release_node_writes_if_last(self) -> None:
         """Write now if no other callback is due in this iteration (a lone request does not

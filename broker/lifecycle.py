@@ -37,7 +37,7 @@ from protocol import ConnectionConfig
 from protocol.features import Feature
 from protocol.ipc import IPC_VERSION
 
-from . import __version__, log, notify, upgrade
+from . import __version__, log, notify, stages, upgrade
 from .access import Access, ensure_socket_dir, secret_file_warnings
 from .admin import AdminServer
 from .bounds import BOUND_SETTINGS
@@ -160,6 +160,7 @@ class Broker:
 
     async def run(self) -> int:
         cfg = self.cfg
+        stages.install_from_environment()  # bench/stages.py only; nothing when unset
         listeners = Listeners.from_environment()  # LISTEN_FDS from systemd or a predecessor
         self._predecessor = upgrade.predecessor()
         self._take_lock()

@@ -212,6 +212,14 @@ class ZmqChannel(Channel):
     def send(self, frame: bytes, deadline: float) -> bool:
         zmq = zmq_module()
         self.nobody_for = None
+        if self.connected:  # the usual case: one send, no poll before it (see _zmq_flags)
+            try:
+                self.sock.send(frame, _zmq_flags().noblock)
+            except zmq.Again:  # not writable: no broker connection (IMMEDIATE), see below
+                pass
+            else:
+                self.last_activity = time.monotonic()
+                return True
         connecting: core.Connecting | None = None  # while no broker connection is complete
         while True:
             now = time.monotonic()
@@ -238,22 +246,25 @@ class ZmqChannel(Channel):
                 time.sleep(max(0.0, min(remaining, LIVENESS_SLICE)))
 
     def wait_reply(self, exchange: Exchange) -> Any:
+        """A blocking receive with RCVTIMEO (a slice at most) rather than a poll, then a
+        receive: pyzmq's ``Socket.poll`` builds a Poller each time, and libzmq's zmq_poll
+        makes more system calls than one blocking receive."""
         zmq = zmq_module()
+        flags = _zmq_flags()
         sock = self.sock
         while True:
             wait = exchange.wait(time.monotonic())
-            if sock.poll(int(wait * 1000) + 1, zmq.POLLIN):
-                while True:
-                    try:
-                        message = sock.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    reply = exchange.match(message)
-                    if reply is not None:
-                        return reply
-                    self._notice(message)
-            elif not sock.getsockopt(zmq.EVENTS) & zmq.POLLOUT:
-                return LOST
+            sock.setsockopt(flags.rcvtimeo, int(wait * 1000) + 1)
+            try:
+                message = sock.recv()
+            except zmq.Again:  # the slice passed with nothing
+                if not sock.getsockopt(flags.events) & flags.pollout:
+                    return LOST
+                continue
+            reply = exchange.match(message)
+            if reply is not None:
+                return reply
+            self._notice(message)
 
     def receive(self, timeout: float) -> Any:
         zmq = zmq_module()
@@ -430,6 +441,23 @@ def zmq_events() -> tuple[int, int]:
     too much for a check before every request."""
     zmq = zmq_module()
     return int(zmq.EVENTS), int(zmq.POLLIN)
+
+
+class _ZmqFlags:
+    """pyzmq's flags and option names as plain ints (its enums are converted on every call)."""
+
+    __slots__ = ("events", "noblock", "pollout", "rcvtimeo")
+
+    def __init__(self, zmq: Any) -> None:
+        self.noblock = int(zmq.NOBLOCK)
+        self.events = int(zmq.EVENTS)
+        self.pollout = int(zmq.POLLOUT)
+        self.rcvtimeo = int(zmq.RCVTIMEO)
+
+
+@functools.cache
+def _zmq_flags() -> _ZmqFlags:
+    return _ZmqFlags(zmq_module())
 
 
 def _timeval(seconds: float) -> bytes:

@@ -44,6 +44,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    #: A complex-object class's encoding plan: per schema field (name, default, the Python
+    #: type that goes bare, the hint), made once per class (``Codec._plan``).
+    Plan = tuple[tuple[str, Any, type | None, Any], ...]
+
 __all__ = ["Codec", "NeedBinaryType"]
 
 _NONE = type(None)
@@ -54,6 +58,9 @@ _ARRAY_CODE = {int: 15, float: 17, str: 20, bool: 19, uuid.UUID: 21, datetime: 2
                timedelta: 37, decimal.Decimal: 31}
 # Hinted codes whose value goes as Typed(code, value) unchanged.
 _TYPED_AS_IS = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15, 16, 17, 18, 19, 20})
+# Hinted codes whose natural Python type is what msgpack carries and the broker infers as that
+# very code (Long, Double, Bool, String): a value of exactly that type goes bare, not Typed.
+_NATURAL = {4: int, 6: float, 8: bool, 9: str}
 
 
 class NeedBinaryType(Exception):
@@ -122,6 +129,7 @@ class Codec:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self._plans: dict[type, tuple[Any, Plan]] = {}  # class -> (its schema, plan)
 
     # -- encoding ----------------------------------------------------------------------------
 
@@ -191,11 +199,26 @@ class Codec:
     def _object(self, value: Any, written: list[type]) -> BinaryObject:
         cls = type(value)
         fields = {}
-        for name, field_hint in cls._schema.items():
-            field_value = getattr(value, name, getattr(field_hint, "default", None))
-            fields[name] = self._hinted(field_value, field_hint, written)
+        for name, default, bare, hint in self._plan(cls):
+            field_value = getattr(value, name, default)
+            if field_value is None or type(field_value) is bare:
+                fields[name] = field_value  # what _hinted would send, minus the Typed
+            else:
+                fields[name] = self._hinted(field_value, hint, written)
         written.append(cls)
         return BinaryObject(cls.type_id, fields, type_name=cls.type_name)
+
+    def _plan(self, cls: Any) -> Plan:
+        """The class's encoding plan, made on its first object (again if its schema was
+        replaced)."""
+        schema = cls._schema
+        cached = self._plans.get(cls)
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        plan = tuple((name, getattr(hint, "default", None), _bare_type(hint), hint)
+                     for name, hint in schema.items())
+        self._plans[cls] = (schema, plan)
+        return plan
 
     # -- decoding ----------------------------------------------------------------------------
 
@@ -262,6 +285,14 @@ class Codec:
             else:
                 config[code] = self.decode(value)
         return config
+
+
+def _bare_type(hint: Any) -> type | None:
+    """The Python type whose values of a field hinted ``hint`` go bare (None: none do)."""
+    code = getattr(hint, "type_code", None)
+    if isinstance(code, bytes):
+        code = code[0]
+    return _NATURAL.get(code) if type(code) is int else None
 
 
 def _warn_dict() -> None:

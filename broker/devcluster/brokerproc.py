@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from libclient.exceptions import BrokerUnavailable
+from libclient.exceptions import BrokerTimeout, BrokerUnavailable
 from libclient.transport import Transport
 
 _READY_TIMEOUT = 60.0
@@ -50,7 +50,9 @@ class BrokerProcess:
         *,
         workdir: str | Path | None = None,
         settings: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env  # extra environment variables of the broker process
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="ignite-broker-test-"))
         self.endpoint = f"ipc://{self.workdir}/run/broker.sock"
         self.stream_endpoint = f"unix://{self.workdir}/run/broker.stream"
@@ -70,6 +72,7 @@ class BrokerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "broker", "run", "--config", str(self.config_path)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **self.env} if self.env else None,
         )
         log.close()
         self.wait_ready(wait_nodes)
@@ -85,8 +88,8 @@ class BrokerProcess:
                     raise RuntimeError(f"broker exited with {self.proc.returncode}:\n{self.log()}")
                 try:
                     info: dict[str, Any] = transport.call("hello", {})
-                except BrokerUnavailable:
-                    continue
+                except (BrokerUnavailable, BrokerTimeout):  # not up yet; or too slow to
+                    continue  # answer within 1 s on a loaded machine (its DEADLINE_EXCEEDED)
                 if info["nodes_ready"] >= wait_nodes:
                     return info
                 time.sleep(0.05)

@@ -28,7 +28,7 @@ from libclient.exceptions import (
     SQLError,
 )
 from libclient.monitoring import ConnectionEventListener, QueryEventListener
-from tests.libclient.fakebroker import object_value
+from tests.libclient.fakebroker import FakeBroker, object_value
 
 
 def last(fake, op):
@@ -455,3 +455,30 @@ def test_context_managers(fake):
         assert conn.client is client
         client.get_cache_names()
     assert client._transport is None
+
+
+def test_a_connected_zmq_channel_sends_and_waits_without_pyzmq_poll(tmp_path, monkeypatch):
+    """The hot path over ZeroMQ: one send and one blocking receive (RCVTIMEO), no
+    ``Socket.poll`` (a Poller built per call, and more system calls in libzmq)."""
+    import zmq
+
+    fake = FakeBroker(f"ipc://{tmp_path}/broker.sock")
+    c = Client(broker=fake.endpoint, timeout=5)
+    try:
+        c.connect()
+        cache = c.get_or_create_cache("polls")
+        cache.put(1, "one")  # connected now
+        polls = []
+        real_poll = zmq.Socket.poll
+
+        def poll(self, *args, **kwargs):
+            if self.socket_type == zmq.DEALER:  # the stub's (the fake broker polls too)
+                polls.append(args)
+            return real_poll(self, *args, **kwargs)
+
+        monkeypatch.setattr(zmq.Socket, "poll", poll)
+        assert [cache.get(1) for _ in range(20)] == ["one"] * 20
+        assert polls == []
+    finally:
+        c.close()
+        fake.stop()

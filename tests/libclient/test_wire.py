@@ -180,6 +180,37 @@ def test_complex_objects_go_with_typed_fields_and_come_back_as_the_class(codec):
                           boss=Person(name="B", age=60))
 
 
+class Natural(metaclass=GenericObjectMeta, type_name="test.Natural", schema=OrderedDict([
+    ("s", dt.String), ("n", dt.LongObject), ("d", dt.DoubleObject), ("b", dt.BoolObject),
+    ("i", dt.IntObject), ("f", dt.FloatObject),
+])):
+    pass
+
+
+def test_fields_of_their_natural_msgpack_type_go_bare_the_rest_typed(codec):
+    wire = codec.encode(Natural(s="x", n=5, d=0.5, b=True, i=3, f=0.5))
+    # String/str, Long/int, Double/float, Bool/bool: what the broker infers anyway
+    assert wire.fields == {"s": "x", "n": 5, "d": 0.5, "b": True, "i": Typed(3, 3),
+                           "f": Typed(5, 0.5)}
+    assert [type(v) for v in list(wire.fields.values())[:4]] == [str, int, float, bool]
+    # not the natural type: typed as before (a bool in a Long field is a Long 1)
+    assert codec.encode(Natural(n=True, d=2)).fields["n"] == Typed(4, True)
+    assert codec.encode(Natural(n=True, d=2)).fields["d"] == Typed(6, 2)
+    assert codec.encode(Natural(**dict.fromkeys("sndbif"))).fields == dict.fromkeys("sndbif")
+    assert codec.encode(Natural()).fields == {"s": None, "n": 0, "d": 0.0, "b": False,
+                                              "i": Typed(3, 0), "f": Typed(5, 0.0)}
+
+
+def test_an_objects_encoding_plan_is_made_once_per_class_and_schema(codec):
+    cls = GenericObjectMeta("Tmp", (), {}, type_name="test.Tmp",
+                            schema=OrderedDict([("a", dt.String)]))
+    codec.encode(cls(a="x"))
+    plan = codec._plan(cls)
+    assert codec._plan(cls) is plan
+    cls._schema = OrderedDict([("a", dt.IntObject), ("b", dt.String)])  # replaced: a new plan
+    assert codec.encode(cls(a=1, b="y")).fields == {"a": Typed(3, 1), "b": "y"}
+
+
 def test_unknown_objects_get_a_class_from_their_fields(codec):
     value = BinaryObject(1234, {"ID": 7, "NAME": "x"}, type_name="SQL_PUBLIC_CITY_abc_KEY")
     cls = codec.adopt(value)
