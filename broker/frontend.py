@@ -403,13 +403,6 @@ class Frontend:
             self.batch.begin()
             (self._loop or asyncio.get_running_loop()).call_soon(self.batch.end)
 
-    def release_node_writes_if_last(self) -> None:
-        """Write now if no other callback is due in this iteration (a lone request does not
-        wait for the next one).  asyncio's ready queue tells; other loops wait for call_soon."""
-        ready = getattr(self._loop, "_ready", None)
-        if ready is not None and not ready and self.batch.active:
-            self.batch.end()
-
     def stream_opened(self, worker: StreamWorker) -> bool:
         """Take a new connection, or refuse it (False) when max_workers are connected."""
         if len(self._streams) >= self.max_workers:
@@ -569,7 +562,6 @@ class StreamWorker(asyncio.Protocol):
         finally:
             replies.end()
             self._serving = False
-        frontend.release_node_writes_if_last()
         self._count_buffered()
         self.update_reading()
 
