@@ -333,8 +333,14 @@ class AioStreamChannel(AioChannel):
 
     def retire(self) -> None:
         # The same channel, on a new connection once this one ends (the broker ends it after
-        # answering what it started): until then it takes nothing (``_ready``).
-        self.draining = True
+        # answering what it started): until then it takes nothing (``_ready``).  One that
+        # holds a transaction or cursor stays on this connection for them (the stopping
+        # broker serves them until they end) and takes nothing else: the loop's other
+        # requests go on a new channel.
+        if self.holds:
+            self.retired = True
+        else:
+            self.draining = True
 
     def going_away(self, protocol: _StreamProtocol) -> None:
         """GOING_AWAY: nothing still without a reply on this connection was processed; end

@@ -86,6 +86,13 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _MoveOn:
+    """``Transport._drive``: the request goes on another channel."""
+
+
+_MOVE_ON = _MoveOn()
+
+
 class _Lost:
     __slots__ = ()
 
@@ -629,17 +636,44 @@ class Transport(TransportBase):
         now = time.monotonic()
         exchange = Exchange(call, self.endpoint, now,
                             now + self.timeout if deadline is None else deadline, self.retries)
-        with chan.lock:
-            if chan.closed:
-                raise closed_error(self._again)
-            if chan.deferred:
-                chan.flush()
-            return self._drive(chan, exchange)
+        while True:
+            with chan.lock:
+                if chan.closed:
+                    raise closed_error(self._again)
+                if chan.deferred:
+                    chan.flush()
+                result = self._drive(chan, exchange)
+            if result is not _MOVE_ON:
+                return result
+            chan = self._next_channel(chan)
+            if call.hold is not None:  # the opening call of a cursor or transaction
+                call.hold.move_to(chan)
+
+    def _next_channel(self, chan: Channel) -> Channel:
+        """A stopping broker serves ``chan`` only for its open transactions and cursors (its
+        holds): this thread's other requests go on a new channel from now on, while those
+        pinned to ``chan`` stay on it until they end."""
+        with _holds_lock:
+            if getattr(self._local, "chan", None) is chan:
+                self._local.chan = None
+        return self.channel()
+
+    def _retire(self, chan: Channel) -> bool:
+        """The broker on ``chan`` processes no new request: False when ``chan`` can go on to
+        the next broker itself; True when it holds what lives with that broker (the
+        request moves to another channel: ``_next_channel``)."""
+        with _holds_lock:
+            if chan.holds:
+                return True
+        chan.retire()
+        return False
 
     def _drive(self, chan: Channel, exchange: Exchange) -> Any:
+        """One channel's part of a request: its result, or _MOVE_ON (the request goes on
+        another channel: this one's broker is stopping and holds a transaction or cursor)."""
         while True:
-            if not pinned(exchange.call) and chan.told_to_go():
-                chan.retire()  # a stopping broker: send to the next one
+            if not pinned(exchange.call) and chan.told_to_go() and self._retire(chan):
+                return _MOVE_ON  # a stopping broker: send to the next one
             if not chan.send(exchange.frame, exchange.deadline):
                 exchange.not_sent(chan.nobody_for)
             exchange.sent()
@@ -649,9 +683,11 @@ class Transport(TransportBase):
                 exchange.connection_lost()  # raises unless it may be re-sent
                 continue
             if not_processed(reply):  # the broker is stopping: to the next one
-                chan.retire()
                 exchange.not_processed()  # raises for a call pinned to a cursor/transaction
+                moving = self._retire(chan)
                 time.sleep(exchange.resend_delay(time.monotonic()))
+                if moving:
+                    return _MOVE_ON
                 continue
             self._set_up(True)
             return exchange.reply_received(reply)
