@@ -8,9 +8,11 @@ Theory of operation.  One request is an ``Exchange``::
 
     TO_SEND --sent()--> IN_FLIGHT --reply_received(reply)--> DONE (result, or the mapped error)
        ^                    |
-       |                    +--connection_lost()--> TO_SEND  (a read, re-sends left)
+       |                    +--connection_lost()--> TO_SEND  (a read, re-sends left, not
+       |                    |                   |    pinned to a cursor or transaction)
        |                    |                   \\-> DONE: BrokerUnavailable (a write: "may have
-       |                    |                       been applied"; a read out of re-sends)
+       |                    |                       been applied"; a read out of re-sends or
+       |                    |                       pinned: not applied)
        |                    +--not_processed()--> TO_SEND, after ``resend_delay`` (a call
        |                    |                   \\    not pinned to a cursor or transaction)
        |                    |                    \\-> DONE: BrokerUnavailable, not applied (pinned)
@@ -106,6 +108,13 @@ def unprocessed_pinned_error(endpoint: str, call: Call) -> BrokerUnavailable:
         f"the broker at {endpoint} stopped and did not process {call.op}: nothing was "
         "changed, but the cursor or transaction it belongs to ended with that broker",
         maybe_applied=False)
+
+
+def lost_pinned_error(endpoint: str, call: Call) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"the broker at {endpoint} went away during {call.op}: the cursor or transaction it "
+        "belongs to ended with that broker (not sent again: the next broker does not hold "
+        "it)", maybe_applied=False)
 
 
 def pinned(call: Call) -> bool:
@@ -209,7 +218,12 @@ class Exchange:
 
     def connection_lost(self) -> None:
         """The connection ended with the request in flight: back to TO_SEND when it is a read
-        with re-sends left; otherwise raises (a write may have been applied)."""
+        with re-sends left, not pinned to a cursor or transaction (they ended with that
+        connection: the next broker does not hold them); otherwise raises (a write may have
+        been applied)."""
+        if self.call.idempotent and pinned(self.call):
+            self.state = DONE
+            raise lost_pinned_error(self.endpoint, self.call)
         if self.call.idempotent and self.resends < self.retries:
             self.resends += 1
             self.state = TO_SEND
