@@ -34,6 +34,11 @@ public final class IgniteDevNode {
     private static final String HOST = "127.0.0.1";
     private static final long MB = 1024L * 1024L;
     private static final long POLL_MS = 100L;
+    /** Thin-client request threads (Ignite's default is max(8, cores)): a broker multiplexes
+     *  many workers' requests over its connections, and one blocked request holds a thread. */
+    private static final int CLIENT_THREADS = 32;
+    /** See configure(): a transaction blocking a partition map exchange is rolled back. */
+    private static final long TX_TIMEOUT_ON_EXCHANGE_MS = 5_000L;
     private static final String CALCITE_ENGINE = "org.apache.ignite.calcite.CalciteQueryEngineConfiguration";
 
     private IgniteDevNode() {
@@ -88,10 +93,17 @@ public final class IgniteDevNode {
             .setCommunicationSpi(communication(intArg(args, "comm-port")))
             .setClientConnectorConfiguration(clientConnector(args, clientPort))
             .setDataStorageConfiguration(storage(auth));
+        // A partition map exchange (a node joins or leaves) waits for the transactions holding
+        // its partitions; their next request may wait in the client-connector pool behind
+        // requests that wait for the exchange (a soak under load wedged so at a node's
+        // restart): after this long the exchange rolls them back instead of waiting forever.
+        TransactionConfiguration tx = new TransactionConfiguration()
+            .setTxTimeoutOnPartitionMapExchange(TX_TIMEOUT_ON_EXCHANGE_MS);
+        cfg.setTransactionConfiguration(tx);
         // With auth the region is persistent, so the cluster starts INACTIVE (see awaitTopology).
         if (args.containsKey("tx-aware-queries")) {
-            cfg.setTransactionConfiguration(new TransactionConfiguration().setTxAwareQueriesEnabled(true))
-                .setSqlConfiguration(new SqlConfiguration().setQueryEnginesConfiguration(calciteEngine()));
+            tx.setTxAwareQueriesEnabled(true);
+            cfg.setSqlConfiguration(new SqlConfiguration().setQueryEnginesConfiguration(calciteEngine()));
         }
         return cfg;
     }
@@ -128,6 +140,7 @@ public final class IgniteDevNode {
             .setHost(HOST)
             .setPort(port)
             .setPortRange(0)
+            .setThreadPoolSize(CLIENT_THREADS)
             .setThinClientConfiguration(
                 new ThinClientConfiguration().setMaxActiveComputeTasksPerConnection(8));
         if (args.containsKey("ssl-keystore")) {
