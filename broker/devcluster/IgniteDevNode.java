@@ -3,6 +3,9 @@
 // Stdout protocol read by broker/devcluster/cluster.py:
 //   IGNITE_STARTED idx=<i> port=<p>              Ignition.start returned (node joined or formed the ring)
 //   IGNITE_READY idx=<i> port=<p> servers=<n>    server count reached --nodes (and state ACTIVE with --auth)
+//   IGNITE_REBALANCED idx=<i> / IGNITE_REBALANCING idx=<i>
+//                                                the cluster's "Rebalanced" metric as this node sees it,
+//                                                printed after READY and on every change
 // With --auth the node with --idx 0 activates the cluster once --nodes servers have joined.
 // With --tx-aware-queries SQL joins the caller's transaction (thin-client feature bit 18): Ignite
 // 2.17 does that only with the Calcite engine, whose jars maven.py puts on the class path then.
@@ -25,6 +28,9 @@ import org.apache.ignite.configuration.QueryEngineConfiguration;
 import org.apache.ignite.configuration.SqlConfiguration;
 import org.apache.ignite.configuration.ThinClientConfiguration;
 import org.apache.ignite.configuration.TransactionConfiguration;
+import org.apache.ignite.internal.IgniteEx;
+import org.apache.ignite.spi.metric.BooleanMetric;
+import org.apache.ignite.spi.metric.Metric;
 import org.apache.ignite.spi.communication.tcp.TcpCommunicationSpi;
 import org.apache.ignite.spi.discovery.tcp.TcpDiscoverySpi;
 import org.apache.ignite.spi.discovery.tcp.ipfinder.vm.TcpDiscoveryVmIpFinder;
@@ -73,6 +79,7 @@ public final class IgniteDevNode {
         int servers = awaitTopology(ignite, idx, nodes, auth);
         System.out.println("IGNITE_READY idx=" + idx + " port=" + clientPort + " servers=" + servers);
         System.out.flush();
+        watchRebalance(ignite, idx);
         stopped.await();
     }
 
@@ -179,6 +186,31 @@ public final class IgniteDevNode {
                 .setMaxWalArchiveSize(64 * MB);
         }
         return storage;
+    }
+
+    /** Prints the cluster's "Rebalanced" metric whenever it changes: a node that joined holds no
+     *  copy of its partitions until rebalancing ends, so with one backup a harness that kills
+     *  another node before then loses data (broker/devcluster/cluster.py await_rebalanced). */
+    private static void watchRebalance(Ignite ignite, int idx) {
+        Thread watcher = new Thread(() -> {
+            Metric metric = ((IgniteEx) ignite).context().metric().registry("cluster").findMetric("Rebalanced");
+            Boolean last = null;
+            try {
+                while (true) {
+                    boolean now = metric instanceof BooleanMetric && ((BooleanMetric) metric).value();
+                    if (last == null || now != last) {
+                        System.out.println((now ? "IGNITE_REBALANCED" : "IGNITE_REBALANCING") + " idx=" + idx + " ");
+                        System.out.flush();
+                        last = now;
+                    }
+                    Thread.sleep(POLL_MS * 5);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "dev-node-rebalance");
+        watcher.setDaemon(true);
+        watcher.start();
     }
 
     /** Waits for --nodes servers (and activation with auth); returns the server count seen. */
