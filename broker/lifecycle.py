@@ -416,14 +416,14 @@ class Broker:
         """Start no new work from now on (each request is answered NOT_PROCESSED, or left
         unread on a stream connection, which then gets GOING_AWAY); let the started ones (and
         anything else on the node connections) finish within broker.drain_timeout, and the
-        open transactions too: their workers are served what belongs to them (and told
-        GOING_AWAY once they are over); then wait until no request has come for a moment
-        (_QUIET)."""
+        open transactions too (those a tx_start in flight opens included): their workers are
+        served what belongs to them, and told GOING_AWAY once they hold none and await no
+        reply; then wait until no request has come for a moment (_QUIET)."""
         frontend, dispatcher, workers, pool = (
             self.frontend, self.dispatcher, self.workers, self.pool)
         assert frontend is not None and dispatcher is not None
         assert workers is not None and pool is not None
-        lingering = workers.with_transactions()
+        lingering = workers.unfinished()
         frontend.stop_accepting((worker.identity for worker in workers), lingering)
         loop = asyncio.get_running_loop()
         started, deadline = loop.time(), loop.time() + self.cfg.broker_drain_timeout
@@ -439,7 +439,7 @@ class Broker:
             frontend.let_go(identity)
         _log.info("drained", seconds=round(loop.time() - started, 3),
                   unfinished=dispatcher.in_flight, streams_busy=frontend.streams_busy,
-                  transactions_waited_for=len(lingering), workers_cut_off=unfinished_tx)
+                  workers_waited_for=len(lingering), workers_cut_off=unfinished_tx)
 
 
 def lock_path(cfg: Config) -> str | None:

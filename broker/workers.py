@@ -221,9 +221,11 @@ class Workers:
 
     # -- a stopping broker: who it still serves, and what (broker/lifecycle.py's drain) --------
 
-    def with_transactions(self) -> set[bytes]:
-        """The workers holding an open transaction: a stopping broker lets them finish it."""
-        return {identity for identity, worker in self._workers.items() if worker.transactions}
+    def unfinished(self) -> set[bytes]:
+        """The workers holding an open transaction or awaiting a reply (a tx_start's, maybe):
+        a stopping broker lets them finish (``finished``)."""
+        return {identity for identity, worker in self._workers.items()
+                if worker.transactions or worker.in_flight}
 
     def finished(self, identity: bytes) -> bool:
         """Whether ``identity`` holds no open transaction and awaits no reply (or is gone)."""

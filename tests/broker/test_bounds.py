@@ -130,7 +130,9 @@ def test_what_a_stopping_broker_still_serves_a_worker_with_an_open_transaction()
     w1.transactions[4] = Transaction(4, a, 40, None)
     w1.cursors[5] = Cursor(5, a, 50, "scan")
     w2.cursors[6] = Cursor(6, a, 60, "sql")
-    assert workers.with_transactions() == {b"w1"}
+    w3 = workers.seen(b"w3", 0.0)
+    w3.in_flight = 1  # a tx_start, maybe
+    assert workers.unfinished() == {b"w1", b"w3"}
     assert workers.belongs_to_open(b"w1", {"tx": 4, "key": 1})
     assert workers.belongs_to_open(b"w1", {"cursor": 5})
     assert not workers.belongs_to_open(b"w1", {"key": 1})  # new work
@@ -144,7 +146,8 @@ def test_what_a_stopping_broker_still_serves_a_worker_with_an_open_transaction()
     assert not workers.finished(b"w1")
     w1.in_flight = 0
     assert workers.finished(b"w1") and workers.finished(b"gone")
-    assert workers.with_transactions() == set()
+    w3.in_flight = 0
+    assert workers.unfinished() == set()
 
 
 def test_a_reservation_counts_until_released_once():
