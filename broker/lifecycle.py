@@ -14,7 +14,8 @@ Start-up order (each step needs the ones before it):
 SIGHUP: re-read the config file; reloadable settings take effect, others are logged as refused.
 SIGUSR2 (``ignite-broker upgrade``): re-execute with the listening sockets, and once the new
 process is ready, drain and exit as on SIGTERM (broker/upgrade.py).
-SIGTERM/SIGINT: stop taking requests, let in-flight ones finish (bounded), close, exit 0.
+SIGTERM/SIGINT: stop taking new work, let in-flight requests and open transactions finish
+(bounded), close, exit 0.
 A second SIGTERM/SIGINT, or SIGQUIT, exits at once.
 """
 
