@@ -168,6 +168,7 @@ class AioZmqChannel(AioChannel):
         while not self.writable():
             if not self.connected:
                 self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
+                self.connection += self.connected
                 if self.connected:
                     continue
             now = time.monotonic()
@@ -249,6 +250,9 @@ class AioStreamChannel(AioChannel):
     def _ready(self) -> bool:
         return self.slot.transport is not None and not self.paused and not self.draining
 
+    def linked(self) -> bool:
+        return self.slot.transport is not None
+
     async def wait_writable(self, exchange: Exchange) -> None:
         connector = None  # the connect attempt this request waits for
         while not self._ready():
@@ -320,6 +324,7 @@ class AioStreamChannel(AioChannel):
             return
         self.slot.attach(protocol, transport)
         self.paused = False
+        self.connection += 1
 
     def connection_ended(self, protocol: _StreamProtocol) -> None:
         if self.slot.protocol is not protocol:
@@ -544,6 +549,7 @@ class AioTransport(TransportBase):
                      waiter: asyncio.Future[Any]) -> Any:
         while True:
             if exchange.state is TO_SEND:
+                exchange.check_hold(chan)  # raises if its cursor/transaction's connection ended
                 await chan.wait_writable(exchange)  # raises if nothing could be sent
                 chan.take_news()
                 if chan.retired and not pinned(exchange.call):
@@ -564,7 +570,7 @@ class AioTransport(TransportBase):
                     exchange.not_processed()  # raises for a call pinned to a cursor/tx
                     return None
                 self._set_up(True)
-                return exchange.reply_received(reply)
+                return exchange.reply_received(reply, chan.connection)
             if lost.done():
                 if lost.result() is GOING_AWAY:
                     exchange.not_processed()

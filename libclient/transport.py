@@ -135,10 +135,11 @@ class Channel(core.ChannelState):
         """Send deferred frames.  Their replies are dropped by id."""
         raise NotImplementedError
 
-    def send(self, frame: bytes, deadline: float) -> bool:
+    def send(self, frame: bytes, deadline: float, same_connection: bool = False) -> bool:
         """Send one request; False if the broker could not be reached before ``deadline``,
         or was not there at all for ``connect_timeout`` (``nobody_for`` set; then nothing of
-        it was processed)."""
+        it was processed), or (``same_connection``: a call pinned to a cursor or
+        transaction) the connection ended (a stream; ZeroMQ cannot tell)."""
         raise NotImplementedError
 
     def wait_reply(self, exchange: Exchange) -> Any:
@@ -216,7 +217,7 @@ class ZmqChannel(Channel):
                 return
             self.deferred.pop()
 
-    def send(self, frame: bytes, deadline: float) -> bool:
+    def send(self, frame: bytes, deadline: float, same_connection: bool = False) -> bool:
         zmq = zmq_module()
         self.nobody_for = None
         connecting: core.Connecting | None = None  # while no broker connection is complete
@@ -225,6 +226,7 @@ class ZmqChannel(Channel):
             remaining = deadline - now
             if not self.connected:
                 self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
+                self.connection += self.connected
             if self.connected:
                 wait = 0.0 if connecting is None else max(0.0, min(remaining, LIVENESS_SLICE))
                 if self.sock.poll(int(wait * 1000), zmq.POLLOUT):
@@ -341,7 +343,11 @@ class StreamChannel(Channel):
             self.sock.socket = sock
             self.reader = MessageReader()
             self.unread = []
+            self.connection += 1
             return True
+
+    def linked(self) -> bool:
+        return self.sock.socket is not None
 
     def _drop(self) -> None:
         sock, self.sock.socket = self.sock.socket, None
@@ -354,7 +360,7 @@ class StreamChannel(Channel):
                 return
             self.deferred.pop()
 
-    def send(self, frame: bytes, deadline: float) -> bool:
+    def send(self, frame: bytes, deadline: float, same_connection: bool = False) -> bool:
         data = stream_frame(frame)
         self.nobody_for = None
         while True:
@@ -366,7 +372,7 @@ class StreamChannel(Channel):
                 # A broken or stalled stream holds at most part of this request, which the
                 # broker drops with the connection: nothing of it was processed.
                 self._drop()
-                if time.monotonic() >= deadline:
+                if same_connection or time.monotonic() >= deadline:
                     return False
                 continue
             self.last_activity = time.monotonic()
@@ -674,7 +680,9 @@ class Transport(TransportBase):
         while True:
             if not pinned(exchange.call) and chan.told_to_go() and self._retire(chan):
                 return _MOVE_ON  # a stopping broker: send to the next one
-            if not chan.send(exchange.frame, exchange.deadline):
+            exchange.check_hold(chan)  # raises if its cursor/transaction's connection ended
+            if not chan.send(exchange.frame, exchange.deadline, pinned(exchange.call)):
+                exchange.check_hold(chan)  # its connection ended as it was sent: raises
                 exchange.not_sent(chan.nobody_for)
             exchange.sent()
             reply = chan.wait_reply(exchange)
@@ -690,7 +698,7 @@ class Transport(TransportBase):
                     return _MOVE_ON
                 continue
             self._set_up(True)
-            return exchange.reply_received(reply)
+            return exchange.reply_received(reply, chan.connection)
 
 
 def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None] | None]:

@@ -270,6 +270,61 @@ def test_sync_a_transaction_stays_with_its_broker_while_other_requests_move(endp
             broker.stop()
 
 
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_a_transaction_call_never_reaches_a_broker_that_does_not_hold_it(tmp_path, flavour):
+    """The broker (and its stream connection) is gone, a new one is there: the transaction's
+    next call fails, not sent; a call of no transaction goes to the new broker."""
+    endpoint = f"unix://{tmp_path}/broker.stream"
+    store: dict = {}
+    old = FakeBroker(endpoint, store=store)
+    brokers = [old]
+
+    def restart() -> FakeBroker:
+        old.stop()
+        brokers.append(FakeBroker(endpoint, store=store))
+        return brokers[-1]
+
+    def sync() -> FakeBroker:
+        client = Client(broker=endpoint, timeout=10)
+        client.connect()
+        cache = client.get_or_create_cache("c")
+        with client.tx_start() as tx:
+            cache.put("a", 1)
+            new = restart()
+            with pytest.raises(BrokerUnavailable, match="has ended, and they with it: "
+                               "cache_put was not sent") as err:
+                cache.put("b", 2)
+            assert err.value.maybe_applied is False
+            with pytest.raises(BrokerUnavailable, match="tx_end was not sent"):
+                tx.rollback()  # its call fails the same way: nothing is sent
+        assert cache.get("a") is None  # the new broker, outside any transaction
+        client.close()
+        return new
+
+    async def aio() -> FakeBroker:
+        client = AioClient(broker=endpoint)
+        async with client.connect():
+            cache = await client.get_or_create_cache("c")
+            async with client.tx_start() as tx:
+                await cache.put("a", 1)
+                new = await asyncio.to_thread(restart)
+                await asyncio.sleep(0.2)  # the stub sees the connection's end
+                with pytest.raises(BrokerUnavailable, match="has ended, and they with it"):
+                    await cache.put("b", 2)
+                with pytest.raises(BrokerUnavailable, match="tx_end was not sent"):
+                    await tx.rollback()
+            assert await cache.get("a") is None
+        return new
+
+    try:
+        new = sync() if flavour == "sync" else asyncio.run(asyncio.wait_for(aio(), 30))
+        assert "cache_put" not in new.ops() and "tx_end" not in new.ops()
+        assert "cache_get" in new.ops()
+    finally:
+        for broker in brokers:
+            broker.stop()
+
+
 def _until_told(broker: StoppingBroker) -> None:
     for _ in range(2000):
         if broker.told:
