@@ -659,9 +659,8 @@ class Transport(TransportBase):
         """A stopping broker serves ``chan`` only for its open transactions and cursors (its
         holds): this thread's other requests go on a new channel from now on, while those
         pinned to ``chan`` stay on it until they end."""
-        with _holds_lock:
-            if getattr(self._local, "chan", None) is chan:
-                self._local.chan = None
+        if getattr(self._local, "chan", None) is chan:  # this thread's: open another
+            self._local.chan = None
         return self.channel()
 
     def _retire(self, chan: Channel) -> bool:
