@@ -233,7 +233,8 @@ def _reload(broker: Broker, args: list[str]) -> Any:
 
 
 def _drain(broker: Broker, args: list[str]) -> Any:
-    """Like SIGTERM (the same path): stop taking requests, finish in-flight ones, exit."""
+    """Like SIGTERM (the same path): stop taking new work, finish in-flight requests and open
+    transactions, exit."""
     asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
     return {"draining": True, "in_flight": broker.dispatcher.in_flight
             if broker.dispatcher else 0}

@@ -180,7 +180,8 @@ _ADMIN_VERBS = {
     "pause": "hold new requests (each within its deadline) for cluster maintenance",
     "resume": "serve the held requests and new ones again",
     "reload": "re-read the config file now: prints what was applied and what needs a restart",
-    "drain": "stop taking requests, finish the ones in flight, exit (as SIGTERM)",
+    "drain": "stop taking new work, finish the requests in flight and the open transactions, "
+             "exit (as SIGTERM)",
     "kill-client": "disconnect a worker and release its transactions and cursors: "
                    "kill-client ID | kill-client --pid PID",
     "log-level": "the log level from now until the next reload or restart: "

@@ -82,8 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
             "or a directory of ZeroMQ public certificates (*.key)",
             applied="the ZAP handler, re-read on every reload: the next tcp:// handshake"),
     Setting("broker.drain_timeout", float, 10.0, True,
-            "on SIGTERM, seconds the requests already started get to finish; those not yet "
-            "started are answered NOT_PROCESSED (the stub re-sends them to the next broker)",
+            "on SIGTERM, seconds the requests already started, and the transactions open, get "
+            "to finish; new work is answered NOT_PROCESSED (the stub re-sends it to the next "
+            "broker)",
             applied="read when the next stop begins"),
     Setting("broker.event_loop", str, "auto", False,
             "event loop: auto (uvloop, a dependency, when importable; else asyncio's own), "

@@ -96,6 +96,7 @@ class Frontend:
         metrics: Metrics | None = None,
         on_peer: Callable[[bytes, Peer], None] | None = None,
         knows: Callable[[bytes], bool] | None = None,
+        belongs_to_open: Callable[[bytes, dict[str, Any]], bool] | None = None,
     ) -> None:
         self.access = access or Access(PeerPolicy())  # peer checks, CURVE, ZAP domains
         self.metrics = metrics or Metrics()
@@ -103,6 +104,10 @@ class Frontend:
         # request; ``knows`` says whether the worker registry has it already.
         self._on_peer = on_peer
         self._knows = knows
+        # Stopping: whether a request belongs to its worker's open transaction or cursor
+        # (served for the workers in ``lingering`` until they are let go).
+        self._belongs_to_open = belongs_to_open
+        self.lingering: set[bytes] = set()
         self._endpoints = [e for e in endpoints if not is_stream_endpoint(e)]
         self._stream_paths = [stream_path(e) for e in endpoints if is_stream_endpoint(e)]
         self._dispatch = dispatch
@@ -164,24 +169,45 @@ class Frontend:
             worker.close("broker stopped")
         self.listeners.close()
 
-    def stop_accepting(self, peers: Iterable[bytes] = ()) -> None:
-        """Shutdown, the GOAWAY way: no request is started from now on.  ZeroMQ: the ipc://
+    def stop_accepting(self, peers: Iterable[bytes] = (),
+                       lingering: Iterable[bytes] = ()) -> None:
+        """Shutdown, the GOAWAY way: no new work is started from now on.  ZeroMQ: the ipc://
         socket files go (a stub's new socket then waits for the next broker rather than reach
         this one), every known peer (``peers``: routing ids) is told GOING_AWAY (send
         nothing more on this socket), and requests are answered NOT_PROCESSED.  Streams: no
         new connection is accepted; each is read no further and gets GOING_AWAY once its
         started requests are answered (what it sent without a reply by then was not
-        processed)."""
+        processed).  The workers in ``lingering`` (an open transaction) are the exception
+        until ``let_go``: their requests that belong to an open transaction or cursor are
+        served, the others answered NOT_PROCESSED, and they are told GOING_AWAY later."""
         self.accepting = False
         self.last_refused = _monotonic()  # ZeroMQ requests on their way are told too
+        self.lingering = set(lingering)
         for server in self._servers:
             server.close()
         self._unlink_ipc_files()
         for identity in peers:
-            if not identity.startswith(STREAM_IDENTITY_PREFIX):
+            if (not identity.startswith(STREAM_IDENTITY_PREFIX)
+                    and identity not in self.lingering):
                 self._send(identity, _going_away())
         for worker in list(self._streams):
-            worker.go_away()
+            if worker.identity not in self.lingering:
+                worker.go_away()
+
+    def let_go(self, identity: bytes) -> None:
+        """A lingering worker's transactions are over (or the drain's time is up): GOING_AWAY
+        for it now, as ``stop_accepting`` told the others."""
+        self.lingering.discard(identity)
+        stream = self._stream_ids.get(identity)
+        if stream is not None:
+            stream.go_away()
+        elif not identity.startswith(STREAM_IDENTITY_PREFIX):
+            self._send(identity, _going_away())
+
+    def _still_serves(self, identity: bytes, request: Request) -> bool:
+        """Stopping: whether ``request`` is one of a lingering worker's open transaction."""
+        return (identity in self.lingering and self._belongs_to_open is not None
+                and self._belongs_to_open(identity, request.args))
 
     def _unlink_ipc_files(self) -> None:
         """The ipc:// files this broker made and keeps: not systemd's, nor those handed to a
@@ -194,7 +220,8 @@ class Frontend:
 
     @property
     def streams_busy(self) -> int:
-        """Stopping: stream workers not yet told GOING_AWAY (requests of theirs started)."""
+        """Stopping: stream workers not yet told GOING_AWAY (requests of theirs started, or
+        an open transaction)."""
         return sum(1 for worker in self._streams if not worker.said_goodbye)
 
     # -- requests, whatever socket they came on -----------------------------------------------
@@ -211,7 +238,7 @@ class Frontend:
             return
         if len(message) >= TRACKED_BYTES:
             self.budget.take_request(identity, request.request_id, len(message))
-        if not self.accepting:
+        if not self.accepting and not self._still_serves(identity, request):
             self.last_refused = _monotonic()
             self._refused(identity, request.op, Status.NOT_PROCESSED, "not_processed",
                           not_processed_payload(), request.request_id, reply)

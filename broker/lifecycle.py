@@ -14,7 +14,8 @@ Start-up order (each step needs the ones before it):
 SIGHUP: re-read the config file; reloadable settings take effect, others are logged as refused.
 SIGUSR2 (``ignite-broker upgrade``): re-execute with the listening sockets, and once the new
 process is ready, drain and exit as on SIGTERM (broker/upgrade.py).
-SIGTERM/SIGINT: stop taking requests, let in-flight ones finish (bounded), close, exit 0.
+SIGTERM/SIGINT: stop taking new work, let in-flight requests and open transactions finish
+(bounded), close, exit 0.
 A second SIGTERM/SIGINT, or SIGQUIT, exits at once.
 """
 
@@ -230,7 +231,7 @@ class Broker:
             budget=MemoryBudget(cfg.limits_memory_budget, cfg.limits_worker_memory),
             max_workers=cfg.limits_max_workers,
             access=access, metrics=metrics, on_peer=workers.peer_seen,
-            knows=workers.knows,
+            knows=workers.knows, belongs_to_open=workers.belongs_to_open,
         )
         janitor.frontend = frontend
         dispatcher.continuous.push = frontend.push  # continuous-query events
@@ -414,24 +415,33 @@ class Broker:
         os._exit(1)
 
     async def _drain(self) -> None:
-        """Start no request from now on (each is answered NOT_PROCESSED, or left unread on a
-        stream connection, which then gets GOING_AWAY); let the started ones (and anything
-        else on the node connections) finish within broker.drain_timeout; then wait until no
-        request has come for a moment (_QUIET)."""
+        """Start no new work from now on (each request is answered NOT_PROCESSED, or left
+        unread on a stream connection, which then gets GOING_AWAY); let the started ones (and
+        anything else on the node connections) finish within broker.drain_timeout, and the
+        open transactions too (those a tx_start in flight opens included): their workers are
+        served what belongs to them, and told GOING_AWAY once they hold none and await no
+        reply; then wait until no request has come for a moment (_QUIET)."""
         frontend, dispatcher, workers, pool = (
             self.frontend, self.dispatcher, self.workers, self.pool)
         assert frontend is not None and dispatcher is not None
         assert workers is not None and pool is not None
-        frontend.stop_accepting(worker.identity for worker in workers)
+        lingering = workers.unfinished()
+        frontend.stop_accepting((worker.identity for worker in workers), lingering)
         loop = asyncio.get_running_loop()
         started, deadline = loop.time(), loop.time() + self.cfg.broker_drain_timeout
-        while ((dispatcher.in_flight or frontend.streams_busy
+        while ((dispatcher.in_flight or frontend.streams_busy or frontend.lingering
                 or any(conn.in_flight for conn in pool.ready)
                 or time.monotonic() - frontend.last_refused < _QUIET)
                and loop.time() < deadline):
+            for identity in [i for i in frontend.lingering if workers.finished(i)]:
+                frontend.let_go(identity)
             await asyncio.sleep(0.01)
+        unfinished_tx = len(frontend.lingering)
+        for identity in list(frontend.lingering):  # time is up: their transactions end here
+            frontend.let_go(identity)
         _log.info("drained", seconds=round(loop.time() - started, 3),
-                  unfinished=dispatcher.in_flight, streams_busy=frontend.streams_busy)
+                  unfinished=dispatcher.in_flight, streams_busy=frontend.streams_busy,
+                  workers_waited_for=len(lingering), workers_cut_off=unfinished_tx)
 
 
 def lock_path(cfg: Config) -> str | None:

@@ -65,7 +65,9 @@ def transaction(worker: Worker, args: dict[str, Any]) -> Transaction | None:
         return None
     tx = worker.transactions.get(handle) if isinstance(handle, int) else None
     if tx is None:
-        raise BadRequest(f"transaction {brief(handle)} is not open on this worker")
+        raise BadRequest(f"transaction {brief(handle)} is not open on this worker (a "
+                         "transaction lives on the broker connection that started it: after "
+                         "a broker restart or a lost connection, start it again)")
     if not tx.conn.is_open:
         del worker.transactions[handle]
         raise ClusterUnavailable(

@@ -219,6 +219,32 @@ class Workers:
     def knows(self, identity: bytes) -> bool:
         return identity in self._workers
 
+    # -- a stopping broker: who it still serves, and what (broker/lifecycle.py's drain) --------
+
+    def unfinished(self) -> set[bytes]:
+        """The workers holding an open transaction or awaiting a reply (a tx_start's, maybe):
+        a stopping broker lets them finish (``finished``)."""
+        return {identity for identity, worker in self._workers.items()
+                if worker.transactions or worker.in_flight}
+
+    def finished(self, identity: bytes) -> bool:
+        """Whether ``identity`` holds no open transaction and awaits no reply (or is gone)."""
+        worker = self._workers.get(identity)
+        return worker is None or not (worker.transactions or worker.in_flight)
+
+    def belongs_to_open(self, identity: bytes, args: dict[str, Any]) -> bool:
+        """Whether a request (its ``args``) names a transaction or a cursor its worker holds
+        open: what a stopping broker still serves (a transaction's reads, writes, queries and
+        their cursors' pages, and its commit or rollback)."""
+        worker = self._workers.get(identity)
+        if worker is None:
+            return False
+        handle = args.get("tx")
+        if type(handle) is int and handle in worker.transactions:
+            return True
+        handle = args.get("cursor")
+        return type(handle) is int and handle in worker.cursors
+
     def peer_seen(self, identity: bytes, peer: Peer) -> None:
         """The front end learned who is behind ``identity``; its worker record gets it."""
         if len(self._peers) >= self.max_workers:  # identities that never sent a request

@@ -169,6 +169,7 @@ class AioZmqChannel(AioChannel):
         while not self.writable():
             if not self.connected:
                 self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
+                self.connection += self.connected
                 if self.connected:
                     continue
             now = time.monotonic()
@@ -250,6 +251,9 @@ class AioStreamChannel(AioChannel):
     def _ready(self) -> bool:
         return self.slot.transport is not None and not self.paused and not self.draining
 
+    def linked(self) -> bool:
+        return self.slot.transport is not None
+
     async def wait_writable(self, exchange: Exchange) -> None:
         connector = None  # the connect attempt this request waits for
         while not self._ready():
@@ -321,6 +325,7 @@ class AioStreamChannel(AioChannel):
             return
         self.slot.attach(protocol, transport)
         self.paused = False
+        self.connection += 1
 
     def connection_ended(self, protocol: _StreamProtocol) -> None:
         if self.slot.protocol is not protocol:
@@ -334,8 +339,14 @@ class AioStreamChannel(AioChannel):
 
     def retire(self) -> None:
         # The same channel, on a new connection once this one ends (the broker ends it after
-        # answering what it started): until then it takes nothing (``_ready``).
-        self.draining = True
+        # answering what it started): until then it takes nothing (``_ready``).  One that
+        # holds a transaction or cursor stays on this connection for them (the stopping
+        # broker serves them until they end) and takes nothing else: the loop's other
+        # requests go on a new channel.
+        if self.holds:
+            self.retired = True
+        else:
+            self.draining = True
 
     def going_away(self, protocol: _StreamProtocol) -> None:
         """GOING_AWAY: nothing still without a reply on this connection was processed; end
@@ -539,6 +550,7 @@ class AioTransport(TransportBase):
                      waiter: asyncio.Future[Any]) -> Any:
         while True:
             if exchange.state is TO_SEND:
+                exchange.check_hold(chan)  # raises if its cursor/transaction's connection ended
                 await chan.wait_writable(exchange)  # raises if nothing could be sent
                 chan.take_news()
                 if chan.retired and not pinned(exchange.call):
@@ -559,7 +571,7 @@ class AioTransport(TransportBase):
                     exchange.not_processed()  # raises for a call pinned to a cursor/tx
                     return None
                 self._set_up(True)
-                return exchange.reply_received(reply)
+                return exchange.reply_received(reply, chan.connection)
             if lost.done():
                 if lost.result() is GOING_AWAY:
                     exchange.not_processed()

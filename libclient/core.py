@@ -8,9 +8,11 @@ Theory of operation.  One request is an ``Exchange``::
 
     TO_SEND --sent()--> IN_FLIGHT --reply_received(reply)--> DONE (result, or the mapped error)
        ^                    |
-       |                    +--connection_lost()--> TO_SEND  (a read, re-sends left)
+       |                    +--connection_lost()--> TO_SEND  (a read, re-sends left, not
+       |                    |                   |    pinned to a cursor or transaction)
        |                    |                   \\-> DONE: BrokerUnavailable (a write: "may have
-       |                    |                       been applied"; a read out of re-sends)
+       |                    |                       been applied"; a read out of re-sends or
+       |                    |                       pinned: not applied)
        |                    +--not_processed()--> TO_SEND, after ``resend_delay`` (a call
        |                    |                   \\    not pinned to a cursor or transaction)
        |                    |                    \\-> DONE: BrokerUnavailable, not applied (pinned)
@@ -108,6 +110,19 @@ def unprocessed_pinned_error(endpoint: str, call: Call) -> BrokerUnavailable:
         maybe_applied=False)
 
 
+def lost_pinned_error(endpoint: str, call: Call) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"the broker at {endpoint} went away during {call.op}: the cursor or transaction it "
+        "belongs to ended with that broker (not sent again: the next broker does not hold "
+        "it)", maybe_applied=False)
+
+
+def ended_pinned_error(endpoint: str, call: Call) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"the connection to the broker at {endpoint} that held the cursor or transaction of "
+        f"{call.op} has ended, and they with it: {call.op} was not sent", maybe_applied=False)
+
+
 def pinned(call: Call) -> bool:
     """Whether ``call`` belongs to a cursor or transaction already open on its channel (a call
     that opens one is not pinned until it is answered)."""
@@ -181,13 +196,26 @@ class Exchange:
             raise nobody_error(self.endpoint, self.call, nobody_for)
         raise not_sent_error(self.endpoint, self.call, self.deadline - self.start)
 
-    def reply_received(self, reply: Any) -> Any:
-        """The reply: the op's result, or raises its mapped error."""
+    def reply_received(self, reply: Any, connection: int = 0) -> Any:
+        """The reply (it came on the channel's ``connection``): the op's result, or raises
+        its mapped error."""
         self.state = DONE
         result = result_of(reply, self.call)
-        if self.call.hold is not None:
-            self.call.hold.established = True  # the cursor or transaction lives there now
+        hold = self.call.hold
+        if hold is not None and not hold.established:
+            hold.established = True  # the cursor or transaction lives there now
+            hold.connection = connection
         return result
+
+    def check_hold(self, channel: ChannelState) -> None:
+        """Before a call pinned to a cursor or transaction is sent: raises (nothing sent,
+        nothing applied) when the connection they live on has ended; the channel has none
+        now, or another one (a new broker session, maybe with the next broker)."""
+        hold = self.call.hold
+        if pinned(self.call) and (hold.connection != channel.connection
+                                  or not channel.linked()):
+            self.state = DONE
+            raise ended_pinned_error(self.endpoint, self.call)
 
     def not_processed(self) -> None:
         """The broker said it did not process the request (``not_processed(reply)``, or a
@@ -211,7 +239,12 @@ class Exchange:
 
     def connection_lost(self) -> None:
         """The connection ended with the request in flight: back to TO_SEND when it is a read
-        with re-sends left; otherwise raises (a write may have been applied)."""
+        with re-sends left, not pinned to a cursor or transaction (they ended with that
+        connection: the next broker does not hold them); otherwise raises (a write may have
+        been applied)."""
+        if self.call.idempotent and pinned(self.call):
+            self.state = DONE
+            raise lost_pinned_error(self.endpoint, self.call)
         if self.call.idempotent and self.resends < self.retries:
             self.resends += 1
             self.state = TO_SEND
@@ -286,11 +319,14 @@ class ChannelState:
     """What rides on one connection to the broker (see the module's docstring).  The drivers'
     channels extend it with their socket and their locking."""
 
-    __slots__ = ("__weakref__", "closed", "deferred", "holds", "in_flight", "last_activity",
-                 "pid", "sizes")
+    __slots__ = ("__weakref__", "closed", "connection", "deferred", "holds", "in_flight",
+                 "last_activity", "pid", "sizes")
 
     def __init__(self, pid: int, now: float) -> None:
         self.pid = pid
+        # Which connection (a broker session) the channel is on: the drivers count each new
+        # one; a cursor or transaction lives on the one it was opened on (Hold.connection).
+        self.connection = 0
         self.closed = False
         self.holds = 0
         self.deferred: list[bytes] = []
@@ -301,6 +337,11 @@ class ChannelState:
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} pid={self.pid} in_flight={len(self.in_flight)} "
                 f"deferred={len(self.deferred)} holds={self.holds} closed={self.closed}>")
+
+    def linked(self) -> bool:
+        """Whether the channel is on a connection now (a stream: not after its end; ZeroMQ
+        cannot tell, its DEALER reconnects by itself)."""
+        return True
 
     def defer(self, op: str, args: dict[str, Any]) -> None:
         """Queue a fire-and-forget request, sent with the channel's next traffic."""
@@ -368,12 +409,13 @@ class Hold:
     heartbeat (``_first``), the last release ends it (``_last``).  ``established`` once the
     call that opens them was answered: before that, the hold may move to another channel."""
 
-    __slots__ = ("__weakref__", "channel", "established", "released")
+    __slots__ = ("__weakref__", "channel", "connection", "established", "released")
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
         self.released = False
         self.established = False
+        self.connection = 0  # the channel's connection when established
         if channel.add_hold():
             self._first()
 

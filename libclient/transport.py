@@ -86,6 +86,13 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _MoveOn:
+    """``Transport._drive``: the request goes on another channel."""
+
+
+_MOVE_ON = _MoveOn()
+
+
 class _Lost:
     __slots__ = ()
 
@@ -128,10 +135,11 @@ class Channel(core.ChannelState):
         """Send deferred frames.  Their replies are dropped by id."""
         raise NotImplementedError
 
-    def send(self, frame: bytes, deadline: float) -> bool:
+    def send(self, frame: bytes, deadline: float, same_connection: bool = False) -> bool:
         """Send one request; False if the broker could not be reached before ``deadline``,
         or was not there at all for ``connect_timeout`` (``nobody_for`` set; then nothing of
-        it was processed)."""
+        it was processed), or (``same_connection``: a call pinned to a cursor or
+        transaction) the connection ended (a stream; ZeroMQ cannot tell)."""
         raise NotImplementedError
 
     def wait_reply(self, exchange: Exchange) -> Any:
@@ -209,7 +217,7 @@ class ZmqChannel(Channel):
                 return
             self.deferred.pop()
 
-    def send(self, frame: bytes, deadline: float) -> bool:
+    def send(self, frame: bytes, deadline: float, same_connection: bool = False) -> bool:
         zmq = zmq_module()
         self.nobody_for = None
         if self.connected:  # the usual case: one send, no poll before it (see _zmq_flags)
@@ -226,6 +234,7 @@ class ZmqChannel(Channel):
             remaining = deadline - now
             if not self.connected:
                 self.connected = connect_dealer(self.sock, self.endpoint, self.curve)
+                self.connection += self.connected
             if self.connected:
                 wait = 0.0 if connecting is None else max(0.0, min(remaining, LIVENESS_SLICE))
                 if self.sock.poll(int(wait * 1000), zmq.POLLOUT):
@@ -345,7 +354,11 @@ class StreamChannel(Channel):
             self.sock.socket = sock
             self.reader = MessageReader()
             self.unread = []
+            self.connection += 1
             return True
+
+    def linked(self) -> bool:
+        return self.sock.socket is not None
 
     def _drop(self) -> None:
         sock, self.sock.socket = self.sock.socket, None
@@ -358,7 +371,7 @@ class StreamChannel(Channel):
                 return
             self.deferred.pop()
 
-    def send(self, frame: bytes, deadline: float) -> bool:
+    def send(self, frame: bytes, deadline: float, same_connection: bool = False) -> bool:
         data = stream_frame(frame)
         self.nobody_for = None
         while True:
@@ -370,7 +383,7 @@ class StreamChannel(Channel):
                 # A broken or stalled stream holds at most part of this request, which the
                 # broker drops with the connection: nothing of it was processed.
                 self._drop()
-                if time.monotonic() >= deadline:
+                if same_connection or time.monotonic() >= deadline:
                     return False
                 continue
             self.last_activity = time.monotonic()
@@ -657,18 +670,46 @@ class Transport(TransportBase):
         now = time.monotonic()
         exchange = Exchange(call, self.endpoint, now,
                             now + self.timeout if deadline is None else deadline, self.retries)
-        with chan.lock:
-            if chan.closed:
-                raise closed_error(self._again)
-            if chan.deferred:
-                chan.flush()
-            return self._drive(chan, exchange)
+        while True:
+            with chan.lock:
+                if chan.closed:
+                    raise closed_error(self._again)
+                if chan.deferred:
+                    chan.flush()
+                result = self._drive(chan, exchange)
+            if result is not _MOVE_ON:
+                return result
+            chan = self._next_channel(chan)
+            if call.hold is not None:  # the opening call of a cursor or transaction
+                call.hold.move_to(chan)
+
+    def _next_channel(self, chan: Channel) -> Channel:
+        """A stopping broker serves ``chan`` only for its open transactions and cursors (its
+        holds): this thread's other requests go on a new channel from now on, while those
+        pinned to ``chan`` stay on it until they end."""
+        if getattr(self._local, "chan", None) is chan:  # this thread's: open another
+            self._local.chan = None
+        return self.channel()
+
+    def _retire(self, chan: Channel) -> bool:
+        """The broker on ``chan`` processes no new request: False when ``chan`` can go on to
+        the next broker itself; True when it holds what lives with that broker (the
+        request moves to another channel: ``_next_channel``)."""
+        with _holds_lock:
+            if chan.holds:
+                return True
+        chan.retire()
+        return False
 
     def _drive(self, chan: Channel, exchange: Exchange) -> Any:
+        """One channel's part of a request: its result, or _MOVE_ON (the request goes on
+        another channel: this one's broker is stopping and holds a transaction or cursor)."""
         while True:
-            if not pinned(exchange.call) and chan.told_to_go():
-                chan.retire()  # a stopping broker: send to the next one
-            if not chan.send(exchange.frame, exchange.deadline):
+            if not pinned(exchange.call) and chan.told_to_go() and self._retire(chan):
+                return _MOVE_ON  # a stopping broker: send to the next one
+            exchange.check_hold(chan)  # raises if its cursor/transaction's connection ended
+            if not chan.send(exchange.frame, exchange.deadline, pinned(exchange.call)):
+                exchange.check_hold(chan)  # its connection ended as it was sent: raises
                 exchange.not_sent(chan.nobody_for)
             exchange.sent()
             reply = chan.wait_reply(exchange)
@@ -677,12 +718,14 @@ class Transport(TransportBase):
                 exchange.connection_lost()  # raises unless it may be re-sent
                 continue
             if not_processed(reply):  # the broker is stopping: to the next one
-                chan.retire()
                 exchange.not_processed()  # raises for a call pinned to a cursor/transaction
+                moving = self._retire(chan)
                 time.sleep(exchange.resend_delay(time.monotonic()))
+                if moving:
+                    return _MOVE_ON
                 continue
             self._set_up(True)
-            return exchange.reply_received(reply)
+            return exchange.reply_received(reply, chan.connection)
 
 
 def _weak(method: Callable[..., None] | None) -> Callable[[], Callable[..., None] | None]:

@@ -3,6 +3,9 @@
 // Stdout protocol read by broker/devcluster/cluster.py:
 //   IGNITE_STARTED idx=<i> port=<p>              Ignition.start returned (node joined or formed the ring)
 //   IGNITE_READY idx=<i> port=<p> servers=<n>    server count reached --nodes (and state ACTIVE with --auth)
+//   IGNITE_REBALANCED idx=<i> / IGNITE_REBALANCING idx=<i>
+//                                                the cluster's "Rebalanced" metric as this node sees it,
+//                                                printed after READY and on every change
 // With --auth the node with --idx 0 activates the cluster once --nodes servers have joined.
 // With --tx-aware-queries SQL joins the caller's transaction (thin-client feature bit 18): Ignite
 // 2.17 does that only with the Calcite engine, whose jars maven.py puts on the class path then.
@@ -29,6 +32,9 @@ import org.apache.ignite.configuration.QueryEngineConfiguration;
 import org.apache.ignite.configuration.SqlConfiguration;
 import org.apache.ignite.configuration.ThinClientConfiguration;
 import org.apache.ignite.configuration.TransactionConfiguration;
+import org.apache.ignite.internal.IgniteEx;
+import org.apache.ignite.spi.metric.BooleanMetric;
+import org.apache.ignite.spi.metric.Metric;
 import org.apache.ignite.spi.communication.tcp.TcpCommunicationSpi;
 import org.apache.ignite.spi.discovery.tcp.TcpDiscoverySpi;
 import org.apache.ignite.spi.discovery.tcp.ipfinder.vm.TcpDiscoveryVmIpFinder;
@@ -38,6 +44,11 @@ public final class IgniteDevNode {
     private static final String HOST = "127.0.0.1";
     private static final long MB = 1024L * 1024L;
     private static final long POLL_MS = 100L;
+    /** Thin-client request threads (Ignite's default is max(8, cores)): a broker multiplexes
+     *  many workers' requests over its connections, and one blocked request holds a thread. */
+    private static final int CLIENT_THREADS = 32;
+    /** See configure(): a transaction blocking a partition map exchange is rolled back. */
+    private static final long TX_TIMEOUT_ON_EXCHANGE_MS = 5_000L;
     private static final String CALCITE_ENGINE = "org.apache.ignite.calcite.CalciteQueryEngineConfiguration";
 
     private IgniteDevNode() {
@@ -72,6 +83,7 @@ public final class IgniteDevNode {
         int servers = awaitTopology(ignite, idx, nodes, auth);
         System.out.println("IGNITE_READY idx=" + idx + " port=" + clientPort + " servers=" + servers);
         System.out.flush();
+        watchRebalance(ignite, idx);
         stopped.await();
     }
 
@@ -92,10 +104,17 @@ public final class IgniteDevNode {
             .setCommunicationSpi(communication(intArg(args, "comm-port")))
             .setClientConnectorConfiguration(clientConnector(args, clientPort))
             .setDataStorageConfiguration(storage(auth));
+        // A partition map exchange (a node joins or leaves) waits for the transactions holding
+        // its partitions; their next request may wait in the client-connector pool behind
+        // requests that wait for the exchange (a soak under load wedged so at a node's
+        // restart): after this long the exchange rolls them back instead of waiting forever.
+        TransactionConfiguration tx = new TransactionConfiguration()
+            .setTxTimeoutOnPartitionMapExchange(TX_TIMEOUT_ON_EXCHANGE_MS);
+        cfg.setTransactionConfiguration(tx);
         // With auth the region is persistent, so the cluster starts INACTIVE (see awaitTopology).
         if (args.containsKey("tx-aware-queries")) {
-            cfg.setTransactionConfiguration(new TransactionConfiguration().setTxAwareQueriesEnabled(true))
-                .setSqlConfiguration(new SqlConfiguration().setQueryEnginesConfiguration(calciteEngine()));
+            tx.setTxAwareQueriesEnabled(true);
+            cfg.setSqlConfiguration(new SqlConfiguration().setQueryEnginesConfiguration(calciteEngine()));
         }
         return cfg;
     }
@@ -132,6 +151,7 @@ public final class IgniteDevNode {
             .setHost(HOST)
             .setPort(port)
             .setPortRange(0)
+            .setThreadPoolSize(CLIENT_THREADS)
             .setThinClientConfiguration(
                 new ThinClientConfiguration().setMaxActiveComputeTasksPerConnection(8));
         if (args.containsKey("ssl-keystore")) {
@@ -170,6 +190,31 @@ public final class IgniteDevNode {
                 .setMaxWalArchiveSize(64 * MB);
         }
         return storage;
+    }
+
+    /** Prints the cluster's "Rebalanced" metric whenever it changes: a node that joined holds no
+     *  copy of its partitions until rebalancing ends, so with one backup a harness that kills
+     *  another node before then loses data (broker/devcluster/cluster.py await_rebalanced). */
+    private static void watchRebalance(Ignite ignite, int idx) {
+        Thread watcher = new Thread(() -> {
+            Metric metric = ((IgniteEx) ignite).context().metric().registry("cluster").findMetric("Rebalanced");
+            Boolean last = null;
+            try {
+                while (true) {
+                    boolean now = metric instanceof BooleanMetric && ((BooleanMetric) metric).value();
+                    if (last == null || now != last) {
+                        System.out.println((now ? "IGNITE_REBALANCED" : "IGNITE_REBALANCING") + " idx=" + idx + " ");
+                        System.out.flush();
+                        last = now;
+                    }
+                    Thread.sleep(POLL_MS * 5);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "dev-node-rebalance");
+        watcher.setDaemon(true);
+        watcher.start();
     }
 
     /** Waits for --nodes servers (and activation with auth); returns the server count seen. */

@@ -208,6 +208,13 @@ class DevCluster:
         self._await_marker(idx, "IGNITE_READY", deadline)
         self._await_handshake(idx, deadline)
 
+    def await_rebalanced(self, idx: int, timeout: float | None = None) -> None:
+        """Wait until node idx, (re)started by this object, says the cluster is rebalanced
+        (``IGNITE_REBALANCED`` since its latest start): only then does a node that joined hold
+        its copies, and may another node be stopped without losing data (one backup)."""
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        self._await_marker(idx, "IGNITE_REBALANCED", deadline)
+
     def __enter__(self) -> DevCluster:
         return self.start()
 

@@ -138,6 +138,33 @@ def test_pinned_tables_keep_the_per_connection_counts_right():
         w1.transactions.update({})
 
 
+def test_what_a_stopping_broker_still_serves_a_worker_with_an_open_transaction():
+    workers = Workers()
+    a = Conn("a")
+    w1, w2 = workers.seen(b"w1", 0.0), workers.seen(b"w2", 0.0)
+    w1.transactions[4] = Transaction(4, a, 40, None)
+    w1.cursors[5] = Cursor(5, a, 50, "scan")
+    w2.cursors[6] = Cursor(6, a, 60, "sql")
+    w3 = workers.seen(b"w3", 0.0)
+    w3.in_flight = 1  # a tx_start, maybe
+    assert workers.unfinished() == {b"w1", b"w3"}
+    assert workers.belongs_to_open(b"w1", {"tx": 4, "key": 1})
+    assert workers.belongs_to_open(b"w1", {"cursor": 5})
+    assert not workers.belongs_to_open(b"w1", {"key": 1})  # new work
+    assert not workers.belongs_to_open(b"w1", {"tx": 9})  # not its transaction
+    assert not workers.belongs_to_open(b"w1", {"tx": True, "cursor": "5"})
+    assert not workers.belongs_to_open(b"w2", {"tx": 4})
+    assert not workers.belongs_to_open(b"gone", {"tx": 4})
+    assert not workers.finished(b"w1")
+    del w1.transactions[4]
+    w1.in_flight = 1  # its commit's reply is still due
+    assert not workers.finished(b"w1")
+    w1.in_flight = 0
+    assert workers.finished(b"w1") and workers.finished(b"gone")
+    w3.in_flight = 0
+    assert workers.unfinished() == set()
+
+
 def test_a_reservation_counts_until_released_once():
     held: dict = {}
     table: Pinned[Cursor] = Pinned(held)

@@ -1,7 +1,8 @@
 """The frontend's side of a graceful stop (issue 11), on real sockets without a node: after
 ``stop_accepting`` no request is dispatched; ZeroMQ peers are told GOING_AWAY and later
 requests NOT_PROCESSED; a stream gets the replies of its started requests, then GOING_AWAY,
-then the end of the broker's side, and nothing sent after it is dispatched."""
+then the end of the broker's side, and nothing sent after it is dispatched.  A worker with an
+open transaction (``lingering``) is served what belongs to it until ``let_go``."""
 
 from __future__ import annotations
 
@@ -37,16 +38,22 @@ class HeldDispatch:
         self.held.clear()
 
 
+def _in_tx_7(identity: bytes, args: dict[str, Any]) -> bool:
+    """The registry's answer in these tests: transaction 7 is open on every worker."""
+    return args.get("tx") == 7
+
+
 def _frontend(tmp_path, dispatch: HeldDispatch) -> Frontend:
     endpoints = [f"ipc://{tmp_path}/run/b.sock", f"unix://{tmp_path}/run/b.stream"]
     frontend = Frontend(zmq.Context.instance(), endpoints, dispatch,
-                        max_request_bytes=1 << 20, socket_mode=0o600)
+                        max_request_bytes=1 << 20, socket_mode=0o600,
+                        belongs_to_open=_in_tx_7)
     frontend.bind()
     return frontend
 
 
-def _request(request_id: int, op: str) -> bytes:
-    return ipc.pack_request(request_id, op, {}, 0)
+def _request(request_id: int, op: str, **args: Any) -> bytes:
+    return ipc.pack_request(request_id, op, args, 0)
 
 
 async def _until(condition: Any) -> None:
@@ -119,6 +126,67 @@ def test_zeromq_peers_are_told_and_new_requests_not_processed(tmp_path):
         (ipc.GOING_AWAY_REQUEST_ID, ipc.Status.GOING_AWAY),
         (2, ipc.Status.NOT_PROCESSED), (1, ipc.Status.OK)]
     assert replies[1].payload == ipc.not_processed_payload()
+
+
+def test_a_stream_with_an_open_transaction_is_served_it_until_let_go(tmp_path):
+    dispatch = HeldDispatch()
+
+    async def main() -> list[ipc.Reply]:
+        frontend = _frontend(tmp_path, dispatch)
+        await frontend.start()
+        reader, writer = await asyncio.open_unix_connection(f"{tmp_path}/run/b.stream")
+        writer.write(stream_frame(_request(1, "now", tx=7)))
+        await _until(lambda: dispatch.dispatched == [1])
+        (identity,) = frontend.streams()
+        frontend.stop_accepting([identity], lingering=[identity])
+        writer.write(stream_frame(_request(2, "now")) + stream_frame(_request(3, "now", tx=7)))
+        await _until(lambda: dispatch.dispatched == [1, 3])
+        assert frontend.streams_busy == 1 and frontend.lingering == {identity}
+        frontend.let_go(identity)  # its transaction is over
+        await _until(lambda: frontend.streams_busy == 0)
+        data = await asyncio.wait_for(reader.read(), 10)  # up to the broker's end of file
+        writer.close()
+        frontend.close()
+        return [ipc.unpack_reply(m) for m in MessageReader().feed(data)]
+
+    replies = asyncio.run(main())
+    assert [(r.request_id, r.status) for r in replies] == [
+        (1, ipc.Status.OK), (2, ipc.Status.NOT_PROCESSED), (3, ipc.Status.OK),
+        (ipc.GOING_AWAY_REQUEST_ID, ipc.Status.GOING_AWAY)]
+
+
+def test_a_zeromq_peer_with_an_open_transaction_is_told_only_when_let_go(tmp_path):
+    dispatch = HeldDispatch()
+    path = f"{tmp_path}/run/b.sock"
+
+    async def main() -> list[ipc.Reply]:
+        frontend = _frontend(tmp_path, dispatch)
+        await frontend.start()
+        dealer = zmq.Context.instance().socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.ROUTING_ID, b"peer-tx")
+        dealer.connect(f"ipc://{path}")
+        dealer.send(_request(1, "now", tx=7))
+        await _until(lambda: dispatch.dispatched == [1])
+        frontend.stop_accepting([b"peer-tx", b"peer-other"], lingering=[b"peer-tx"])
+        dealer.send(_request(2, "now"))  # not its transaction's: not processed
+        dealer.send(_request(3, "now", tx=7))
+        replies = []
+        while len(replies) < 3:
+            await _until(lambda: dealer.poll(0))
+            replies.append(ipc.unpack_reply(dealer.recv()))
+        frontend.let_go(b"peer-tx")
+        await _until(lambda: dealer.poll(0))
+        replies.append(ipc.unpack_reply(dealer.recv()))
+        assert dispatch.dispatched == [1, 3] and not frontend.lingering
+        dealer.close()
+        frontend.close()
+        return replies
+
+    replies = asyncio.run(main())
+    assert [(r.request_id, r.status) for r in replies] == [
+        (1, ipc.Status.OK), (2, ipc.Status.NOT_PROCESSED), (3, ipc.Status.OK),
+        (ipc.GOING_AWAY_REQUEST_ID, ipc.Status.GOING_AWAY)]
 
 
 def test_closing_without_stopping_still_removes_the_socket_files(tmp_path):

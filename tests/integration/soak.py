@@ -303,8 +303,10 @@ class Soak:
     # -- nodes ----------------------------------------------------------------------------------
 
     def restart_node(self, idx: int) -> Event:
-        """kill -9 of node ``idx``, then start it again; a slow start (a loaded machine) is
-        recorded and waited for, not fatal."""
+        """kill -9 of node ``idx``, then start it again and wait until the cluster is
+        rebalanced: until then the node holds no copy of its partitions, and the next node
+        restart would lose the data only the killed one had (one backup).  A slow start or
+        rebalance (a loaded machine) is recorded and waited for, not fatal."""
         event = Event(f"node {idx} kill -9", time.monotonic())
         self.cluster.kill_node(idx)
         try:
@@ -314,6 +316,11 @@ class Soak:
             if not self.cluster.record.nodes[idx].alive():
                 self.cluster.start_node(idx, timeout=NODE_START)
         event.ready = time.monotonic()
+        try:
+            self.cluster.await_rebalanced(idx, timeout=NODE_START)
+        except NodeStartError as exc:
+            event.detail["rebalance_error"] = str(exc)
+        event.detail["rebalanced_s"] = round(time.monotonic() - event.started, 2)
         return event
 
     # -- the run ----------------------------------------------------------------------------------

@@ -161,6 +161,42 @@ def test_a_write_is_never_re_sent_it_may_have_been_applied():
                               "write may have been applied")
 
 
+def test_a_read_of_an_open_transaction_is_never_re_sent_after_a_loss():
+    """Its transaction ended with that connection: the next broker does not hold it."""
+    hold = Hold(ChannelState(pid=7, now=0.0))
+    hold.established = True
+    ex = exchange(Call("cache_get", {"cache": "c", "key": 1, "tx": 3}, idempotent=True,
+                       hold=hold), retries=5)
+    ex.sent()
+    with pytest.raises(BrokerUnavailable) as err:
+        ex.connection_lost()
+    assert ex.state is DONE and ex.resends == 0
+    assert err.value.maybe_applied is False
+    assert str(err.value) == (f"the broker at {EP} went away during cache_get: the cursor or "
+                              "transaction it belongs to ended with that broker (not sent "
+                              "again: the next broker does not hold it)")
+
+
+def test_a_pinned_call_is_not_sent_once_the_connection_of_its_hold_ended():
+    chan = ChannelState(pid=7, now=0.0)
+    chan.connection = 3
+    hold = Hold(chan)
+    opening = exchange(Call("tx_start", {}, hold=hold))
+    opening.check_hold(chan)  # not pinned yet: it may go anywhere
+    opening.sent()
+    opening.reply_received(reply(opening), chan.connection)
+    assert hold.established and hold.connection == 3
+    ex = exchange(Call("cache_put", {"cache": "c", "key": 1, "tx": 5}, hold=hold))
+    ex.check_hold(chan)  # the same connection: sent
+    chan.connection = 4  # a new connection: maybe another broker
+    with pytest.raises(BrokerUnavailable) as err:
+        ex.check_hold(chan)
+    assert ex.state is DONE and err.value.maybe_applied is False
+    assert str(err.value) == (f"the connection to the broker at {EP} that held the cursor or "
+                              "transaction of cache_put has ended, and they with it: "
+                              "cache_put was not sent")
+
+
 def test_no_retries_means_a_read_fails_at_the_first_loss():
     ex = exchange(READ, retries=0)
     ex.sent()

@@ -218,6 +218,120 @@ def test_aio_requests_not_processed_are_sent_to_the_next_broker(restart):
     asyncio.run(asyncio.wait_for(main(), 30))
 
 
+class LingeringBroker(StoppingBroker):
+    """Stopping, as the broker does for a worker with an open transaction: what names one of
+    the socket's transactions is served, anything else answered NOT_PROCESSED (both
+    transports: the socket stays open for the transaction)."""
+
+    def _serve_one(self, peer: bytes, frame: bytes) -> None:
+        request = ipc.unpack_request(frame)
+        tx = self.txs.get(request.args.get("tx"))  # type: ignore[arg-type]
+        if not self.stopping.is_set() or (tx is not None and tx[0] == peer):
+            FakeBroker._serve_one(self, peer, frame)
+            return
+        if not self.not_processed:
+            self._take_no_new_connection()
+        self.not_processed.append(request.op)
+        self.requests.append((peer, request.op, request.args))
+        self._wire.send(peer, ipc.pack_reply(request.request_id, ipc.Status.NOT_PROCESSED,
+                                             ipc.not_processed_payload()))
+        self.told += 1
+
+
+def test_sync_a_transaction_stays_with_its_broker_while_other_requests_move(endpoint):
+    """The stopping broker serves the open transaction; the same thread's other requests go
+    to the next broker meanwhile, on a new connection (as in an in-place upgrade)."""
+    store: dict = {}
+    old = LingeringBroker(endpoint, store)
+    new: list[FakeBroker] = []
+    try:
+        client = Client(broker=endpoint, timeout=20)
+        client.connect()
+        cache = client.get_or_create_cache("c")
+        with client.tx_start() as tx:
+            cache.put("a", 1)
+            old.stopping.set()
+            starter = threading.Thread(target=lambda: (
+                _until_told(old), new.append(FakeBroker(endpoint, store=store))))
+            starter.start()
+            assert "c" in client.get_cache_names()  # not processed by the old: to the new one
+            starter.join(20)
+            cache.put("b", 2)  # the transaction's: on its own connection, to the old broker
+            tx.commit()
+        assert old.not_processed == ["cache_names"]
+        assert old.ops()[-4:] == ["cache_put", "cache_names", "cache_put", "tx_end"]
+        assert new[0].ops() == ["cache_names"]  # nothing of the transaction
+        assert cache.get_all(["a", "b"]) == {"a": 1, "b": 2}  # committed, read from the new
+        assert new[0].ops()[-1] == "cache_get_all"
+        client.close()
+    finally:
+        old.stop()
+        for broker in new:
+            broker.stop()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_a_transaction_call_never_reaches_a_broker_that_does_not_hold_it(tmp_path, flavour):
+    """The broker (and its stream connection) is gone, a new one is there: the transaction's
+    next call fails, not sent; a call of no transaction goes to the new broker."""
+    endpoint = f"unix://{tmp_path}/broker.stream"
+    store: dict = {}
+    old = FakeBroker(endpoint, store=store)
+    brokers = [old]
+
+    def restart() -> FakeBroker:
+        old.stop()
+        brokers.append(FakeBroker(endpoint, store=store))
+        return brokers[-1]
+
+    def sync() -> FakeBroker:
+        client = Client(broker=endpoint, timeout=10)
+        client.connect()
+        cache = client.get_or_create_cache("c")
+        with client.tx_start() as tx:
+            cache.put("a", 1)
+            new = restart()
+            with pytest.raises(BrokerUnavailable, match="has ended, and they with it: "
+                               "cache_put was not sent") as err:
+                cache.put("b", 2)
+            assert err.value.maybe_applied is False
+            with pytest.raises(BrokerUnavailable, match="tx_end was not sent"):
+                tx.rollback()  # its call fails the same way: nothing is sent
+        assert cache.get("a") is None  # the new broker, outside any transaction
+        client.close()
+        return new
+
+    async def aio() -> FakeBroker:
+        client = AioClient(broker=endpoint)
+        async with client.connect():
+            cache = await client.get_or_create_cache("c")
+            async with client.tx_start() as tx:
+                await cache.put("a", 1)
+                new = await asyncio.to_thread(restart)
+                await asyncio.sleep(0.2)  # the stub sees the connection's end
+                with pytest.raises(BrokerUnavailable, match="has ended, and they with it"):
+                    await cache.put("b", 2)
+                with pytest.raises(BrokerUnavailable, match="tx_end was not sent"):
+                    await tx.rollback()
+            assert await cache.get("a") is None
+        return new
+
+    try:
+        new = sync() if flavour == "sync" else asyncio.run(asyncio.wait_for(aio(), 30))
+        assert "cache_put" not in new.ops() and "tx_end" not in new.ops()
+        assert "cache_get" in new.ops()
+    finally:
+        for broker in brokers:
+            broker.stop()
+
+
+def _until_told(broker: StoppingBroker) -> None:
+    for _ in range(2000):
+        if broker.told:
+            return
+        time.sleep(0.01)
+
+
 def _zmq_peer(broker: FakeBroker, op: str) -> bytes:
     return [peer for peer, o, _ in broker.requests if o == op][-1]
 
