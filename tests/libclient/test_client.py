@@ -472,7 +472,7 @@ def test_a_connected_zmq_channel_sends_and_waits_without_pyzmq_poll(tmp_path, mo
         real_poll = zmq.Socket.poll
 
         def poll(self, *args, **kwargs):
-            if self.socket_type == zmq.DEALER:  # the stub's (the fake broker polls too)
+            if self.type == zmq.DEALER:  # the stub's (the fake broker polls too)
                 polls.append(args)
             return real_poll(self, *args, **kwargs)
 
