@@ -4,7 +4,8 @@ three in a rotating order; medians of throughput, p50, broker CPU per op and JVM
 and each broker's ratio to pyignite from the same run.
 
     .venv/bin/python -m bench.batching_ab --base-port 12700 --nodes 3 --workers 32 --workloads mix
-    .venv/bin/python -m bench.batching_ab --base-port 12700 --nodes 1 --workers 8 --workloads get,put
+    .venv/bin/python -m bench.batching_ab --base-port 12700 --nodes 1 --workers 8 \
+        --workloads get,put
 
 It prints a markdown table (and appends it to --out when given).  The run's load average is
 printed with it: on a shared machine only the same-run ratios mean much."""
