@@ -116,12 +116,17 @@ class Batcher:
         self.max_bytes = max_bytes
         self._groups: dict[tuple[Any, OpCode, bytes], _Group] = {}
         self._owner: dict[tuple[int, bytes], _Group] = {}  # (cache, key) -> its waiting group
-        self.batched = 0  # requests sent to a node inside a batch of two or more
+        #: requests sent to a node inside a batch of two or more, by their op
+        self.batched_by_op = dict.fromkeys(BATCHED_AS, 0)
         self.batches = 0  # batches sent
         self.unbatched = 0  # requests of batches that were sent again one by one
 
     def __len__(self) -> int:
         return len(self._groups)
+
+    @property
+    def batched(self) -> int:
+        return sum(self.batched_by_op.values())
 
     def send(self, call: Call) -> None:
         """What the dispatcher sends with: every waiting batch goes first (order kept)."""
@@ -183,7 +188,7 @@ class Batcher:
             self._send(group.calls[0][0])
             return
         self.batches += 1
-        self.batched += len(group.calls)
+        self.batched_by_op[group.op] += len(group.calls)
         parts = [group.prefix, _I32.pack(len(group.keys))]
         for key, rest in group.keys.items():
             parts += (key, rest)

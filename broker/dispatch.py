@@ -15,7 +15,7 @@ from protocol.ipc import Request, Status, error_payload
 
 from . import log, lookups, refusals
 from .admission import Parking, admit
-from .batching import Batcher
+from .batching import BATCHED_AS, Batcher
 from .cachechanges import CacheChanges
 from .calls import Call, ReplyCall, ReplyFn, Sender
 from .coalesce import Reads
@@ -233,6 +233,12 @@ class Dispatcher:
             return {"batched_requests": 0, "batches": 0, "unbatched_requests": 0}
         return {"batched_requests": batcher.batched, "batches": batcher.batches,
                 "unbatched_requests": batcher.unbatched}
+
+    def batched_by_op(self) -> dict[str, int]:
+        """Requests sent inside automatic batches, by the node op they were (e.g. CACHE_GET)."""
+        batcher = self.batcher
+        counts = batcher.batched_by_op if batcher is not None else dict.fromkeys(BATCHED_AS, 0)
+        return {op.name: count for op, count in counts.items()}
 
     # -- the rest of the handlers' Context ----------------------------------------------------
 

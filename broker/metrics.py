@@ -331,8 +331,10 @@ def broker_families(dispatcher: Dispatcher, frontend: Frontend | None,
     coalesced.add_metric([], dispatcher.coalesced)
     batching = dispatcher.batching_stats()
     batched = _counter("batched_requests", "single-key requests sent to a node inside an "
-                       "automatic get_all/put_all batch (limits.batch_requests)")
-    batched.add_metric([], batching["batched_requests"])
+                       "automatic get_all/put_all batch (limits.batch_requests), by node op",
+                       ["op"])
+    for op, count in dispatcher.batched_by_op().items():
+        batched.add_metric([op], count)
     batches = _counter("request_batches", "automatic batches sent to nodes")
     batches.add_metric([], batching["batches"])
     unbatched = _counter("unbatched_requests", "requests sent again one by one after the "
