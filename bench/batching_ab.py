@@ -26,11 +26,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
-from bench.run import Env, WorkerPool, _setup, measure, tree_state  # noqa: E402
-from bench.workloads import Target, forkserver_context  # noqa: E402
+from bench import floor, report  # noqa: E402
+from bench.run import (  # noqa: E402
+    Env,
+    WorkerPool,
+    _setup,
+    cpu_seconds,
+    measure,
+    sleep_until,
+    total_cpu,
+    tree_state,
+)
+from bench.workloads import KV_CACHE, Target, forkserver_context  # noqa: E402
 from broker.devcluster import DevCluster  # noqa: E402
 from broker.devcluster.brokerproc import BrokerProcess  # noqa: E402
+from protocol import ipc  # noqa: E402
 
 RUNNERS = ("pyignite", "batching on", "batching off")
 
@@ -73,6 +83,87 @@ def _cell(envs: dict[str, Env], ctx: Any, workers: int, workload: str,
     return rows
 
 
+def _distinct_keys_load(endpoint: str, sockets: int, depth: int, start_at: float,
+                        seconds: float, conn: Any) -> None:
+    """floor._pipelined_stream with distinct keys (bench-kv's 1..1000 in turn): the same key
+    every time would let a batch answer all its gets with one key read."""
+    import selectors
+
+    from protocol.ipcstream import frame
+
+    requests = [frame(ipc.pack_request(1, "cache_get", {"cache": KV_CACHE, "key": k}))
+                for k in range(1, 1001)]
+    ok = ipc.pack_reply(1, 0, None)[:4]
+    clients = [floor.StreamRaw(endpoint) for _ in range(sockets)]
+    selector = selectors.DefaultSelector()
+    turn = 0
+    for client in clients:
+        client.sock.setblocking(False)
+        selector.register(client.sock, selectors.EVENT_READ, client)
+        client.sock.sendall(b"".join(requests[turn:turn + depth]))
+        turn += depth
+    done = errors = 0
+    counting = False
+    end = start_at + seconds
+    while (now := time.monotonic()) < end:
+        if not counting and now >= start_at:
+            counting, done, errors = True, 0, 0
+        for key, _ in selector.select(0.1):
+            client = key.data
+            replies = client.reader.feed(client.sock.recv(1 << 18))
+            for reply in replies:
+                done += 1
+                errors += reply[:4] != ok
+            turn = (turn + len(replies)) % (len(requests) - 64)
+            client.sock.sendall(b"".join(requests[turn:turn + len(replies)]))
+    for client in clients:
+        client.close()
+    conn.send((done, errors))
+
+
+def _saturate(env: Env, ctx: Any, seconds: float) -> dict[str, Any]:
+    """One broker as the bottleneck: 8 unix:// connections x 16 pipelined raw cache_gets of
+    distinct keys; the broker's and the JVMs' CPU over the counted window."""
+    start_at = time.monotonic() + 1.0  # the first second warms up, uncounted
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_distinct_keys_load, daemon=True,
+                       args=(env.broker.stream_endpoint, 8, 16, start_at, seconds, child))
+    proc.start()
+    try:
+        sleep_until(start_at)
+        broker0, jvm0 = cpu_seconds(env.broker_pid), total_cpu(env.jvm_pids)
+        sleep_until(start_at + seconds)
+        broker1, jvm1 = cpu_seconds(env.broker_pid), total_cpu(env.jvm_pids)
+        done, errors = parent.recv() if parent.poll(60) else (0, 0)
+    finally:
+        proc.join(10)
+    ops = max(1, done)
+    return {"ops_per_s": done / seconds, "errors": errors,
+            "broker_cpu_us_per_op": (broker1 - broker0) * 1e6 / ops,
+            "cluster_cpu_us_per_op": (jvm1 - jvm0) * 1e6 / ops}
+
+
+def _saturation(envs: dict[str, Env], ctx: Any, args: argparse.Namespace) -> list[str]:
+    """Each broker at saturation, alternating which goes first."""
+    rows: dict[str, list[dict[str, Any]]] = {"batching on": [], "batching off": []}
+    for rep in range(args.reps):
+        for name in (list(rows) if rep % 2 == 0 else list(rows)[::-1]):
+            row = _saturate(envs[name], ctx, args.duration)
+            rows[name].append(row)
+            print(f"   saturation {name:13} rep {rep + 1}: {row['ops_per_s']:>9,.0f} ops/s "
+                  f"broker {row['broker_cpu_us_per_op']:5.1f} µs/op JVMs "
+                  f"{row['cluster_cpu_us_per_op']:6.1f} µs/op errors {row['errors']}", flush=True)
+    lines = ["| broker at saturation (8 x 16 pipelined raw cache_get, distinct keys) "
+             "| ops/s (median) [min-max] | broker CPU µs/op | JVM CPU µs/op |",
+             "|---|---|---|---|"]
+    for name, mine in rows.items():
+        ops = [row["ops_per_s"] for row in mine]
+        lines.append(f"| {name} | {statistics.median(ops):,.0f} [{min(ops):,.0f}-"
+                     f"{max(ops):,.0f}] | {_median(mine, 'broker_cpu_us_per_op'):.1f} "
+                     f"| {_median(mine, 'cluster_cpu_us_per_op'):.1f} |")
+    return lines
+
+
 def _median(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(row[key] for row in rows)
 
@@ -107,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transport", choices=("stream", "zmq"), default="stream")
     parser.add_argument("--event-loop", default="uvloop")
     parser.add_argument("--out", type=Path, help="append the table to this markdown file")
+    parser.add_argument("--saturation", action="store_true",
+                        help="also each broker at saturation (pipelined raw cache_get)")
     args = parser.parse_args(argv)
     workloads = args.workloads.split(",")
     load_before = report.loadavg()
@@ -119,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
                 "batching off": _env(args.nodes, cluster, off, args.transport)}
         envs["pyignite"] = envs["batching on"]
         _setup(envs["batching on"].target, set(workloads))
-        for workers in (int(w) for w in args.workers.split(",")):
+        for workers in (int(w) for w in args.workers.split(",") if w):
             for workload in workloads:
                 cells.append((args.nodes, workers, workload,
                               _cell(envs, ctx, workers, workload, args)))
+        saturation = _saturation(envs, ctx, args) if args.saturation else []
         stats = on.admin("show stats")
     lines = [f"### {args.nodes} node(s), W={args.workers}, {args.workloads}, "
              f"transport {args.transport}, {args.reps} reps x {args.duration:g}s",
@@ -131,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
              f"load average before {load_before}, after {report.loadavg()}; batching-on "
              f"broker: batched_requests {stats.get('batched_requests')}, batches "
              f"{stats.get('batches')}, unbatched_requests {stats.get('unbatched_requests')}",
-             "", *_table(cells), ""]
+             "", *(_table(cells) if cells else []), "", *saturation, ""]
     text = "\n".join(lines)
     print(text)
     if args.out is not None:

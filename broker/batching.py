@@ -144,15 +144,15 @@ class Batcher:
         end = key_end(body, pos)
         if end < 0 or (call.op == OpCode.CACHE_GET and end != len(body)):
             return False
+        op = call.op
         cache = call.route_cache or 0
-        key = body[pos:end]
-        rest = body[end:]
+        prefix, key, rest = body[:pos], body[pos:end], body[end:]
         group = self._owner.get((cache, key))
-        if group is not None and (group.op != OpCode.CACHE_GET or call.op != OpCode.CACHE_GET
-                                  or group.prefix != body[:pos]):
+        if group is not None and (group.op is not OpCode.CACHE_GET or op is not OpCode.CACHE_GET
+                                  or group.prefix != prefix):
             self._send_group(group)  # the key waits in another batch: that one goes first
         node = self._node(cache, body, pos)
-        slot = (node, call.op, body[:pos])
+        slot = (node, op, prefix)
         group = self._groups.get(slot)
         size = len(key) + len(rest)
         if group is not None and (len(group.keys) >= self.max_keys
@@ -160,7 +160,7 @@ class Batcher:
             self._send_group(group)
             group = None
         if group is None:
-            group = self._groups[slot] = _Group(call.op, body[:pos], cache, node)
+            group = self._groups[slot] = _Group(op, prefix, cache, node)
         if key not in group.keys:
             group.keys[key] = rest
             group.bytes += size
