@@ -1,7 +1,7 @@
 """Automatic batching (limits.batch_requests, on by default) against real nodes, over both
 transports (ZeroMQ ipc:// DEALERs and unix:// streams): many workers pipelining gets and puts
 each get exactly their own answers while the broker sends batches (show stats says so), on one
-node and on three (each batch to its keys' primary node); a get after an acknowledged put sees
+node and on three (batches grouped by the keys' primary node); a get after an acknowledged put sees
 it; requests inside a transaction are never batched; and a broker with batching off answers
 the same."""
 
@@ -160,7 +160,7 @@ def test_many_workers_pipelining_get_their_own_answers_in_batches(broker1, trans
 
 
 @pytest.mark.parametrize("transport", ["ipc", "unix"])
-def test_on_three_nodes_batches_go_to_the_keys_primaries_and_answers_stay_exact(
+def test_on_three_nodes_batches_are_sent_and_answers_stay_exact(
         broker3, transport):
     before = _batched(broker3)
     _many_workers_get_their_own(broker3, transport)
