@@ -276,3 +276,19 @@ def test_key_end_knows_the_batched_key_types_and_refuses_the_rest():
     assert key_end(encode_value([1, 2]), 0) == -1
     assert key_end(encode_value("abc")[:-1], 0) == -1  # overruns the body
     assert key_end(b"", 0) == -1
+
+
+@run
+async def test_requests_for_different_nodes_go_in_different_batches():
+    h = await Harness(1).start()
+    store = Store(h)
+    batcher = h.dispatcher.batcher
+    assert batcher is not None
+    primary = {encode_value(k): f"node-{k % 2}" for k in range(6)}
+    batcher._node = lambda cache, body, pos: primary[body[pos:]]  # type: ignore[method-assign]
+    rids = _in_one_batch(h, *(("cache_put", _put(k, k), b"a") for k in range(6)))
+    assert await _answers(h, rids) == [(Status.OK, None)] * 6
+    bodies = [body for op, _, body in h.nodes[0].requests if op == OpCode.CACHE_PUT_ALL]
+    assert len(bodies) == 2 and all(_I32.unpack_from(b, _PREFIX)[0] == 3 for b in bodies)
+    assert len(store.data) == 6
+    await h.close()
