@@ -285,7 +285,8 @@ async def test_requests_for_different_nodes_go_in_different_batches():
     batcher = h.dispatcher.batcher
     assert batcher is not None
     primary = {encode_value(k): f"node-{k % 2}" for k in range(6)}
-    batcher._node = lambda cache, body, pos: primary[body[pos:]]  # type: ignore[method-assign]
+    batcher._node = (  # type: ignore[method-assign]
+        lambda cache, body, pos: primary[body[pos:key_end(body, pos)]])
     rids = _in_one_batch(h, *(("cache_put", _put(k, k), b"a") for k in range(6)))
     assert await _answers(h, rids) == [(Status.OK, None)] * 6
     bodies = [body for op, _, body in h.nodes[0].requests if op == OpCode.CACHE_PUT_ALL]
