@@ -104,8 +104,8 @@ class BatchCall(Call):
 
 
 class Batcher:
-    """Holds the batchable calls of one front-end batch by (node, op, body before the key),
-    and sends them when the batch ends (``flush``) or earlier when order requires."""
+    """Holds the batchable calls of one front-end batch and, when it ends (``flush``), sends
+    them grouped by (node, op, body before the key); a call alone goes untouched."""
 
     def __init__(self, pool: NodePool, send: Callable[[Call], None], codec: CodecContext,
                  max_keys: int, max_bytes: int) -> None:
@@ -114,6 +114,8 @@ class Batcher:
         self._codec = codec
         self.max_keys = max_keys
         self.max_bytes = max_bytes
+        self._batch = pool.batch  # the front end's batch of work: open while requests arrive
+        self._held: list[ReplyCall] = []  # offered during the open batch, in order
         self._groups: dict[tuple[Any, OpCode, bytes], _Group] = {}
         self._owner: dict[tuple[int, bytes], _Group] = {}  # (cache, key) -> its waiting group
         #: requests sent to a node inside a batch of two or more, by their op
@@ -122,29 +124,55 @@ class Batcher:
         self.unbatched = 0  # requests of batches that were sent again one by one
 
     def __len__(self) -> int:
-        return len(self._groups)
+        return len(self._held)
 
     @property
     def batched(self) -> int:
         return sum(self.batched_by_op.values())
 
     def send(self, call: Call) -> None:
-        """What the dispatcher sends with: every waiting batch goes first (order kept)."""
-        if self._groups:
+        """What the dispatcher sends with: every held request goes first (order kept)."""
+        if self._held:
             self.flush()
         self._send(call)
 
     def offer(self, call: ReplyCall) -> bool:
         """Hold ``call`` (a CACHE_GET or CACHE_PUT, unpinned, routed by its key, with no types
-        to register) for a batch; False when it must go alone (its key type, or no batch of
-        front-end work is open)."""
-        if not self._pool.batch.active:
+        to register) until the front-end batch ends; False when no batch is open (it must go
+        alone now).  Nothing is parsed here: a request alone in its batch goes as it came."""
+        if not self._batch.active:
             return False
+        held = self._held
+        held.append(call)
+        if len(held) >= self.max_keys:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Send what was held: alone, or grouped in batches (the end of a front-end batch,
+        or before any other call)."""
+        held = self._held
+        if not held:
+            return
+        self._held = []
+        if len(held) == 1:
+            self._send(held[0])
+            return
+        for call in held:
+            if not self._group(call):
+                self._send(call)  # its key type does not batch (nor do its key's others)
+        groups = self._groups
+        while groups:
+            self._send_group(next(iter(groups.values())))
+
+    def _group(self, call: ReplyCall) -> bool:
+        """Add ``call`` to its group, sending first the group that holds its key when order
+        requires it, or its own group when full; False when its key type does not batch."""
         body, pos = call.body, call.key_pos
         end = key_end(body, pos)
-        if end < 0 or (call.op == OpCode.CACHE_GET and end != len(body)):
-            return False
         op = call.op
+        if end < 0 or (op is OpCode.CACHE_GET and end != len(body)):
+            return False
         cache = call.route_cache or 0
         prefix, key, rest = body[:pos], body[pos:end], body[end:]
         group = self._owner.get((cache, key))
@@ -173,11 +201,6 @@ class Batcher:
         if len(pool.by_node) < 2:
             return None
         return pool.topology.node_for(cache, body, pos)
-
-    def flush(self) -> None:
-        """Send every waiting batch, oldest first (the end of a front-end batch)."""
-        while self._groups:
-            self._send_group(next(iter(self._groups.values())))
 
     def _send_group(self, group: _Group) -> None:
         del self._groups[(group.node, group.op, group.prefix)]
