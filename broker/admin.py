@@ -121,6 +121,7 @@ def _show_stats(broker: Broker) -> Any:
         "in_flight": broker.dispatcher.in_flight, "parked": broker.dispatcher.parked,
         "paused": broker.dispatcher.paused,
         "coalesced_reads": broker.dispatcher.coalesced,
+        **broker.dispatcher.batching_stats(),
         "internal_errors": broker.dispatcher.internal_errors + broker.frontend.internal_errors,
         "held_request_bytes": broker.frontend.budget.held,
         "connections_refused": broker.frontend.connections_refused,

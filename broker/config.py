@@ -133,6 +133,15 @@ SETTINGS: tuple[Setting, ...] = (
             "identical concurrent reads (get, get_all, contains_key(s), outside transactions) "
             "from different workers share one cluster request; a joined read may miss a write "
             "acknowledged after the shared request was sent"),
+    Setting("limits.batch_requests", bool, True, False,
+            "single-key gets, and puts of distinct keys, outside transactions, sent by "
+            "workers in the same event-loop iteration for the same node go to it as one "
+            "get_all/put_all (only those identical but for the key: cache, flags, expiry); "
+            "each request still gets its own answer or error"),
+    Setting("limits.batch_max_keys", int, 256, False,
+            "keys in one automatic batch (limits.batch_requests) at most"),
+    Setting("limits.batch_max_bytes", int, 256 * 1024, False,
+            "bytes of keys and values in one automatic batch at most"),
     Setting("limits.worker_liveness", float, 5.0, True,
             "seconds of silence after which a worker's transactions are rolled back and its "
             "cursors closed",

@@ -10,6 +10,7 @@ from protocol import OpCode
 from protocol.binary.registry import BinaryType, CodecContext
 from protocol.ipc import Request
 
+from .batching import BATCHED_AS
 from .cachechanges import CacheChanges
 from .calls import Call, ReplyCall, ReplyFn
 from .coalesce import COALESCABLE
@@ -41,6 +42,9 @@ class Context(Protocol):
     call: Callable[[Call], None]
     #: Read coalescing: the reply to send with, or None when an identical read is in flight.
     join_identical_read: Callable[[OpCode, bytes, ReplyFn], ReplyFn | None]
+    #: Automatic batching (broker/batching.py): True when it holds the call for a batch;
+    #: None when limits.batch_requests is off.
+    offer_to_batch: Callable[[ReplyCall], bool] | None
 
     def transaction(self, worker: Worker, args: dict[str, Any]) -> Transaction | None: ...
 
@@ -77,5 +81,10 @@ def simple_call(
             return
         reply = joined
 
-    context.call(ReplyCall(op, body, idempotent, context.deadline(request), reply, parse,
-                           pinned, route_cache, key_pos, pending_types))
+    call = ReplyCall(op, body, idempotent, context.deadline(request), reply, parse, pinned,
+                     route_cache, key_pos, pending_types)
+    offer = context.offer_to_batch
+    if (offer is not None and key_pos >= 0 and pinned is None and not pending_types
+            and op in BATCHED_AS and offer(call)):
+        return
+    context.call(call)

@@ -15,8 +15,9 @@ from protocol.ipc import Request, Status, error_payload
 
 from . import log, lookups, refusals
 from .admission import Parking, admit
+from .batching import BATCHED_AS, Batcher
 from .cachechanges import CacheChanges
-from .calls import Call, ReplyFn, Sender
+from .calls import Call, ReplyCall, ReplyFn, Sender
 from .coalesce import Reads
 from .context import Handler
 from .errors import BrokerError, Overloaded, UnknownOp, brief, error_of
@@ -108,6 +109,14 @@ class Dispatcher:
         self.join_identical_read: Callable[[OpCode, bytes, ReplyFn], ReplyFn | None] = (
             self._reads.join)
         self.call: Callable[[Call], None] = Sender(pool, self.types, self.internal_error).send
+        self.batcher: Batcher | None = None
+        self.offer_to_batch: Callable[[ReplyCall], bool] | None = None
+        if self.limits.batch_requests:
+            self.batcher = Batcher(pool, self.call, self.codec, self.limits.batch_max_keys,
+                                   self.limits.batch_max_bytes)
+            self.call = self.batcher.send  # every other call sends the waiting batches first
+            self.offer_to_batch = self.batcher.offer
+            pool.batch.before_end.append(self.batcher.flush)
         self._with_codec: dict[Callable[..., Any], Callable[[Any], Any]] = {}
         self._parking = Parking(pool)
         self.latencies = Latencies()
@@ -215,6 +224,21 @@ class Dispatcher:
     @property
     def coalesced(self) -> int:
         return self._reads.coalesced
+
+    def batching_stats(self) -> dict[str, int]:
+        """Automatic batching: requests sent inside batches, batches, requests sent again one
+        by one after their batch was refused (all 0 when limits.batch_requests is off)."""
+        batcher = self.batcher
+        if batcher is None:
+            return {"batched_requests": 0, "batches": 0, "unbatched_requests": 0}
+        return {"batched_requests": batcher.batched, "batches": batcher.batches,
+                "unbatched_requests": batcher.unbatched}
+
+    def batched_by_op(self) -> dict[str, int]:
+        """Requests sent inside automatic batches, by the node op they were (e.g. CACHE_GET)."""
+        batcher = self.batcher
+        counts = batcher.batched_by_op if batcher is not None else dict.fromkeys(BATCHED_AS, 0)
+        return {op.name: count for op, count in counts.items()}
 
     # -- the rest of the handlers' Context ----------------------------------------------------
 

@@ -217,6 +217,9 @@ class Broker:
                         default_timeout=cfg.limits_request_timeout,
                         queue_wait=cfg.limits_queue_wait,
                         coalesce_reads=cfg.limits_coalesce_reads,
+                        batch_requests=cfg.limits_batch_requests,
+                        batch_max_keys=cfg.limits_batch_max_keys,
+                        batch_max_bytes=cfg.limits_batch_max_bytes,
                         **{name: cfg.get(f"limits.{name}") for name in BOUND_SETTINGS})
         dispatcher = self.dispatcher = Dispatcher(pool, workers, self.info, limits,
                                                   metrics, handlers=HANDLERS)

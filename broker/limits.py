@@ -13,6 +13,10 @@ class Limits:
     default_timeout: float = 30.0
     queue_wait: float = 5.0  # how long a request waits for a node while none is reachable
     coalesce_reads: bool = False  # identical concurrent reads share one cluster request
+    # single-key gets/puts of one event-loop iteration go to a node as one get_all/put_all
+    batch_requests: bool = True
+    batch_max_keys: int = 256
+    batch_max_bytes: int = 256 * 1024
     # bounds on what a worker may ask of a node (broker/bounds.py)
     max_page_size: int = 10_000
     max_keys_per_request: int = 100_000

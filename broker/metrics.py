@@ -330,10 +330,22 @@ def broker_families(dispatcher: Dispatcher, frontend: Frontend | None,
     types.add_metric([], len(dispatcher.types.registry))
     coalesced = _counter("coalesced_reads", "reads answered by an identical read in flight")
     coalesced.add_metric([], dispatcher.coalesced)
+    batching = dispatcher.batching_stats()
+    batched = _counter("batched_requests", "single-key requests sent to a node inside an "
+                       "automatic get_all/put_all batch (limits.batch_requests), by node op",
+                       ["op"])
+    for op, count in dispatcher.batched_by_op().items():
+        batched.add_metric([op], count)
+    batches = _counter("request_batches", "automatic batches sent to nodes")
+    batches.add_metric([], batching["batches"])
+    unbatched = _counter("unbatched_requests", "requests sent again one by one after the "
+                         "node refused their batch")
+    unbatched.add_metric([], batching["unbatched_requests"])
     internal = _counter("internal_errors", "requests answered INTERNAL (broker bugs)")
     internal.add_metric([], dispatcher.internal_errors
                         + (frontend.internal_errors if frontend is not None else 0))
-    families: list[Metric] = [in_flight, waiting, types, coalesced, internal]
+    families: list[Metric] = [in_flight, waiting, types, coalesced, batched, batches, unbatched,
+                              internal]
     if frontend is not None:
         held = _gauge("held_request_bytes", "request bytes read and not yet answered")
         held.add_metric([], frontend.budget.held)

@@ -69,16 +69,20 @@ class WriteBatch:
     (one syscall) at the end of the batch: node connections while the front end handles a
     batch of worker requests, stream workers while a node's answers are handled."""
 
-    __slots__ = ("active", "dirty")
+    __slots__ = ("active", "before_end", "dirty")
 
     def __init__(self) -> None:
         self.active = False
         self.dirty: list[Any] = []  # each has flush()
+        #: Run at the end of each batch, before the writes (broker/batching.py sends then).
+        self.before_end: list[Callable[[], None]] = []
 
     def begin(self) -> None:
         self.active = True
 
     def end(self) -> None:
+        for hook in self.before_end:
+            hook()
         self.active = False
         dirty, self.dirty = self.dirty, []
         for conn in dirty:
