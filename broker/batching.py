@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocol import OpCode, Response
-from protocol.binary.primitives import read_value
+from protocol.binary.codec import read_value
 from protocol.binary.registry import CodecContext
 from protocol.errors import RemoteProtocolError
 from protocol.ipc import Status

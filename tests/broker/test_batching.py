@@ -12,7 +12,7 @@ from typing import Any
 from broker.batching import key_end
 from broker.limits import Limits
 from protocol import OpCode, ops
-from protocol.binary.primitives import encode_value
+from protocol.binary.codec import encode_value
 from protocol.ipc import Status
 from tests.broker.fakenode import Harness, run
 
