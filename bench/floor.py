@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import itertools
 import multiprocessing
 import os
 import socket
@@ -417,6 +418,15 @@ def pipelined_load(endpoint: str, sockets: int, depth: int, start_at: float, sec
     conn.send(load(endpoint, sockets, depth, start_at, seconds))
 
 
+def _saturation_frames(keys: int = 4096) -> list[bytes]:
+    """Pre-packed cache_gets of distinct preloaded keys: gets of one key would be shared
+    (batching reads each key once per batch, coalesce_reads once in flight), not measured."""
+    from protocol import ipc
+
+    return [ipc.pack_request(1, "cache_get", {"cache": KV_CACHE, "key": key})
+            for key in range(1, keys + 1)]
+
+
 def _pipelined_stream(endpoint: str, sockets: int, depth: int, start_at: float,
                       seconds: float) -> tuple[int, int]:
     """``depth`` requests in flight on each of ``sockets`` stream connections; each reply is
@@ -426,14 +436,14 @@ def _pipelined_stream(endpoint: str, sockets: int, depth: int, start_at: float,
     from protocol import ipc
     from protocol.ipcstream import frame
 
-    request = frame(ipc.pack_request(1, "cache_get", {"cache": KV_CACHE, "key": KEY}))
+    requests = itertools.cycle([frame(f) for f in _saturation_frames()])
     ok = ipc.pack_reply(1, 0, None)[:4]
     clients = [StreamRaw(endpoint) for _ in range(sockets)]
     selector = selectors.DefaultSelector()
     for client in clients:
         client.sock.setblocking(False)
         selector.register(client.sock, selectors.EVENT_READ, client)
-        client.sock.sendall(request * depth)
+        client.sock.sendall(b"".join(next(requests) for _ in range(depth)))
     done = errors = 0
     counting = False
     end = start_at + seconds
@@ -446,7 +456,7 @@ def _pipelined_stream(endpoint: str, sockets: int, depth: int, start_at: float,
             for reply in replies:
                 done += 1
                 errors += reply[:4] != ok
-            client.sock.sendall(request * len(replies))
+            client.sock.sendall(b"".join(next(requests) for _ in replies))
     for client in clients:
         client.close()
     return done, errors
@@ -464,13 +474,13 @@ def _pipelined_zmq(endpoint: str, sockets: int, depth: int, start_at: float,
 
     context = zmq.Context()
     socks = [_dealer(endpoint, context) for _ in range(sockets)]
-    frame = ipc.pack_request(1, "cache_get", {"cache": KV_CACHE, "key": KEY})
+    frames = itertools.cycle(_saturation_frames())
     ok = ipc.pack_reply(1, 0, None)[:4]  # [version 1, id 1, status 0, ...
     poller = zmq.Poller()
     for sock in socks:
         poller.register(sock, zmq.POLLIN)
         for _ in range(depth):
-            sock.send(frame)
+            sock.send(next(frames))
     done = errors = 0
     counting = False
     end = start_at + seconds
@@ -485,7 +495,7 @@ def _pipelined_zmq(endpoint: str, sockets: int, depth: int, start_at: float,
                     break
                 done += 1
                 errors += reply[:4] != ok
-                sock.send(frame)
+                sock.send(next(frames))
     for sock in socks:
         sock.close()
     context.term()
