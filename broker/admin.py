@@ -19,6 +19,7 @@ import zmq
 
 from . import __version__, log
 from .errors import BrokerError, ConfigError
+from .memory import MemoryProbe
 from .sockets import Listeners
 
 if TYPE_CHECKING:
@@ -271,6 +272,12 @@ def _kill_client(broker: Broker, args: list[str]) -> Any:
     return {"killed": killed}
 
 
+def _memory(broker: Broker, args: list[str]) -> Any:
+    """What the broker's memory holds (broker/memory.py): for finding retention."""
+    assert broker.admin is not None
+    return broker.admin.memory.command(args)
+
+
 def _log_level(broker: Broker, args: list[str]) -> Any:
     """The level of every log line from now until the next reload or restart (which apply
     ``log.level`` again)."""
@@ -288,10 +295,11 @@ ACTIONS: dict[str, Callable[[Broker, list[str]], Any]] = {
     "drain": _drain,
     "kill-client": _kill_client,
     "log-level": _log_level,
+    "memory": _memory,
 }
 
 USAGE = ("status, show " + "|".join(SHOW) + ", " + ", ".join(ACTIONS)
-         + " (kill-client ID | --pid PID)")
+         + " (kill-client ID | --pid PID; memory [trace N|untrace|trim])")
 
 
 def answer(broker: Broker, command: str) -> dict[str, Any]:
@@ -321,6 +329,7 @@ class AdminServer:
         self._mode = mode
         self._group = group
         self.rates = Rates()
+        self.memory = MemoryProbe()
         self._sock = context.socket(zmq.REP)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, 4096)  # a command is a few words
