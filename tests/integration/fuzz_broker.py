@@ -45,6 +45,7 @@ import msgpack
 import zmq
 
 from broker import ops_admin, ops_kv, ops_query
+from broker.admin import AdminError
 from broker.admin import query as admin_query
 from broker.devcluster import DevCluster
 from broker.devcluster.brokerproc import BrokerProcess
@@ -1306,7 +1307,7 @@ class Target:
         assert self.broker is not None
         try:
             answer = admin_query(self.broker.admin_endpoint, "show stats", timeout=timeout)
-        except (TimeoutError, zmq.ZMQError):
+        except (AdminError, TimeoutError, zmq.ZMQError):  # AdminError: no answer in time
             return None
         return answer.get("result") if answer.get("ok") else None
 
@@ -1397,7 +1398,7 @@ class Watch:
         assert self.target.broker is not None
         try:
             nodes = self.target.broker.admin("show nodes")
-        except (RuntimeError, TimeoutError, zmq.ZMQError):
+        except (AdminError, RuntimeError, TimeoutError, zmq.ZMQError):
             return
         if any(n["state"] == "ready" for n in nodes):  # type: ignore[union-attr]
             self.none_ready_since = None
