@@ -181,23 +181,24 @@ class CacheChanges:
 
     def change(self, cache_id: int, deadline: float, in_flight: Callable[[int], int],
                send: Callable[[ReplyFn], None], reply: ReplyFn, owner: bytes = b"") -> None:
-        """Start or stop ``cache_id`` for ``owner`` (a worker): requests on it wait from now
-        on; once this broker has none in flight on it (``in_flight``), ``send(done)`` runs in
-        the broker-wide order (workers in turn)."""
-        if cache_id in self.changing:  # a change of the same cache runs: this one after it
-            self.changing[cache_id].append(
-                lambda: self.change(cache_id, deadline, in_flight, send, reply, owner))
-            return
-        self.changing[cache_id] = []
+        """Start or stop ``cache_id`` for ``owner`` (a worker) in the broker-wide order
+        (workers in turn, within the share of time): when its turn comes, requests on the
+        cache wait from then on, and once this broker has none in flight on it
+        (``in_flight``), ``send(done)`` runs. Requests on the cache go on while it waits for
+        its turn."""
 
-        def done(status: int, payload: Any) -> None:
-            held = self.changing.pop(cache_id, [])
-            reply(status, payload)
-            for retry in held:
-                retry()
+        def turn(finished: ReplyFn) -> None:
+            self.changing[cache_id] = []  # one change at a time: no other one holds it
 
-        self._when_idle(cache_id, deadline, in_flight,
-                        lambda: self.serial.submit(deadline, send, done, owner), done)
+            def done(status: int, payload: Any) -> None:
+                held = self.changing.pop(cache_id, [])
+                finished(status, payload)
+                for retry in held:
+                    retry()
+
+            self._when_idle(cache_id, deadline, in_flight, lambda: send(done), done)
+
+        self.serial.submit(deadline, turn, reply, owner)
 
     def _when_idle(self, cache_id: int, deadline: float, in_flight: Callable[[int], int],
                    go: Callable[[], None], done: ReplyFn) -> None:
