@@ -133,8 +133,19 @@ def _show_stats(broker: Broker) -> Any:
         "worker_errors": sum(w.errors for w in broker.workers or ()),
         "released_transactions": broker.janitor.released_transactions,
         "released_cursors": broker.janitor.released_cursors,
+        "cache_changes": _cache_changes(broker),
         "uptime_s": round(time.monotonic() - broker.started_at, 1),
     }
+
+
+def _cache_changes(broker: Broker) -> dict[str, Any]:
+    """Cache starts and stops (broker/cachechanges.py): the seconds they held the cluster,
+    how often the next one waited for their share of time, those paced per worker, refused."""
+    assert broker.dispatcher is not None
+    changes = broker.dispatcher.cache_lifecycle
+    return {"held_s": round(changes.serial.held_seconds, 2),
+            "waited_for_share": changes.serial.waits, "paced": changes.paced,
+            "refused": changes.refused}
 
 
 def _show_config(broker: Broker) -> Any:
