@@ -288,6 +288,37 @@ def test_a_huge_decimal_is_refused_without_freezing_the_broker(broker, stream):
     _neighbour_works(broker)
 
 
+@pytest.mark.parametrize("transport", ["unix", "ipc"])
+def test_a_singleton_list_of_two_items_never_reaches_the_node(broker, transport):
+    """Was (1,000,000-input fuzz run, both transports): a SINGLETON_LIST COLLECTION of two
+    items in a cache_put_if_absent made the node fail to parse the request and close the
+    connection every worker shares (a write of another worker on it: "may have been
+    applied")."""
+    lost = _stats(broker)["node_connections_lost"]
+    request = ipc.pack_request(1, "cache_put_if_absent", {
+        "cache": "isolation-neighbour", "key": 2, "value": Collection(5, [1, 2])})
+    if transport == "unix":
+        client = Stream(broker.stream_endpoint)
+        try:
+            reply = client.ask(request)
+        finally:
+            client.close()
+    else:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, 20000)
+        sock.connect(broker.endpoint)
+        try:
+            sock.send(request)
+            reply = ipc.unpack_reply(sock.recv())
+        finally:
+            sock.close()
+    assert reply.status == ipc.Status.BAD_REQUEST
+    assert "SINGLETON_LIST" in reply.payload["message"]
+    _neighbour_works(broker)
+    assert _stats(broker)["node_connections_lost"] == lost
+
+
 def test_a_collection_of_an_unknown_kind_never_reaches_the_node(broker, stream):
     """Was: a COLLECTION of kind 127 made the node close the connection every worker shares."""
     lost = _stats(broker)["node_connections_lost"]

@@ -24,6 +24,7 @@ from protocol.binary.values import (
     COLLECTION_KINDS,
     BinaryObject,
     Collection,
+    CollectionKind,
     Map,
     ObjectArray,
     Typed,
@@ -584,6 +585,17 @@ def test_the_error_names_the_field() -> None:
         ops.cache_create_with_configuration({0: "x", 401: 5}, version=V170)
     with pytest.raises(LocalProtocolError, match="collection kind"):
         encode_value(Collection(127, []))
+
+
+def test_a_singleton_list_of_more_than_one_item_is_refused() -> None:
+    """Was (1,000,000-input fuzz run): a node read it into a one-element list, failed to parse
+    the request ("Element already added to singleton list") and closed the connection."""
+    singleton = CollectionKind.SINGLETON_LIST
+    with pytest.raises(LocalProtocolError, match="SINGLETON_LIST"):
+        encode_value(Collection(singleton, [1, 2]))
+    for items in ([], [1]):
+        assert decode_value(encode_value(Collection(singleton, items))) == \
+            Collection(singleton, items)
 
 
 @pytest.mark.parametrize("ttl", [-2, -1, 0, 1, 2**63 - 1])
