@@ -136,6 +136,15 @@ class Serial:
             self._busy = False
             raise
 
+    def expire(self, now: float) -> None:
+        """Answer the waiting requests whose deadline has passed (the janitor's sweep: a
+        change in flight to a node that does not answer holds the turn until its own
+        deadline, and those waiting behind it must not outlive theirs)."""
+        for reply in self._take_expired(now):
+            error = DeadlineExceeded("the request's deadline passed while it waited for "
+                                     "other cache starts and stops (it was not sent)")
+            reply(error.status, error_of(error))
+
     def _take_expired(self, now: float) -> list[ReplyFn]:
         """Take the waiting requests whose deadline has passed: their replies."""
         expired: list[ReplyFn] = []

@@ -96,6 +96,7 @@ class Janitor:
 
     def sweep(self, now: float) -> None:
         self._dispatcher.expire_parked(now)
+        self._dispatcher.cache_lifecycle.serial.expire(now)
         if self.frontend is not None:
             self.frontend.close_stalled(now, self.stalled_timeout)
             self._give_back_memory(self.frontend.budget, now)

@@ -241,3 +241,16 @@ async def _cache_changes_share(monkeypatch: pytest.MonkeyPatch) -> None:
     serial._next()
     assert sent == ["a", "b"] and serial.held_seconds == pytest.approx(1.0)
     assert serial._timer is None
+
+
+def test_cache_changes_waiting_behind_an_unanswered_one_are_answered_at_their_deadline():
+    """Was (1,000,000-input fuzz run, a hung cluster): starts and stops waiting behind one sent
+    to a node that never answered were only looked at when it ended, after their deadlines."""
+    serial = Serial()
+    dones: list[object] = []
+    answers: list[int] = []
+    serial.submit(time.monotonic() + 60, dones.append, lambda status, payload: None)
+    serial.submit(time.monotonic() + 0.01, dones.append,
+                  lambda status, payload: answers.append(status), b"other")
+    serial.expire(time.monotonic() + 1)  # the janitor's sweep, the first still unanswered
+    assert answers == [Status.DEADLINE_EXCEEDED] and len(dones) == 1 and len(serial) == 1
