@@ -1675,6 +1675,8 @@ class TransportRun:
             record["log_tail"] = target.broker.log()[-1500:]
         dead = target.dead_nodes()
         record["dead_nodes"] = dead
+        if dead:  # why a JVM went (heap, failure handler): gone with the cluster otherwise
+            record["node_logs"] = target.node_log_tails(6000)
         suspects = list(in_flight)
         if dead:
             recent = {i for t, i, _ in campaign.tally.suspicious if t > time.monotonic() - 10}
