@@ -19,6 +19,7 @@ import zmq
 
 from . import __version__, log
 from .errors import BrokerError, ConfigError
+from .memory import MemoryProbe
 from .sockets import Listeners
 
 if TYPE_CHECKING:
@@ -133,8 +134,19 @@ def _show_stats(broker: Broker) -> Any:
         "worker_errors": sum(w.errors for w in broker.workers or ()),
         "released_transactions": broker.janitor.released_transactions,
         "released_cursors": broker.janitor.released_cursors,
+        "cache_changes": _cache_changes(broker),
         "uptime_s": round(time.monotonic() - broker.started_at, 1),
     }
+
+
+def _cache_changes(broker: Broker) -> dict[str, Any]:
+    """Cache starts and stops (broker/cachechanges.py): the seconds they held the cluster,
+    how often the next one waited for their share of time, those paced per worker, refused."""
+    assert broker.dispatcher is not None
+    changes = broker.dispatcher.cache_lifecycle
+    return {"held_s": round(changes.serial.held_seconds, 2),
+            "waited_for_share": changes.serial.waits, "paced": changes.paced,
+            "refused": changes.refused}
 
 
 def _show_config(broker: Broker) -> Any:
@@ -273,6 +285,12 @@ def _kill_client(broker: Broker, args: list[str]) -> Any:
     return {"killed": killed}
 
 
+def _memory(broker: Broker, args: list[str]) -> Any:
+    """What the broker's memory holds (broker/memory.py): for finding retention."""
+    assert broker.admin is not None
+    return broker.admin.memory.command(args)
+
+
 def _log_level(broker: Broker, args: list[str]) -> Any:
     """The level of every log line from now until the next reload or restart (which apply
     ``log.level`` again)."""
@@ -290,10 +308,11 @@ ACTIONS: dict[str, Callable[[Broker, list[str]], Any]] = {
     "drain": _drain,
     "kill-client": _kill_client,
     "log-level": _log_level,
+    "memory": _memory,
 }
 
 USAGE = ("status, show " + "|".join(SHOW) + ", " + ", ".join(ACTIONS)
-         + " (kill-client ID | --pid PID)")
+         + " (kill-client ID | --pid PID; memory [trace N|untrace|trim])")
 
 
 def answer(broker: Broker, command: str) -> dict[str, Any]:
@@ -323,6 +342,7 @@ class AdminServer:
         self._mode = mode
         self._group = group
         self.rates = Rates()
+        self.memory = MemoryProbe()
         self._sock = context.socket(zmq.REP)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, 4096)  # a command is a few words

@@ -105,7 +105,7 @@ FIELD_TYPE_CODES = frozenset(c.value for c in TypeCode if 0 < c.value <= TypeCod
 BOUND_SETTINGS = ("max_page_size", "max_keys_per_request", "max_transactions_per_worker",
                   "max_cursors_per_worker", "node_max_active_tx_per_connection",
                   "node_max_open_cursors_per_connection", "cache_changes_per_second",
-                  "cache_changes_burst")
+                  "cache_changes_burst", "cache_changes_duty", "cache_changes_hold_burst")
 
 _MISSING = object()
 

@@ -1,6 +1,7 @@
-"""Cache starts and stops: one at a time for the whole broker, a rate per worker, each alone on
-its cache (requests on the cache wait while it runs, and it waits for those in flight), and the
-caches known to exist, whose get-or-create starts nothing and so waits for none of this.
+"""Cache starts and stops: one at a time for the whole broker, workers in turn, a rate per
+worker, a share of the time for all of them together, each alone on its cache (requests on the
+cache wait while it runs, and it waits for those in flight), and the caches known to exist,
+whose get-or-create starts nothing and so waits for none of this.
 
 Each start or stop is a cluster-wide partition map exchange that holds every other worker's
 cache operations until it ends: a worker creating and destroying caches in a loop made the
@@ -24,6 +25,11 @@ _monotonic = time.monotonic
 
 #: Seconds between looks at a cache's requests in flight while a start or stop waits for them.
 _IDLE_POLL = 0.005
+#: Seconds between looks at the waiting starts and stops (their deadlines) while they wait for
+#: the credit of cluster holding time.
+_CREDIT_POLL = 0.25
+#: Owners whose use of the cluster's time is remembered beyond those waiting.
+_TRACKED_OWNERS = 4096
 #: Cache ids remembered as existing (4 bytes of id each, plus the dict's own cost).
 KNOWN_CACHES = 10_000
 #: Workers whose rate state is kept beyond those with a spent bucket (a full bucket is the
@@ -32,56 +38,137 @@ _TRACKED_WORKERS = 4096
 
 
 class Serial:
-    """Requests that must not overlap: one in flight for the whole broker, the others waiting
-    in order within their deadlines."""
+    """Requests that must not overlap: one in flight for the whole broker; the waiting ones
+    taken by owner, the owner whose requests held the cluster least so far first, owners in
+    turn among equals (a worker's queue of them cannot hold another worker's one back), each
+    within its deadline. Together they may hold the cluster ``duty`` of the time, after
+    ``burst`` seconds of it at once: each runs when the credit (seconds of holding, refilled
+    at ``duty`` per second up to ``burst``) is above 0 and is charged what it took."""
 
-    __slots__ = ("_busy", "_waiting")
+    __slots__ = ("_busy", "_credit", "_credit_at", "_queues", "_timer", "_used", "burst",
+                 "duty", "held_seconds", "waits")
 
-    def __init__(self) -> None:
+    def __init__(self, duty: float = 1.0, burst: float = float("inf")) -> None:
+        self.duty = duty
+        self.burst = burst
         self._busy = False
-        self._waiting: deque[tuple[float, Callable[[ReplyFn], None], ReplyFn]] = deque()
+        #: owner -> its requests waiting, (deadline, send, reply); in turn order
+        self._queues: OrderedDict[bytes, deque[tuple[float, Callable[[ReplyFn], None],
+                                                     ReplyFn]]] = OrderedDict()
+        self._credit = burst
+        self._credit_at = _monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        self.held_seconds = 0.0  # what the changes sent took, in all
+        self._used: dict[bytes, float] = {}  # owner -> what its changes took, in all
+        self.waits = 0  # times the next one waited for credit
 
     def __len__(self) -> int:
-        return len(self._waiting) + self._busy
+        return sum(map(len, self._queues.values())) + self._busy
 
-    def submit(self, deadline: float, send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
+    def submit(self, deadline: float, send: Callable[[ReplyFn], None], reply: ReplyFn,
+               owner: bytes = b"") -> None:
         """``send(done)`` issues the request; ``done`` is its reply, which lets the next go."""
-        self._waiting.append((deadline, send, reply))
-        if not self._busy:
+        self._queues.setdefault(owner, deque()).append((deadline, send, reply))
+        if not self._busy and self._timer is None:
             self._next()
 
+    def _take(self) -> tuple[bytes, tuple[float, Callable[[ReplyFn], None], ReplyFn]]:
+        """The oldest request of the waiting owner whose changes held the cluster least so
+        far (the first in turn among equals); that owner goes to the back of the turn."""
+        used = self._used
+        owner = min(self._queues, key=lambda o: used.get(o, 0.0))
+        queue = self._queues[owner]
+        entry = queue.popleft()
+        if queue:
+            self._queues.move_to_end(owner)
+        else:
+            del self._queues[owner]
+        return owner, entry
+
+    def _charge(self, owner: bytes, took: float) -> None:
+        self.held_seconds += took
+        self._refill(_monotonic())
+        self._credit -= took
+        used = self._used
+        used[owner] = used.get(owner, 0.0) + took
+        if len(used) > _TRACKED_OWNERS:  # forget the owners that wait for nothing
+            for idle in [o for o in used if o not in self._queues]:
+                del used[idle]
+
+    def _refill(self, now: float) -> float:
+        self._credit = min(self.burst, self._credit + (now - self._credit_at) * self.duty)
+        self._credit_at = now
+        return self._credit
+
     def _next(self) -> None:
-        while self._waiting:
-            deadline, send, reply = self._waiting.popleft()
-            if _monotonic() >= deadline:
+        self._timer = None
+        while self._queues and not self._busy and self._timer is None:
+            now = _monotonic()
+            expired = self._take_expired(now)
+            if expired:  # their replies may submit more: look at the state again
                 error = DeadlineExceeded("the request's deadline passed while it waited for "
-                                         "another cache start or stop (it was not sent)")
-                reply(error.status, error_of(error))
+                                         "other cache starts and stops (it was not sent)")
+                for reply in expired:
+                    reply(error.status, error_of(error))
                 continue
-            self._busy = True
+            if self._refill(now) <= 0:  # look again when credit is back (or deadlines pass)
+                self.waits += 1
+                self._timer = asyncio.get_running_loop().call_later(
+                    min(_CREDIT_POLL, -self._credit / self.duty), self._next)
+                return
+            owner, (_, send, reply) = self._take()
+            self._send(owner, send, reply)
 
-            def finished(status: int, payload: Any, reply: ReplyFn = reply) -> None:
-                reply(status, payload)
-                self._busy = False
-                self._next()
+    def _send(self, owner: bytes, send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
+        self._busy = True
+        began = _monotonic()
 
-            try:
-                send(finished)
-            except BaseException:
-                self._busy = False
-                raise
-            return
+        def finished(status: int, payload: Any) -> None:
+            self._charge(owner, _monotonic() - began)
+            reply(status, payload)
+            self._busy = False
+            self._next()
+
+        try:
+            send(finished)
+        except BaseException:
+            self._busy = False
+            raise
+
+    def expire(self, now: float) -> None:
+        """Answer the waiting requests whose deadline has passed (the janitor's sweep: a
+        change in flight to a node that does not answer holds the turn until its own
+        deadline, and those waiting behind it must not outlive theirs)."""
+        for reply in self._take_expired(now):
+            error = DeadlineExceeded("the request's deadline passed while it waited for "
+                                     "other cache starts and stops (it was not sent)")
+            reply(error.status, error_of(error))
+
+    def _take_expired(self, now: float) -> list[ReplyFn]:
+        """Take the waiting requests whose deadline has passed: their replies."""
+        expired: list[ReplyFn] = []
+        for owner in [o for o, q in self._queues.items() if any(e[0] <= now for e in q)]:
+            queue = self._queues[owner]
+            expired += [reply for deadline, _, reply in queue if deadline <= now]
+            kept = deque(e for e in queue if e[0] > now)
+            if kept:
+                self._queues[owner] = kept
+            else:
+                del self._queues[owner]
+        return expired
 
 
 class CacheChanges:
     """The gate every cache start or stop passes: ``reserve`` charges the worker's bucket
     (``rate`` per second after a ``burst``: beyond it the worker's starts wait their turn, a
-    burst of them at most), ``serial`` runs them one at a time."""
+    burst of them at most), ``serial`` runs them one at a time, workers in turn, holding the
+    cluster ``duty`` of the time at most after ``hold_burst`` seconds at once."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, duty: float = 1.0,
+                 hold_burst: float = float("inf")) -> None:
         self.rate = rate
         self.burst = max(1, burst)
-        self.serial = Serial()
+        self.serial = Serial(duty, hold_burst)
         self.refused = 0
         self.paced = 0  # starts and stops that waited for their worker's turn
         self._known: OrderedDict[int, None] = OrderedDict()
@@ -101,23 +188,25 @@ class CacheChanges:
         return True
 
     def change(self, cache_id: int, deadline: float, in_flight: Callable[[int], int],
-               send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
-        """Start or stop ``cache_id``: requests on it wait from now on; once this broker has
-        none in flight on it (``in_flight``), ``send(done)`` runs in the broker-wide order."""
-        if cache_id in self.changing:  # a change of the same cache runs: this one after it
-            self.changing[cache_id].append(
-                lambda: self.change(cache_id, deadline, in_flight, send, reply))
-            return
-        self.changing[cache_id] = []
+               send: Callable[[ReplyFn], None], reply: ReplyFn, owner: bytes = b"") -> None:
+        """Start or stop ``cache_id`` for ``owner`` (a worker) in the broker-wide order
+        (workers in turn, within the share of time): when its turn comes, requests on the
+        cache wait from then on, and once this broker has none in flight on it
+        (``in_flight``), ``send(done)`` runs. Requests on the cache go on while it waits for
+        its turn."""
 
-        def done(status: int, payload: Any) -> None:
-            held = self.changing.pop(cache_id, [])
-            reply(status, payload)
-            for retry in held:
-                retry()
+        def turn(finished: ReplyFn) -> None:
+            self.changing[cache_id] = []  # one change at a time: no other one holds it
 
-        self._when_idle(cache_id, deadline, in_flight,
-                        lambda: self.serial.submit(deadline, send, done), done)
+            def done(status: int, payload: Any) -> None:
+                held = self.changing.pop(cache_id, [])
+                finished(status, payload)
+                for retry in held:
+                    retry()
+
+            self._when_idle(cache_id, deadline, in_flight, lambda: send(done), done)
+
+        self.serial.submit(deadline, turn, reply, owner)
 
     def _when_idle(self, cache_id: int, deadline: float, in_flight: Callable[[int], int],
                    go: Callable[[], None], done: ReplyFn) -> None:

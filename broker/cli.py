@@ -186,6 +186,8 @@ _ADMIN_VERBS = {
                    "kill-client ID | kill-client --pid PID",
     "log-level": "the log level from now until the next reload or restart: "
                  "debug|info|warning|error",
+    "memory": "what the broker's memory holds, for finding retention: "
+              "memory [trace FRAMES|untrace|trim]",
 }
 
 
@@ -202,6 +204,8 @@ def _add_admin_parser(sub: Any) -> None:
                 "nodes", "clients", "stats", "topology", "config", "registry", "version"))
         elif verb == "log-level":
             p.add_argument("words", nargs=1, metavar="LEVEL", choices=tuple(log.LEVELS))
+        elif verb == "memory":
+            p.add_argument("words", nargs="*", metavar="trace FRAMES|untrace|trim")
         elif verb == "kill-client":
             target = p.add_mutually_exclusive_group(required=True)
             target.add_argument("client", nargs="?", metavar="ID", help="from show clients")

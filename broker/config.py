@@ -169,6 +169,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limits.cache_changes_burst", int, 50, False,
             "cache starts and stops one worker may make at once before "
             "limits.cache_changes_per_second applies"),
+    Setting("limits.cache_changes_duty", float, 0.1, False,
+            "the share of time the cache starts and stops of all workers together may hold "
+            "the cluster (each holds every cache operation while it runs); beyond, they wait, "
+            "workers in turn, within their deadlines"),
+    Setting("limits.cache_changes_hold_burst", float, 10.0, False,
+            "seconds of cache starts and stops the broker may send at once before "
+            "limits.cache_changes_duty applies"),
     Setting("limits.node_max_active_tx_per_connection", int, 100, False,
             "the nodes' ThinClientConfiguration.maxActiveTxPerConnection: the broker spreads "
             "transactions over its node connections to stay below it"),
@@ -396,6 +403,9 @@ def _validate(values: dict[str, Any]) -> None:
             if value < 0 or (value == 0 and setting.name not in _MAY_BE_ZERO):
                 least = "0 or more" if setting.name in _MAY_BE_ZERO else "more than 0"
                 raise ConfigError(f"{setting.name} must be {least}, got {value!r}")
+    if values["limits.cache_changes_duty"] > 1:
+        raise ConfigError("limits.cache_changes_duty is a share of time: at most 1, got "
+                          f"{values['limits.cache_changes_duty']!r}")
     for name in ("broker.socket_mode", "broker.admin_socket_mode"):
         if not 0 <= values[name] <= 0o777:
             raise ConfigError(f"{name} must be a file mode (0o000..0o777), got {values[name]!r}")

@@ -103,7 +103,9 @@ class Dispatcher:
         self.codec: CodecContext = self.types.codec
         pool.topology.codec = self.codec
         self.cache_lifecycle = CacheChanges(self.limits.cache_changes_per_second,
-                                            self.limits.cache_changes_burst)
+                                            self.limits.cache_changes_burst,
+                                            self.limits.cache_changes_duty,
+                                            self.limits.cache_changes_hold_burst)
         self.cache_id: Callable[[dict[str, Any]], int] = lookups.CacheIds().of
         self._reads = Reads()
         self.join_identical_read: Callable[[OpCode, bytes, ReplyFn], ReplyFn | None] = (

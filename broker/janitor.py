@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -95,6 +96,7 @@ class Janitor:
 
     def sweep(self, now: float) -> None:
         self._dispatcher.expire_parked(now)
+        self._dispatcher.cache_lifecycle.serial.expire(now)
         if self.frontend is not None:
             self.frontend.close_stalled(now, self.stalled_timeout)
             self._give_back_memory(self.frontend.budget, now)
@@ -110,8 +112,9 @@ class Janitor:
         """Return freed heap to the system (glibc keeps it otherwise, and RSS stays at its
         peak): after a burst of big requests has been answered, and when RSS has grown
         since the last look (many connections come and gone, e.g. ZeroMQ peers' pipes), and
-        once whenever the broker is found quiet (what a busy spell freed: without it, RSS
-        after a load stayed near the level of the last trim during it)."""
+        once whenever the broker is found quiet, after a full garbage collection (what a busy
+        spell freed: without it, RSS after a load stayed near the level of the last trim
+        during it)."""
         if budget.peak >= _TRIM_AFTER_BYTES and budget.held < budget.peak // 4:
             budget.reset_peak()
             trim_heap()
@@ -120,6 +123,9 @@ class Janitor:
         self._next_rss_check = now + _RSS_CHECK_INTERVAL
         quiet = self._dispatcher.in_flight == 0
         rss = resident_bytes()
+        if quiet and not self._trimmed_quiet:
+            gc.collect()  # cyclic garbage of the busy spell: a quiet broker allocates too
+            # little for the collector's thresholds to run it, and what it frees can go back
         if rss > self._rss_after_trim + _TRIM_AFTER_BYTES or (quiet and not self._trimmed_quiet):
             trim_heap()
             self._rss_after_trim = resident_bytes()

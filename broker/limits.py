@@ -26,3 +26,7 @@ class Limits:
     node_max_open_cursors_per_connection: int = 128  # Ignite's ClientConnectorConfiguration
     cache_changes_per_second: float = 1.0  # cache starts and stops per worker (cachechanges.py)
     cache_changes_burst: int = 50
+    #: the share of time cache starts and stops of all workers together may hold the cluster,
+    #: after cache_changes_hold_burst seconds of it at once (cachechanges.Serial)
+    cache_changes_duty: float = 0.1
+    cache_changes_hold_burst: float = 10.0

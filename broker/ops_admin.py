@@ -110,7 +110,7 @@ def _in_turn(context: Context, worker: Worker, request: Request, cid: int,
     changes = context.cache_lifecycle
     deadline = context.deadline(request)
     wait = changes.reserve(worker.session, deadline)
-    args = (cid, deadline, context.pool.requests_on, send, reply)
+    args = (cid, deadline, context.pool.requests_on, send, reply, worker.session)
     if wait:
         asyncio.get_running_loop().call_later(wait, changes.change, *args)
     else:

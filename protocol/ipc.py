@@ -364,9 +364,16 @@ def unpack(data: bytes) -> Any:
     try:
         obj = _unpackb(data, raw=False, strict_map_key=False, ext_hook=_EXT_HOOK)
     except Exception as exc:
-        raise _unpack_error(exc) from exc
+        raise _unpack_error(exc) from _cause(exc)
     check_nesting(obj)
     return obj
+
+
+def _cause(exc: Exception) -> Exception | None:
+    """What _unpack_error(exc) is raised from: ``exc``, unless it is that error itself (an
+    exception that is its own cause is a reference cycle, kept with its traceback's frames,
+    the message's bytes among them, until the cyclic collector runs)."""
+    return None if isinstance(exc, IpcError) else exc
 
 
 def _unpack_error(exc: Exception) -> IpcError:
@@ -505,7 +512,7 @@ def unpack_request(frame: bytes) -> Request:
     try:  # inlined: this is the broker's hot path
         msg = _unpackb(frame, raw=False, strict_map_key=False, ext_hook=_EXT_HOOK)
     except Exception as exc:
-        raise _unpack_error(exc) from exc
+        raise _unpack_error(exc) from _cause(exc)
     if not isinstance(msg, list) or len(msg) != 5:
         raise IpcError("a request must be a 5-element array [version, id, op, deadline_ms, args]")
     version, request_id, op, deadline_ms, args = msg
@@ -570,7 +577,7 @@ def unpack_reply(frame: bytes) -> Reply:
         msg = _unpackb(frame, raw=False, strict_map_key=False, ext_hook=_LENIENT_EXT_HOOKS[1],
                        unicode_errors=_SURROGATES)
     except Exception as exc:
-        raise _unpack_error(exc) from exc
+        raise _unpack_error(exc) from _cause(exc)
     if not isinstance(msg, list) or len(msg) != 4 or msg[0] != IPC_VERSION:
         raise IpcError("a reply must be a 4-element array [version, id, status, payload]")
     _, request_id, status, payload = msg

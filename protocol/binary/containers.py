@@ -71,6 +71,11 @@ def _write_collection(buf: bytearray, value: object, enc: Encoder) -> None:
     else:
         raise LocalProtocolError(f"a COLLECTION must be a Collection, got {type(value).__name__}")
     buf += _HEAD_W.pack(T.COLLECTION, len(items), one_of(kind, COLLECTION_KINDS, "collection kind"))
+    if kind == CollectionKind.SINGLETON_LIST and len(items) > 1:
+        # a node reads it into a one-element list: a second item fails the request's parsing
+        # (IllegalStateException), and the node then closes the connection
+        raise LocalProtocolError(
+            f"a SINGLETON_LIST collection holds one item at most, got {len(items)}")
     write = enc.write
     for x in items:
         write(buf, x)

@@ -4,10 +4,12 @@ a node's error message may show a worker."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
+from broker import cachechanges
 from broker.budget import MemoryBudget, ReplySizes
 from broker.cachechanges import Serial
 from broker.dispatch import Dispatcher
@@ -170,3 +172,84 @@ def test_a_cache_start_that_fails_to_send_does_not_block_the_next():
 
 def _raise_runtime(done: object) -> None:
     raise RuntimeError("send failed")
+
+
+def test_one_workers_waiting_cache_changes_do_not_hold_back_anothers():
+    serial = Serial()
+    sent: list[str] = []
+    dones: list[object] = []
+
+    def send_as(name: str):
+        def send(done):
+            sent.append(name)
+            dones.append(done)
+        return send
+
+    far = time.monotonic() + 60
+    for i in range(4):  # a churning worker queues four
+        serial.submit(far, send_as(f"hostile{i}"), lambda status, payload: None, b"hostile")
+    serial.submit(far, send_as("good"), lambda status, payload: None, b"good")
+    assert sent == ["hostile0"]  # sent before good asked
+    dones[0](Status.OK, None)
+    assert sent == ["hostile0", "good"]  # hostile's other three waited longer: good goes first
+    dones[1](Status.OK, None)
+    assert sent == ["hostile0", "good", "hostile1"]
+    dones[2](Status.OK, None)
+    assert sent[-1] == "hostile2"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_changes_hold_the_cluster_at_most_their_share(monkeypatch):
+    asyncio.run(_cache_changes_share(monkeypatch))
+
+
+async def _cache_changes_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(cachechanges, "_monotonic", clock)
+    serial = Serial(duty=0.1, burst=0.2)
+    sent: list[str] = []
+    dones: list[object] = []
+    answers: list[tuple[str, int]] = []
+
+    def submit(name: str, deadline: float) -> None:
+        def send(done):
+            sent.append(name)
+            dones.append(done)
+        serial.submit(deadline, send, lambda status, payload: answers.append((name, status)),
+                      name.encode())
+
+    submit("a", clock.now + 60)
+    submit("b", clock.now + 60)
+    submit("c", clock.now + 5)  # its deadline passes while it waits for the share
+    assert sent == ["a"]
+    clock.now += 1.0  # "a" held the cluster 1 s: 0.8 s over its credit, 8 s at a 10% share
+    dones[0](Status.OK, None)
+    assert sent == ["a"] and serial.waits == 1
+    clock.now += 7.9
+    serial._next()  # what the timer does
+    assert sent == ["a"]
+    assert answers == [("a", Status.OK), ("c", Status.DEADLINE_EXCEEDED)]  # not sent
+    clock.now += 0.2
+    serial._next()
+    assert sent == ["a", "b"] and serial.held_seconds == pytest.approx(1.0)
+    assert serial._timer is None
+
+
+def test_cache_changes_waiting_behind_an_unanswered_one_are_answered_at_their_deadline():
+    """Was (1,000,000-input fuzz run, a hung cluster): starts and stops waiting behind one sent
+    to a node that never answered were only looked at when it ended, after their deadlines."""
+    serial = Serial()
+    dones: list[object] = []
+    answers: list[int] = []
+    serial.submit(time.monotonic() + 60, dones.append, lambda status, payload: None)
+    serial.submit(time.monotonic() + 0.01, dones.append,
+                  lambda status, payload: answers.append(status), b"other")
+    serial.expire(time.monotonic() + 1)  # the janitor's sweep, the first still unanswered
+    assert answers == [Status.DEADLINE_EXCEEDED] and len(dones) == 1 and len(serial) == 1

@@ -15,6 +15,7 @@ did.  Traffic stays on this machine (Unix sockets; the nodes on 127.0.0.1).
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import dataclasses
 import decimal
@@ -22,11 +23,13 @@ import itertools
 import json
 import math
 import multiprocessing
+import os
 import random
 import select
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import sys
 import tempfile
@@ -42,6 +45,7 @@ import msgpack
 import zmq
 
 from broker import ops_admin, ops_kv, ops_query
+from broker.admin import AdminError
 from broker.admin import query as admin_query
 from broker.devcluster import DevCluster
 from broker.devcluster.brokerproc import BrokerProcess
@@ -66,6 +70,9 @@ from protocol.ipcstream import MessageReader, Oversized, frame, stream_path
 OPS: tuple[str, ...] = tuple(sorted({*ops_kv.HANDLERS, *ops_query.HANDLERS, *ops_admin.HANDLERS}))
 
 HOSTILE_CACHES = tuple(f"fuzz-{i}" for i in range(4))
+#: Ops that may start or stop a cache (a partition map exchange that holds every cache
+#: operation of the cluster while it runs).
+CACHE_CHANGE_OPS = frozenset({"cache_create", "cache_get_or_create", "cache_destroy"})
 TYPE_NAMES = ("FuzzType0", "FuzzType1", "FuzzEnum0")
 STATUS_NAMES = {int(s): s.name for s in ipc.Status}
 REQUEST_DEADLINE_S = 10.0  # hostile requests carry now + this as their deadline
@@ -770,6 +777,9 @@ class Tally:
         self.max_error_ratio: tuple[float, dict[str, Any] | None] = (0.0, None)
         self.max_reply_bytes = 0
         self.suspicious: deque[tuple[float, int, str]] = deque(maxlen=4000)
+        #: (sent, answered) on the monotonic clock of every cache start or stop a node did
+        #: (answered OK): the well-behaved worker's slow requests are compared with them.
+        self.cache_changes: list[tuple[float, float]] = []
 
     def on_sent(self, inp: Input, size: int) -> None:
         with self.lock:
@@ -794,6 +804,8 @@ class Tally:
             if reply.status in (ipc.Status.CLUSTER_UNAVAILABLE, ipc.Status.SERVER_ERROR,
                                 ipc.Status.DEADLINE_EXCEEDED):
                 self.suspicious.append((time.monotonic(), inp.index, status))
+            if reply.status == ipc.Status.OK and inp.op in CACHE_CHANGE_OPS:
+                self.cache_changes.append((pending.sent, time.monotonic()))
         if reply.status == ipc.Status.INTERNAL:
             self.fail("internal", inp, message=_message(reply.payload),
                       matched="by id" if size else "by order (the input is a guess)")
@@ -1052,6 +1064,7 @@ def _zmq_special(special: str, data: bytes, rng: random.Random, limit: int) -> l
 # -- the well-behaved worker ------------------------------------------------------------------
 
 IDLE, FUZZ, AFTER = 0, 1, 2
+GOOD_STEPS = ("put", "get", "put_all", "get_all")  # the well-behaved worker's steps, in turn
 PHASES = {IDLE: "idle", FUZZ: "fuzzing", AFTER: "after"}
 
 
@@ -1073,12 +1086,12 @@ def good_worker_main(endpoint: str, cache_name: str, phase: Any, stop: Any, out:
         if stop.is_set():
             break
         current = phase.value
-        began = time.perf_counter()
+        began = time.monotonic()
         try:
             _good_step(n, cache, checker, rng, keys)
         except Exception as exc:
             checker.error(exc)
-        checker.latencies[current].append(time.perf_counter() - began)
+        checker.took(current, n % 4, began, time.monotonic() - began)
         time.sleep(pace_s)
     client.close()
     out.put(checker.summary())
@@ -1096,6 +1109,13 @@ class ValueChecker:
         self.error_examples: list[str] = []
         self.wrong: list[dict[str, Any]] = []
         self.lost_writes = 0
+        #: (began, seconds, step) of every request while fuzzing, on the monotonic clock
+        self.timeline: list[tuple[float, float, int]] = []
+
+    def took(self, phase: int, step: int, began: float, seconds: float) -> None:
+        self.latencies[phase].append(seconds)
+        if phase == FUZZ:
+            self.timeline.append((began, seconds, step))
 
     def wrote(self, key: Any, value: Any) -> None:
         self.allowed[key] = {value}
@@ -1120,7 +1140,16 @@ class ValueChecker:
         return {"ops": self.ops, "errors": dict(self.errors),
                 "error_examples": self.error_examples, "wrong_values": len(self.wrong),
                 "wrong_examples": self.wrong[:10], "lost_writes": self.lost_writes,
-                "latency_ms": {PHASES[p]: percentiles(v) for p, v in self.latencies.items()}}
+                "latency_ms": {PHASES[p]: percentiles(v) for p, v in self.latencies.items()},
+                "fuzzing_by_step_ms": {
+                    name: percentiles([t for _, t, s in self.timeline if s == step])
+                    for step, name in enumerate(GOOD_STEPS)},
+                "slowest_fuzzing": self._slowest()}
+
+    def _slowest(self) -> list[tuple[float, float, int]]:
+        """The slowest 1% of the requests made while fuzzing (the ones p99 is about)."""
+        count = max(1, len(self.timeline) // 100)
+        return sorted(self.timeline, key=lambda sample: sample[1])[-count:]
 
 
 def _good_step(n: int, cache: Any, checker: ValueChecker, rng: random.Random,
@@ -1240,6 +1269,7 @@ class Target:
         self.broker = BrokerProcess(self.addresses, workdir=directory, settings={
             "limits.max_request_bytes": self.opts.max_request_bytes,
             "limits.request_timeout": BROKER_REQUEST_TIMEOUT_S,
+            **dict(self.opts.broker_setting),
         })
         self.broker.start(wait_nodes=len(self.addresses))
 
@@ -1277,7 +1307,7 @@ class Target:
         assert self.broker is not None
         try:
             answer = admin_query(self.broker.admin_endpoint, "show stats", timeout=timeout)
-        except (TimeoutError, zmq.ZMQError):
+        except (AdminError, TimeoutError, zmq.ZMQError):  # AdminError: no answer in time
             return None
         return answer.get("result") if answer.get("ok") else None
 
@@ -1368,7 +1398,7 @@ class Watch:
         assert self.target.broker is not None
         try:
             nodes = self.target.broker.admin("show nodes")
-        except (RuntimeError, TimeoutError, zmq.ZMQError):
+        except (AdminError, RuntimeError, TimeoutError, zmq.ZMQError):
             return
         if any(n["state"] == "ready" for n in nodes):  # type: ignore[union-attr]
             self.none_ready_since = None
@@ -1525,6 +1555,7 @@ class TransportRun:
         self.worker_errors: list[str] = []
         self._last_progress = time.monotonic()
         self.hung = False
+        self.cpu: dict[str, Any] = {}
 
     def run(self) -> dict[str, Any]:
         target, opts = self.target, self.opts
@@ -1535,20 +1566,30 @@ class TransportRun:
         good.start()
         time.sleep(opts.idle_seconds)
         baseline = {"rss_kib": target.rss_kib(), "log_bytes": target.log_bytes()}
+        if opts.trace_memory:  # objects counted now; allocations traced from now on
+            assert target.broker is not None
+            baseline["memory"] = target.broker.admin("memory")
+            target.broker.admin(f"memory trace {opts.trace_memory}")
         campaign = Campaign(self.transport, endpoint, opts.seed, opts.count, self.start_index,
                             opts.max_request_bytes,
                             tuple(f"{h}:{p}" for h, p in target.addresses),
                             tuple(op for op in OPS if op not in opts.skip_ops))
         campaign.quarantine.update(_exclusions(opts.exclude))
         watch = Watch(target, campaign)
+        cpu = CpuShares(self._processes(good))
         good.set_phase(FUZZ)
         began = time.monotonic()
         self._fuzz(campaign, watch, began + opts.max_seconds)
         elapsed = time.monotonic() - began
         good.set_phase(AFTER)
+        self.cpu = cpu.shares()
         after = {"rss_kib": target.rss_kib(), "log_bytes": target.log_bytes()}
         time.sleep(opts.settle_seconds)
         after["rss_kib_settled"] = target.rss_kib()
+        if opts.trace_memory:  # what was allocated while fuzzing and is still held
+            assert target.broker is not None
+            after["memory"] = target.broker.admin("memory")
+            after["memory_after_trim"] = target.broker.admin("memory trim")
         lost, internal = watch.totals()
         good_summary = good.finish()
         if not self.hung and opts.post_triage:
@@ -1557,6 +1598,17 @@ class TransportRun:
         exit_code = target.stop_broker()
         return self._report(campaign, watch, good_summary, baseline, after, elapsed, lost,
                             internal, exit_code)
+
+    def _processes(self, good: GoodWorker) -> dict[str, int | None]:
+        """The processes whose CPU the report shares out: who competes for the cores."""
+        assert self.target.broker is not None and self.target.broker.proc is not None
+        assert self.target.cluster is not None
+        found: dict[str, int | None] = {
+            "fuzzer (this process)": os.getpid(), "broker": self.target.broker.proc.pid,
+            "well-behaved worker": good.proc.pid}
+        for i, pid in enumerate(self.target.cluster.pids):
+            found[f"node-{i}"] = pid
+        return found
 
     def _fuzz(self, campaign: Campaign, watch: Watch, deadline: float) -> None:
         while True:
@@ -1623,6 +1675,8 @@ class TransportRun:
             record["log_tail"] = target.broker.log()[-1500:]
         dead = target.dead_nodes()
         record["dead_nodes"] = dead
+        if dead:  # why a JVM went (heap, failure handler): gone with the cluster otherwise
+            record["node_logs"] = target.node_log_tails(6000)
         suspects = list(in_flight)
         if dead:
             recent = {i for t, i, _ in campaign.tally.suspicious if t > time.monotonic() - 10}
@@ -1700,8 +1754,14 @@ class TransportRun:
             "good_worker_errors": sum(good.get("errors", {}).values()) if "ops" in good else 1,
             "good_worker": good,
             "p99_ratio": round(fuzz99 / idle99, 2) if idle99 and fuzz99 else None,
+            "slowest_during_cache_changes": _during_cache_changes(
+                good.get("slowest_fuzzing", []), campaign.tally.cache_changes),
+            "cache_changes": _change_figures(campaign.tally.cache_changes, elapsed),
+            "cpu": self.cpu,
             "rss_kib": {"baseline": baseline["rss_kib"], "peak": watch.rss_peak,
                         "after": after["rss_kib"], "after_settle": after["rss_kib_settled"]},
+            "memory": {"baseline": baseline.get("memory"), "settled": after.get("memory"),
+                       "settled_after_trim": after.get("memory_after_trim")},
             "log_bytes": {"growth": after["log_bytes"] - baseline["log_bytes"],
                           "per_input": round((after["log_bytes"] - baseline["log_bytes"])
                                              / max(tally["inputs_sent"], 1), 1)},
@@ -1710,6 +1770,79 @@ class TransportRun:
             "findings": self.findings, "quarantined": sorted(map(list, campaign.quarantine)),
             "broker_exit_on_sigterm": exit_code,
         }
+
+
+def _during_cache_changes(slowest: list[tuple[float, float, int]],
+                          changes: list[tuple[float, float]]) -> dict[str, Any]:
+    """How many of the well-behaved worker's slowest requests overlapped a hostile cache start
+    or stop (sent to answered), and their median latency with and without one."""
+    ordered = sorted(changes)
+    starts = [c[0] for c in ordered]
+    latest_end = list(itertools.accumulate((c[1] for c in ordered), max))
+    overlapping, apart = [], []
+    for began, took, _ in slowest:
+        i = bisect.bisect_right(starts, began + took) - 1  # changes begun before it ended
+        (overlapping if i >= 0 and latest_end[i] >= began else apart).append(took)
+    def median_ms(values: list[float]) -> float | None:
+        return round(statistics.median(values) * 1000, 1) if values else None
+    return {"slowest": len(slowest), "overlapping": len(overlapping),
+            "median_ms_overlapping": median_ms(overlapping), "median_ms_apart": median_ms(apart)}
+
+
+def _change_figures(changes: list[tuple[float, float]], elapsed: float) -> dict[str, Any]:
+    """Hostile cache starts and stops answered OK: how many, how long each took (sent to
+    answered, waits in the broker included) and their share of the fuzzing time (merged)."""
+    took = sorted(end - start for start, end in changes)
+    held, last_end = 0.0, float("-inf")
+    for start, end in sorted(changes):
+        held += max(0.0, end - max(start, last_end))
+        last_end = max(last_end, end)
+    return {"count": len(took), "median_ms": round(statistics.median(took) * 1000, 1)
+            if took else None, "p90_ms": round(took[int(len(took) * 0.9)] * 1000, 1)
+            if took else None, "share_of_time": round(held / max(elapsed, 1e-9), 4)}
+
+
+class CpuShares:
+    """CPU seconds each named process used between now and ``shares()``, as a share of one
+    core, with the machine's load average: who competed for the cores while fuzzing."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.began = time.monotonic()
+        self.start = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        self.machine = _machine_busy()
+
+    def shares(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.began, 1e-9)
+        out: dict[str, Any] = {}
+        for name, pid in self.pids.items():
+            before, now = self.start[name], _cpu_seconds(pid)
+            out[name] = round((now - before) / elapsed, 2) if before is not None and \
+                now is not None else None
+        busy, total = _machine_busy(), self.machine
+        out["machine busy (of all cores)"] = round(
+            (busy[0] - total[0]) / max(busy[1] - total[1], 1), 2)
+        out["cores"] = os.cpu_count()
+        out["load average"] = Path("/proc/loadavg").read_text().split()[:3]
+        return out
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process (its threads included), from /proc."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
 
 
 def _exclusions(specs: list[str]) -> set[tuple[str, str]]:
@@ -1752,6 +1885,7 @@ def run_fuzz(opts: argparse.Namespace) -> dict[str, Any]:
     target = Target(opts, workdir)
     report: dict[str, Any] = {
         "seed": opts.seed, "count_per_transport": opts.count, "workers": opts.workers,
+        "broker_settings": dict(opts.broker_setting),
         "window": opts.window, "max_request_bytes": opts.max_request_bytes,
         "ops": list(OPS), "transports": {}}
     target.start_cluster()
@@ -1913,11 +2047,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-ops", type=lambda s: set(s.split(",")), default=set(),
                    help="comma-separated ops never sent (e.g. tx_start, see docs/reliability.md)")
     p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--broker-setting", action="append", default=[], type=_setting,
+                   metavar="NAME=VALUE", help="a broker setting other than the defaults, e.g. "
+                   "limits.cache_changes_duty=0.005; repeatable")
+    p.add_argument("--trace-memory", type=int, default=0, metavar="FRAMES",
+                   help="trace the broker's allocations (tracemalloc, FRAMES deep) from the "
+                        "baseline on and report what is still held after the settle (slows "
+                        "the broker: not for latency figures)")
     p.add_argument("--keep-workdir", action="store_true")
     p.add_argument("--replay", type=lambda s: [int(x) for x in s.split(",")],
                    help="comma-separated input indices: send each alone, print what it did")
     p.add_argument("--replay-settle", type=float, default=1.0)
     return p.parse_args(argv)
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """NAME=VALUE with VALUE read as TOML (a number, a string in quotes, true/false)."""
+    import tomllib
+
+    name, _, value = text.partition("=")
+    return name.strip(), tomllib.loads(f"v = {value.strip()}")["v"]
 
 
 def _interrupt(signum: int, frame: Any) -> None:

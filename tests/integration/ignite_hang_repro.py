@@ -12,7 +12,8 @@ for its update future: every later cache start, and every operation behind it, h
 
 Prints the progress every 2 s and "HANG" once nothing has completed for 40 s (exit code 1).
 With ``--broker ENDPOINT`` the same clients are libclient workers of a running broker (whose
-cache-change pacing should be lifted to churn as fast: limits.cache_changes_per_second), to
+cache-change pacing should be lifted to churn as fast: limits.cache_changes_per_second,
+limits.cache_changes_burst and limits.cache_changes_duty), to
 check that the broker keeps each start or stop alone on its cache.
 """
 
