@@ -186,8 +186,8 @@ class Sender:
             call.succeed(response)
         except UnknownSchema as exc:
             self._fetch_then_retry(call, response, exc)
-        except ProtocolError as exc:
-            _log.error("undecodable_response", op=call.op.name, error=str(exc))
+        except ProtocolError as exc:  # answered INTERNAL, so counted like any other
+            self._internal_error("undecodable_response", exc, op=call.op.name)
             call.fail(BrokerError("cannot decode the node's answer (the broker logged it)"))
         except Exception as exc:  # a broker bug in a parser: answered, counted, logged
             self._internal_error("answer_handling_failed", exc, op=call.op.name)
@@ -216,6 +216,7 @@ class Sender:
         """The answer holds an object whose schema we lack: fetch it once, decode again."""
         call.schema_fetches += 1
         if call.schema_fetches > MAX_SCHEMA_FETCHES:
+            self._internal_error("undecodable_response", exc, op=call.op.name)
             call.fail(BrokerError(f"cannot decode the node's answer: {exc}"))
             return
         self._types.fetch(exc.type_id, lambda error: call.fail(error) if error

@@ -72,3 +72,21 @@ async def test_the_types_a_put_needs_are_registered_before_the_put_is_sent():
     assert codec.registry.get(person.type_id) is not None
     assert codec.encode(ops.cache_put, cache_id("ops-kv"), 1, person)[1] is None  # known now
     await h.close()
+
+
+def test_an_answer_the_broker_cannot_decode_is_answered_internal_and_counted():
+    from broker.calls import Sender
+    from protocol import RemoteProtocolError
+    from protocol.ipc import Status
+
+    def undecodable(response: Response) -> None:
+        raise RemoteProtocolError("a node answer of a shape the parser does not know")
+
+    bugs: list[str] = []
+    errors: list[BrokerError] = []
+    sender = Sender(None, None, lambda event, exc, **context: bugs.append(event))  # type: ignore[arg-type]
+    call = Call(OpCode.CACHE_GET_NAMES, b"", True, time.monotonic() + 60, undecodable,
+                errors.append)
+    sender._answered(call, Response(1, OpCode.CACHE_GET_NAMES, b"\x00"))
+    assert bugs == ["undecodable_response"]  # counted in internal_errors, logged once
+    assert [e.status for e in errors] == [Status.INTERNAL]
