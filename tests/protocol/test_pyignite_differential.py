@@ -109,6 +109,7 @@ from protocol.binary.registry import CodecContext, Registry
 from protocol.binary.values import (
     BinaryObject,
     Collection,
+    CollectionKind,
     EnumValue,
     Map,
     ObjectArray,
@@ -222,9 +223,12 @@ TYPED = st.one_of(
     _pairs(StringArrayObject, T.STRING_ARRAY, st.lists(st.one_of(st.none(), text))),
     _pairs(UUIDArrayObject, T.UUID_ARRAY, st.lists(st.one_of(st.none(), st.uuids()))),
     _pairs(DecimalArrayObject, T.DECIMAL_ARRAY, st.lists(st.one_of(st.none(), normalized))),
+    # A SINGLETON_LIST (kind 5) of two or more items: pyignite encodes it, a node fails to
+    # parse it and closes the connection, so our encoder refuses it (a documented difference).
     _pairs(CollectionObject, T.COLLECTION,
            st.tuples(st.integers(-1, 5), st.lists(st.one_of(st.integers(*I64), text),
-                                                  max_size=5)),
+                                                  max_size=5)
+                     ).filter(lambda v: v[0] != CollectionKind.SINGLETON_LIST or len(v[1]) <= 1),
            lambda v: Collection(*v)),
     _pairs(MapObject, T.MAP, st.tuples(st.sampled_from([1, 2]),
                                        st.dictionaries(text, st.integers(*I64), max_size=4)),
