@@ -37,10 +37,9 @@ from bench.run import (  # noqa: E402
     total_cpu,
     tree_state,
 )
-from bench.workloads import KV_CACHE, Target, forkserver_context  # noqa: E402
+from bench.workloads import Target, forkserver_context  # noqa: E402
 from broker.devcluster import DevCluster  # noqa: E402
 from broker.devcluster.brokerproc import BrokerProcess  # noqa: E402
-from protocol import ipc  # noqa: E402
 
 RUNNERS = ("pyignite", "batching on", "batching off")
 
@@ -83,50 +82,12 @@ def _cell(envs: dict[str, Env], ctx: Any, workers: int, workload: str,
     return rows
 
 
-def _distinct_keys_load(endpoint: str, sockets: int, depth: int, start_at: float,
-                        seconds: float, conn: Any) -> None:
-    """floor._pipelined_stream with distinct keys (bench-kv's 1..1000 in turn): the same key
-    every time would let a batch answer all its gets with one key read."""
-    import selectors
-
-    from protocol.ipcstream import frame
-
-    requests = [frame(ipc.pack_request(1, "cache_get", {"cache": KV_CACHE, "key": k}))
-                for k in range(1, 1001)]
-    ok = ipc.pack_reply(1, 0, None)[:4]
-    clients = [floor.StreamRaw(endpoint) for _ in range(sockets)]
-    selector = selectors.DefaultSelector()
-    turn = 0
-    for client in clients:
-        client.sock.setblocking(False)
-        selector.register(client.sock, selectors.EVENT_READ, client)
-        client.sock.sendall(b"".join(requests[turn:turn + depth]))
-        turn += depth
-    done = errors = 0
-    counting = False
-    end = start_at + seconds
-    while (now := time.monotonic()) < end:
-        if not counting and now >= start_at:
-            counting, done, errors = True, 0, 0
-        for key, _ in selector.select(0.1):
-            client = key.data
-            replies = client.reader.feed(client.sock.recv(1 << 18))
-            for reply in replies:
-                done += 1
-                errors += reply[:4] != ok
-            turn = (turn + len(replies)) % (len(requests) - 64)
-            client.sock.sendall(b"".join(requests[turn:turn + len(replies)]))
-    for client in clients:
-        client.close()
-    conn.send((done, errors))
-
-
 def _saturate(env: Env, ctx: Any, seconds: float) -> dict[str, Any]:
     """One broker as the bottleneck: 8 unix:// connections x 16 pipelined raw cache_gets of
     distinct keys; the broker's and the JVMs' CPU over the counted window."""
     start_at = time.monotonic() + 1.0  # the first second warms up, uncounted
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_distinct_keys_load, daemon=True,
+    proc = ctx.Process(target=floor.pipelined_load, daemon=True,  # distinct keys
                        args=(env.broker.stream_endpoint, 8, 16, start_at, seconds, child))
     proc.start()
     try:
