@@ -78,7 +78,19 @@ def read_length(buf: Buffer, pos: int, item_size: int = 1) -> tuple[int, int]:
 def _read_string(buf: Buffer, pos: int) -> tuple[object, int]:
     n, start = read_length(buf, pos)
     end = start + n
-    return str(buf[start:end], "utf-8"), end
+    try:
+        return str(buf[start:end], "utf-8"), end
+    except UnicodeDecodeError:
+        return _read_cesu8(bytes(buf[start:end])), end
+
+
+def _read_cesu8(data: bytes) -> str:
+    """A String a node wrote with surrogates encoded one by one (Ignite's own UTF-8 writer
+    does that for a Java string holding a lone surrogate or, CESU-8 style, a pair): pairs
+    become their character, lone ones stay lone (a reply carries them as msgpack's
+    "surrogatepass" text); any other invalid byte is still an error."""
+    text = data.decode("utf-8", "surrogatepass")
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _read_byte_array(buf: Buffer, pos: int) -> tuple[object, int]:

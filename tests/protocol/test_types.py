@@ -620,3 +620,21 @@ def test_vectors_cover_every_standard_type() -> None:
               T.TIME_ARRAY, T.DECIMAL_ARRAY, T.OBJECT_ARRAY, T.COLLECTION, T.MAP,
               T.WRAPPED_BINARY, T.OPTIMIZED_MARSHALLER}
     assert {f"{c.value & 0xFF:02x}" for c in wanted} <= seen
+
+
+def test_a_string_a_node_wrote_with_surrogates_one_by_one_reads_back():
+    """Ignite's own UTF-8 writer encodes a Java string's surrogates one by one: a lone one
+    (e.g. in a cache name made from SQL's U&"\\DC80") as 3 bytes no strict decoder takes, a
+    pair CESU-8 style. Both read (a pair as its character); a CI fuzz run's cache_names
+    answer was INTERNAL "cannot decode the node's answer" before."""
+    from protocol.ipc import pack_reply, unpack_reply
+
+    def string(data: bytes) -> bytes:
+        return b"\x09" + len(data).to_bytes(4, "little") + data
+
+    assert decode_value(string(b"SQL_PUBLIC_\xed\xb2\x80")) == "SQL_PUBLIC_\udc80"
+    assert decode_value(string(b"\xed\xa0\xbd\xed\xb8\x80")) == "\U0001F600"
+    with pytest.raises(ProtocolError):
+        decode_value(string(b"\xff"))
+    reply = unpack_reply(pack_reply(1, 0, ["SQL_PUBLIC_\udc80"]))
+    assert reply.payload == ["SQL_PUBLIC_\udc80"]  # and a worker gets it as stored
