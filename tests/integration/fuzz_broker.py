@@ -1729,6 +1729,17 @@ class TransportRun:
         if found is not None:
             self.findings.append({**found, "symptom": "stall"})
 
+    def _internal_log(self, limit: int = 5) -> list[str]:
+        """The broker's log lines of the bugs it counted (what it could not decode, the
+        exception): the broker's working directory goes with the run."""
+        broker = self.target.broker
+        try:
+            lines = broker.log_path.read_text(errors="replace").splitlines() if broker else []
+        except OSError:
+            return []
+        bugs = [line for line in lines if "[error" in line]
+        return [line[:2000] for line in bugs[:limit]]
+
     def _report(self, campaign: Campaign, watch: Watch, good: dict[str, Any],
                 baseline: dict[str, Any], after: dict[str, Any], elapsed: float, lost: int,
                 internal: int, exit_code: int | None) -> dict[str, Any]:
@@ -1748,6 +1759,7 @@ class TransportRun:
             "node_connections_lost": lost, "node_connections_lost_events": len(
                 watch.conn_lost_events),
             "internal_errors": internal,
+            "internal_log": self._internal_log() if internal else [],
             "internal_replies": tally["failure_counts"].get("internal", 0),
             "unanswered": tally["failure_counts"].get("unanswered", 0),
             "wrong_values": good.get("wrong_values", 0), "lost_writes": good.get("lost_writes", 0),

@@ -54,4 +54,4 @@ def test_hostile_inputs_harm_nobody(fuzz_report, transport, check):
     assert result["inputs_sent"] >= COUNT * 0.8, "the run stopped early"
     assert result[check] == 0, (
         f"{fuzz_broker.CHECKS[check]}: {result[check]}; incidents {result['incidents']}; "
-        f"failures {result['failures']}")
+        f"failures {result['failures']}; broker log {result.get('internal_log')}")
