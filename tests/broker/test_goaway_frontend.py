@@ -61,6 +61,22 @@ async def _until(condition: Any) -> None:
         await asyncio.sleep(0.005)
 
 
+def _dealer(path: str, routing_id: bytes) -> Any:
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.ROUTING_ID, routing_id)
+    dealer.connect(f"ipc://{path}")
+    return dealer
+
+
+async def _receive(dealer: Any, count: int) -> list[ipc.Reply]:
+    replies = []
+    while len(replies) < count:
+        await _until(lambda: dealer.poll(0))
+        replies.append(ipc.unpack_reply(dealer.recv()))
+    return replies
+
+
 def test_a_stream_gets_its_started_replies_then_going_away(tmp_path):
     dispatch = HeldDispatch()
 
@@ -100,22 +116,15 @@ def test_zeromq_peers_are_told_and_new_requests_not_processed(tmp_path):
     async def main() -> list[ipc.Reply]:
         frontend = _frontend(tmp_path, dispatch)
         await frontend.start()
-        dealer = zmq.Context.instance().socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt(zmq.ROUTING_ID, b"peer-1")
-        dealer.connect(f"ipc://{path}")
+        dealer = _dealer(path, b"peer-1")
         dealer.send(_request(1, "later"))
         await _until(lambda: dispatch.dispatched == [1])
         frontend.stop_accepting([b"peer-1", b"\x00stream" + bytes(8)])
         assert not os.path.exists(path)  # a new socket cannot reach this broker
         dealer.send(_request(2, "now"))
-        replies = []
-        while len(replies) < 2:
-            await _until(lambda: dealer.poll(0))
-            replies.append(ipc.unpack_reply(dealer.recv()))
+        replies = await _receive(dealer, 2)
         dispatch.release()
-        await _until(lambda: dealer.poll(0))
-        replies.append(ipc.unpack_reply(dealer.recv()))
+        replies += await _receive(dealer, 1)
         assert dispatch.dispatched == [1]
         dealer.close()
         frontend.close()
@@ -162,22 +171,15 @@ def test_a_zeromq_peer_with_an_open_transaction_is_told_only_when_let_go(tmp_pat
     async def main() -> list[ipc.Reply]:
         frontend = _frontend(tmp_path, dispatch)
         await frontend.start()
-        dealer = zmq.Context.instance().socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        dealer.setsockopt(zmq.ROUTING_ID, b"peer-tx")
-        dealer.connect(f"ipc://{path}")
+        dealer = _dealer(path, b"peer-tx")
         dealer.send(_request(1, "now", tx=7))
         await _until(lambda: dispatch.dispatched == [1])
         frontend.stop_accepting([b"peer-tx", b"peer-other"], lingering=[b"peer-tx"])
         dealer.send(_request(2, "now"))  # not its transaction's: not processed
         dealer.send(_request(3, "now", tx=7))
-        replies = []
-        while len(replies) < 3:
-            await _until(lambda: dealer.poll(0))
-            replies.append(ipc.unpack_reply(dealer.recv()))
+        replies = await _receive(dealer, 3)
         frontend.let_go(b"peer-tx")
-        await _until(lambda: dealer.poll(0))
-        replies.append(ipc.unpack_reply(dealer.recv()))
+        replies += await _receive(dealer, 1)
         assert dispatch.dispatched == [1, 3] and not frontend.lingering
         dealer.close()
         frontend.close()

