@@ -16,6 +16,7 @@ from enum import IntEnum
 from typing import Any
 
 from protocol.binary import TypeCode
+from protocol.binary.values import Typed
 from protocol.cacheconfig import Prop
 from protocol.limits import MAX_PARTITIONS_COUNT
 
@@ -96,6 +97,13 @@ CONFIG: dict[Prop, Bound] = {
 _CONFIG_NAMES = (Prop.NAME, Prop.GROUP_NAME)
 _CONFIG_TEXTS = (Prop.DATA_REGION_NAME, Prop.SQL_SCHEMA)
 # fmt: on
+
+#: Ignite 2.17 halts a node (CorruptedTreeException: its failure handler stops the JVM) on
+#: the next update of an entry whose value is an empty byte array and whose data row spans
+#: more than one page: at the default 4 KiB page, a key of 3,955+ encoded bytes halted the
+#: primary and its backup, 3,905 did not (fuzz finding 12, docs/reliability.md). Pages can
+#: be as small as 1 KiB, so such a write is refused from this key size on.
+EMPTY_BYTES_KEY_MAX = 512
 
 #: Binary field type codes a node can name (its field-type table ends at COMPLEX_OBJECT).
 FIELD_TYPE_CODES = frozenset(c.value for c in TypeCode if 0 < c.value <= TypeCode.COMPLEX_OBJECT)
@@ -193,6 +201,23 @@ def expiry(value: Any) -> tuple[int, int, int]:
     for v in value:
         check(v, "expiry", None)
     return value[0], value[1], value[2]
+
+
+def is_empty_bytes(value: Any) -> bool:
+    """Whether ``value`` is stored as an empty byte array (a raw byte[] cache object)."""
+    if type(value) is bytes:
+        return not value
+    return (isinstance(value, Typed) and value.type_code == TypeCode.BYTE_ARRAY
+            and isinstance(value.value, bytes | bytearray | list) and not value.value)
+
+
+def stored_entry(key_size: int) -> None:
+    """A write of an empty byte array value under a key of ``key_size`` encoded bytes."""
+    if key_size > EMPTY_BYTES_KEY_MAX:
+        raise BadRequest(
+            f"an empty byte array value under a key of {key_size} encoded bytes (allowed up "
+            f"to {EMPTY_BYTES_KEY_MAX}): Ignite 2.17 corrupts such an entry and halts the "
+            "node on its next update; store a non-empty value or use a shorter key")
 
 
 def cache_config(config: dict[Any, Any]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol import OpCode, ops
+from protocol.binary.codec import encode_value
 from protocol.ipc import Request
 
 from . import bounds
@@ -104,10 +105,25 @@ def _take(args: dict[str, Any], params: tuple[tuple[str, type], ...],
     return values
 
 
+def _refuse_empty_bytes_under_big_keys(codec: Any, params: tuple[str, ...],
+                                       values: list[Any]) -> None:
+    """bounds.stored_entry for each entry a write stores whose value is an empty byte array
+    (rare: the key is encoded only then)."""
+    if "pairs" in params:
+        items = values[params.index("pairs")]
+    else:
+        items = [(values[params.index("key")], values[params.index("value")])]
+    for item in items:
+        if isinstance(item, list | tuple) and len(item) == 2 and bounds.is_empty_bytes(item[1]):
+            key, _ = codec.encode(encode_value, item[0])
+            bounds.stored_entry(len(key))
+
+
 def _handler(spec: KeyValueOp) -> Handler:
     params = tuple((p, list if p in _LISTS else object) for p in spec.params)
     build, code, idempotent = spec.build, spec.code, spec.idempotent
     keyed = spec.params[:1] == ("key",)
+    stores = "value" in spec.params or "pairs" in spec.params
 
     def handle(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> None:
         args = request.args
@@ -117,6 +133,8 @@ def _handler(spec: KeyValueOp) -> Handler:
                 cid, lambda: context.run(worker, request, reply)):
             return  # the cache is starting or stopping: after that (cachechanges.py)
         values = _take(args, params, context.limits)
+        if stores:
+            _refuse_empty_bytes_under_big_keys(context.codec, spec.params, values)
         tx = None if args.get("tx") is None else context.transaction(worker, args)
         expiry = None if args.get("expiry") is None else bounds.expiry(args["expiry"])
         codec = context.codec

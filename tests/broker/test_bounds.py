@@ -12,6 +12,8 @@ from broker.limits import Limits
 from broker.pool import NodePool
 from broker.workers import Cursor, Pinned, Transaction, Workers
 from protocol import ConnectionConfig, tx
+from protocol.binary import TypeCode
+from protocol.binary.values import Typed
 from protocol.cacheconfig import Prop
 
 LIMITS = Limits(max_page_size=100, max_keys_per_request=3)
@@ -109,6 +111,20 @@ def test_cache_config_numbers_and_names():
         bounds.cache_config({Prop.NAME: "c", Prop.EXPIRY_POLICY: {"create": -5}})
     with pytest.raises(BadRequest, match="UTF-8 bytes"):
         bounds.cache_config({Prop.NAME: "n" * 241})
+
+
+def test_only_an_empty_byte_array_is_stored_as_one():
+    empty = (b"", Typed(TypeCode.BYTE_ARRAY, b""), Typed(TypeCode.BYTE_ARRAY, []))
+    assert all(bounds.is_empty_bytes(value) for value in empty)
+    others = (b"x", "", [], None, Typed(TypeCode.BYTE_ARRAY, b"x"), Typed(TypeCode.STRING, ""),
+              Typed(TypeCode.SHORT_ARRAY, []), bytearray())
+    assert not any(bounds.is_empty_bytes(value) for value in others)
+
+
+def test_an_empty_byte_array_under_a_key_longer_than_a_small_page_is_refused():
+    bounds.stored_entry(bounds.EMPTY_BYTES_KEY_MAX)
+    with pytest.raises(BadRequest, match=r"empty byte array .* 513 encoded bytes .* halts"):
+        bounds.stored_entry(bounds.EMPTY_BYTES_KEY_MAX + 1)
 
 
 def test_the_settings_reach_the_limits():

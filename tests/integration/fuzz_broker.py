@@ -25,6 +25,7 @@ import math
 import multiprocessing
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -79,6 +80,11 @@ REQUEST_DEADLINE_S = 10.0  # hostile requests carry now + this as their deadline
 GRACE_S = 3.0  # beyond its deadline, a request without a reply is "unanswered"
 UNRESPONSIVE_S = 30.0  # no node connection ready this long, JVMs alive: the cluster hangs
 BROKER_REQUEST_TIMEOUT_S = 10.0  # limits.request_timeout of the broker the harness starts
+KEPT_LOGS = Path(os.environ.get("IGNITE_BROKER_KEPT_LOGS", "/tmp/ignite-broker-kept-logs"))
+TELLING_LINE = re.compile(r"SEVERE|ERROR|Critical system error|OutOfMemory|FailureHandler|halt",
+                          re.IGNORECASE)
+TELLING_LINE_CHARS = 600  # a node prints huge keys in some errors: the start says what it was
+TELLING_LINES = 40
 
 # Argument kinds; a leading "?" marks an optional argument (sent about half the time).
 _KV_KINDS = {"key": "key", "value": "value", "sample": "value", "keys": "keys",
@@ -1333,6 +1339,25 @@ class Target:
                 tails.append(str(exc))
         return tails
 
+    def keep_node_logs(self, nodes: list[int]) -> dict[str, Any]:
+        """Copies the logs of `nodes` (before a restart writes over them) to KEPT_LOGS, and
+        returns where, with each log's telling lines (errors, the failure handler), cut short:
+        a tail alone can be one huge line a node printed last."""
+        assert self.cluster is not None
+        target = KEPT_LOGS / f"fuzz-{self.cluster.base_port}-{int(time.time())}"
+        target.mkdir(parents=True, exist_ok=True)
+        telling: dict[str, list[str]] = {}
+        for node in self.cluster.record.nodes:
+            if node.idx not in nodes:
+                continue
+            with contextlib.suppress(OSError):
+                shutil.copy(node.log, target / node.log.name)
+                with open(node.log, errors="replace") as log:
+                    lines = [line[:TELLING_LINE_CHARS].rstrip() for line in log
+                             if TELLING_LINE.search(line[:TELLING_LINE_CHARS])]
+                telling[str(node.idx)] = lines[-TELLING_LINES:]
+        return {"kept_logs": str(target), "telling_lines": telling}
+
     def stop_cluster(self) -> None:
         if self.cluster is not None and not self.opts.attach_cluster:
             self.cluster.stop()
@@ -1677,6 +1702,7 @@ class TransportRun:
         record["dead_nodes"] = dead
         if dead:  # why a JVM went (heap, failure handler): gone with the cluster otherwise
             record["node_logs"] = target.node_log_tails(6000)
+            record.update(target.keep_node_logs(dead))
         suspects = list(in_flight)
         if dead:
             recent = {i for t, i, _ in campaign.tally.suspicious if t > time.monotonic() - 10}
