@@ -100,8 +100,8 @@ _CONFIG_TEXTS = (Prop.DATA_REGION_NAME, Prop.SQL_SCHEMA)
 
 #: Ignite 2.17 halts a node (CorruptedTreeException: its failure handler stops the JVM) on
 #: the next update of an entry whose value is an empty byte array and whose data row spans
-#: more than one page: at the default 4 KiB page, a key of 3,955+ encoded bytes halted the
-#: primary and its backup, 3,905 did not (fuzz finding 12, docs/reliability.md). Pages can
+#: more than one page: at the default 4 KiB page, a key of 4,005 encoded bytes halted the
+#: primary and its backup, 3,955 did not (fuzz finding 12, docs/reliability.md). Pages can
 #: be as small as 1 KiB, so such a write is refused from this key size on.
 EMPTY_BYTES_KEY_MAX = 512
 
