@@ -46,6 +46,26 @@ STAGES = [
 ]
 
 
+def stamp_channel(cls: type, marks: dict[str, int], sent: list[bytes]) -> None:
+    """Wraps a stub channel class's send and wait_reply: the time of the last send and
+    receive in ``marks``, the frames sent in ``sent``; whatever else the stub passes goes
+    through as it is."""
+    send, wait = cls.send, cls.wait_reply  # type: ignore[attr-defined]
+    clock = time.perf_counter_ns
+
+    def timed_send(self: Any, frame: bytes, *options: Any, **named: Any) -> bool:
+        marks["send"] = clock()
+        sent.append(frame)
+        return send(self, frame, *options, **named)  # type: ignore[no-any-return]
+
+    def timed_wait(self: Any, *options: Any, **named: Any) -> Any:
+        reply = wait(self, *options, **named)
+        marks["received"] = clock()
+        return reply
+
+    cls.send, cls.wait_reply = timed_send, timed_wait  # type: ignore[attr-defined]
+
+
 def _drive(endpoints: list[str], n: int, rounds: int, conn: Any) -> None:
     """Child process: sequential gets per endpoint in interleaved slices, stub stamps sent
     back as {endpoint: [(request_id, call, send, received, done)]}."""
@@ -55,24 +75,8 @@ def _drive(endpoints: list[str], n: int, rounds: int, conn: Any) -> None:
     clock = time.perf_counter_ns
     marks: dict[str, int] = {}
     sent: list[bytes] = []
-
-    def wrap(cls: type) -> None:
-        send, wait = cls.send, cls.wait_reply  # type: ignore[attr-defined]
-
-        def timed_send(self: Any, frame: bytes, deadline: float) -> bool:
-            marks["send"] = clock()
-            sent.append(frame)
-            return send(self, frame, deadline)  # type: ignore[no-any-return]
-
-        def timed_wait(self: Any, exchange: Any) -> Any:
-            reply = wait(self, exchange)
-            marks["received"] = clock()
-            return reply
-
-        cls.send, cls.wait_reply = timed_send, timed_wait  # type: ignore[attr-defined]
-
-    wrap(transport.StreamChannel)
-    wrap(transport.ZmqChannel)
+    stamp_channel(transport.StreamChannel, marks, sent)
+    stamp_channel(transport.ZmqChannel, marks, sent)
     lib = Lib("libclient")
     caches = {}
     for endpoint in endpoints:

@@ -4,10 +4,11 @@ environment names a file; records land one line per request; the two sides join 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.stages import STAGES, _broker_records, decompose
+from bench.stages import STAGES, _broker_records, decompose, stamp_channel
 from broker import stages
 
 
@@ -46,3 +47,27 @@ def test_records_one_line_per_request_and_join_with_the_stub(tmp_path: Path) -> 
     assert by_stage["stub_encode"] == 2.0 and by_stage["to_broker"] == 3.0
     assert by_stage["to_stub"] == 4.0 and by_stage["stub_return"] == 2.0
     assert result["get_p50_us"] == pytest.approx(sum(by_stage.values()))
+
+
+def test_the_bench_stage_rung_stamps_a_channel_called_as_the_stub_calls_it() -> None:
+    """Was: bench/stages.py's wrapper took (frame, deadline) after the stub's send gained a
+    third argument, and the rung (and with it `./dev bench`) failed with a TypeError."""
+    calls: list[tuple[Any, ...]] = []
+
+    class Channel:  # the stub's channel methods, as the stub calls them
+        def send(self, *args: Any, **named: Any) -> bool:
+            calls.append(("send", *args, *named.values()))
+            return True
+
+        def wait_reply(self, *args: Any) -> Any:
+            calls.append(("wait", *args))
+            return "reply"
+
+    marks: dict[str, int] = {}
+    sent: list[bytes] = []
+    stamp_channel(Channel, marks, sent)
+    channel = Channel()
+    assert channel.send(b"frame", 1.0, True) is True
+    assert channel.wait_reply("exchange") == "reply"
+    assert calls == [("send", b"frame", 1.0, True), ("wait", "exchange")]
+    assert sent == [b"frame"] and marks["received"] >= marks["send"] > 0
