@@ -210,6 +210,9 @@ class NodePool:
                 continue
             returning, was_down = was_down, False
             await self._agree_heartbeat(conn)
+            if not conn.is_open:  # lost while agreeing: its loss came before we listened
+                was_down = True
+                continue
             lost = asyncio.Event()
             self._lost_events[conn] = lost
             self.ready.append(conn)

@@ -160,3 +160,24 @@ def test_a_discovered_node_is_reached_on_the_configured_nodes_kind_of_network():
     assert pick_address(("10.0.0.5", "127.0.0.1", "::1"), loopback) == "127.0.0.1"
     assert pick_address(("::1", "10.0.0.5", "fe80::1"), [("10.0.0.1", 10800)]) == "10.0.0.5"
     assert pick_address(("host.example",), loopback) is None
+
+
+@run
+async def test_a_connection_lost_while_agreeing_the_heartbeat_is_never_handed_out():
+    """CI found a closed connection left in ``ready`` for good (every cursor pinned to it
+    failed "connection is closed"): it had been lost while its keeper asked the node's idle
+    timeout, before the keeper listened for its loss."""
+    network = MemoryNetwork()
+    node = FakeNode(network, 10800)
+    node.hold.add(OpCode.GET_IDLE_TIMEOUT)
+    node.start()
+    pool = _pool(network, [10800])
+    await pool.start(wait=0.05)
+    await Harness.until(None, lambda: len(node.held) == 1)  # type: ignore[arg-type]
+    node.hold.clear()
+    node.held.clear()
+    node.streams[0].eof()  # the node hangs up while the keeper awaits the idle timeout
+    await Harness.until(None, lambda: len(node.streams) == 2 and len(pool.ready) == 1)  # type: ignore[arg-type]
+    assert all(conn.is_open for conn in pool.ready)
+    assert pool.ready[0].port == 10800
+    await pool.close()
