@@ -7,6 +7,8 @@ from __future__ import annotations
 import itertools
 import socket
 from collections import deque
+from collections.abc import Iterator
+from typing import Any
 
 import zmq
 
@@ -14,17 +16,21 @@ from protocol import ipc
 from protocol.ipcstream import MessageReader, Oversized, frame, stream_path
 
 
-class Raw:
-    def __init__(self, endpoint: str) -> None:
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.RCVTIMEO, 20000)
-        self.sock.connect(endpoint)
-        self.ids = iter(range(1, 10**9))
+class _Client:
+    """What both bare clients share: ``ask`` (one request, its reply) makes ``call``."""
+
+    sock: Any
+    ids: Iterator[int]
+
+    def send(self, message: bytes) -> None:
+        raise NotImplementedError
+
+    def recv(self) -> ipc.Reply:
+        raise NotImplementedError
 
     def ask(self, message: bytes) -> ipc.Reply:
-        self.sock.send(message)
-        return ipc.unpack_reply(self.sock.recv())
+        self.send(message)
+        return self.recv()
 
     def call(self, op: str, **args):
         rid = next(self.ids)
@@ -38,7 +44,24 @@ class Raw:
         self.sock.close()
 
 
-class Stream:
+class Raw(_Client):
+    """A bare ZeroMQ DEALER: requests may be pipelined (send, then recv)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVTIMEO, 20000)
+        self.sock.connect(endpoint)
+        self.ids = iter(range(1, 10**9))
+
+    def send(self, message: bytes) -> None:
+        self.sock.send(message)
+
+    def recv(self) -> ipc.Reply:
+        return ipc.unpack_reply(self.sock.recv())
+
+
+class Stream(_Client):
     """A bare stream client: one Unix socket, frame() out, MessageReader in, no stub logic."""
 
     def __init__(self, endpoint: str, timeout: float = 20.0) -> None:
@@ -64,21 +87,6 @@ class Stream:
                 assert not isinstance(message, Oversized)
                 self.received.append(message)
         return ipc.unpack_reply(self.received.popleft())
-
-    def ask(self, message: bytes) -> ipc.Reply:
-        self.send(message)
-        return self.recv()
-
-    def call(self, op: str, **args):
-        rid = next(self.ids)
-        reply = self.ask(ipc.pack_request(rid, op, args))
-        assert reply.request_id == rid
-        if reply.status != ipc.Status.OK:
-            raise RuntimeError(f"{ipc.Status(reply.status).name}: {reply.payload}")
-        return reply.payload
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def ask_once(proc, transport: str, message: bytes) -> ipc.Reply:

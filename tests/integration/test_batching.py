@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import zmq
 
 from broker.devcluster.brokerproc import running_broker
 from protocol import ipc
@@ -25,30 +24,11 @@ SOCKETS = 8
 PIPELINED = 40
 
 
-class _Dealer:
-    """A ZeroMQ DEALER that pipelines packed requests."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.RCVTIMEO, 20000)
-        self.sock.connect(endpoint)
-
-    def send(self, message: bytes) -> None:
-        self.sock.send(message)
-
-    def recv(self) -> ipc.Reply:
-        return ipc.unpack_reply(self.sock.recv())
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 Opener = Callable[[], Any]
 
 
 def _openers(proc: Any) -> dict[str, Opener]:
-    return {"ipc": lambda: _Dealer(proc.endpoint), "unix": lambda: Stream(proc.stream_endpoint)}
+    return {"ipc": lambda: Raw(proc.endpoint), "unix": lambda: Stream(proc.stream_endpoint)}
 
 
 @pytest.fixture(scope="module")
