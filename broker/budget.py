@@ -38,7 +38,7 @@ class MemoryBudget:
         self.per_worker = per_worker
         self.held = 0
         self._by_worker: dict[bytes, int] = {}
-        self._requests: dict[tuple[bytes, int], int] = {}
+        self._requests: dict[tuple[bytes, int], list[int]] = {}  # sizes of those in flight
         self._waiters: dict[object, Callable[[], None]] = {}
         self.peak = 0  # the most held since the last reset_peak (for memory give-back)
         #: Called when the budget becomes spent: readers that have not noticed yet stop.
@@ -54,17 +54,19 @@ class MemoryBudget:
         return self._by_worker.get(identity, 0)
 
     def take_request(self, identity: bytes, request_id: int, size: int) -> None:
-        """Count a parsed request of ``size`` bytes until ``release_request``."""
-        key = (identity, request_id)
-        if key in self._requests:  # a worker reusing an id in flight: count it once
-            return
-        self._requests[key] = size
+        """Count a parsed request of ``size`` bytes until ``release_request``; every one, a
+        worker reusing an id in flight included (each is answered, and held until then)."""
+        self._requests.setdefault((identity, request_id), []).append(size)
         self._add(identity, size)
 
     def release_request(self, identity: bytes, request_id: int) -> None:
         if self._requests:
-            size = self._requests.pop((identity, request_id), 0)
-            if size:
+            key = (identity, request_id)
+            sizes = self._requests.get(key)
+            if sizes:
+                size = sizes.pop()
+                if not sizes:
+                    del self._requests[key]
                 self._add(identity, -size)
                 self._wake()
 

@@ -204,8 +204,13 @@ class ContinuousQueries:
                                         remote_filter=key.remote_filter)
 
         def started(response: Response) -> None:
-            query.starting = False
-            self._started(query, conn, queries.parse_continuous_query(response.body))
+            resource_id = queries.parse_continuous_query(response.body)
+
+            def notifying(_: object) -> None:
+                query.starting = False
+                self._started(query, conn, resource_id)
+
+            _after_notifications_start(conn, notifying)
 
         def failed(exc: BrokerError) -> None:
             query.starting = False
@@ -383,6 +388,20 @@ class ContinuousQueries:
             self._restart_lost()
         if self._by_worker or self._finals or self._queries:
             self._schedule_sweep()
+
+
+def _after_notifications_start(conn: NodeConnection, then: Callable[[object], None]) -> None:
+    """Ignite's node starts a continuous query's notifications only once its answer has been
+    written (a listener on the write's future calls ClientCacheQueryContinuousResponse.onSent)
+    and drops the events before that: a subscriber told at once can miss the first write it
+    makes (CI saw it).  The node writes a probe's answer on the same connection after the
+    query's, its NIO thread completing the first write's future before the next write, so
+    ``then`` runs after the probe's answer (or the connection's loss, which ``then`` sees as
+    a closed connection)."""
+    try:
+        conn.probe(then)
+    except ConnectError as exc:  # lost between the answer and now
+        then(exc)
 
 
 def _release(held: dict[NodeConnection, int], conn: NodeConnection) -> None:

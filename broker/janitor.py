@@ -10,8 +10,7 @@ import os
 import time
 from collections.abc import Callable
 
-from protocol import OpCode, cluster, queries, tx
-from protocol.features import Feature
+from protocol import OpCode, queries, tx
 
 from . import log
 from .budget import MemoryBudget
@@ -143,10 +142,8 @@ class Janitor:
             elif not isinstance(outcome, BaseException):
                 self._pool.metrics.heartbeat_answered(conn.name, time.monotonic() - now)
 
-        op = OpCode.HEARTBEAT if Feature.HEARTBEAT in conn.features else OpCode.CACHE_GET_NAMES
-        body = cluster.heartbeat() if op == OpCode.HEARTBEAT else b""
         conn.heartbeat_in_flight = True
-        conn.send(op, body, answered, deadline=now + self.heartbeat_timeout, urgent=True)
+        conn.probe(answered, deadline=now + self.heartbeat_timeout)
 
     def release(self, worker: Worker, reason: str) -> None:
         """Roll back the worker's transactions and close its cursors on their connections."""

@@ -22,7 +22,9 @@ from protocol import (
     OpCode,
     ProtocolError,
     Response,
+    cluster,
 )
+from protocol.features import Feature
 
 from . import log
 from .budget import ReplySizes
@@ -240,6 +242,14 @@ class NodeConnection(asyncio.Protocol):
             op, body, callback, deadline, cache_id, queued_at = queued.popleft()
             self.metrics.waited("node_bytes", _monotonic() - queued_at)
             self._write_request(op, body, callback, deadline, cache_id)
+
+    def probe(self, callback: Callback, deadline: float = float("inf")) -> None:
+        """The cheapest round trip the node answers (HEARTBEAT; CACHE_GET_NAMES before feature
+        11), sent at once: a heartbeat, or a barrier behind the answers sent before it."""
+        if Feature.HEARTBEAT in self.features:
+            self.send(OpCode.HEARTBEAT, cluster.heartbeat(), callback, deadline, urgent=True)
+        else:
+            self.send(OpCode.CACHE_GET_NAMES, b"", callback, deadline, urgent=True)
 
     async def request(self, op: OpCode, body: bytes) -> Response | ErrorResponse:
         loop = asyncio.get_running_loop()

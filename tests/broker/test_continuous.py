@@ -92,6 +92,25 @@ async def test_subscribers_share_one_query_and_each_gets_every_event() -> None:
 
 
 @run
+async def test_the_subscribe_reply_waits_for_a_probe_answered_after_the_querys() -> None:
+    """The node drops events until its query answer has been written (CI missed a first
+    event): the reply to the worker goes only once a probe on that connection is answered."""
+    h, _ = await _harness()
+    for node in h.nodes:
+        node.hold.add(OpCode.HEARTBEAT)
+    rid = h.send("cq_subscribe", {"cache": "c"})
+    await h.until(lambda: any(n.held for n in h.nodes))
+    node = _query_node(h)
+    assert node.ops()[-2:] == [OpCode.QUERY_CONTINUOUS, OpCode.HEARTBEAT]
+    await h.settle()
+    assert rid not in h.replies
+    node.release()
+    await h.until(lambda: rid in h.replies)
+    assert h.replies[rid][0] == Status.OK
+    await h.close()
+
+
+@run
 async def test_the_last_unsubscribe_closes_the_server_query() -> None:
     h, pushed = await _harness()
     subs = [(await h.call("cq_subscribe", {"cache": "c"}, worker=w))[1]["sub"]
