@@ -27,14 +27,16 @@ _log = log.get("janitor")
 _TRIM_AFTER_BYTES = 16 * 1024 * 1024
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
+def _load_glibc(name: str) -> Callable[..., int] | None:
     try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
+        return getattr(ctypes.CDLL("libc.so.6"), name)  # type: ignore[no-any-return]
     except (OSError, AttributeError):  # not glibc
         return None
 
 
-_malloc_trim = _load_malloc_trim()
+_malloc_trim = _load_glibc("malloc_trim")
+_mallopt = _load_glibc("mallopt")
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 _RSS_CHECK_INTERVAL = 10.0
@@ -48,6 +50,16 @@ def resident_bytes() -> int:
             return int(fh.read().split()[1]) * _PAGE_BYTES
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def limit_malloc_arenas() -> bool:
+    """One malloc arena for the whole process (glibc), unless MALLOC_ARENA_MAX says otherwise;
+    True if set. ZeroMQ messages are allocated in libzmq's I/O thread and freed in the
+    broker's: with an arena per thread the freed pages stayed (RSS +14% after a 120,000-input
+    ipc:// fuzz run, +5% with one arena). Call before any thread starts."""
+    if _mallopt is None or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    return bool(_mallopt(_M_ARENA_MAX, 1))
 
 
 def trim_heap() -> None:

@@ -48,7 +48,7 @@ from .dispatch import Dispatcher
 from .errors import BrokerError, ConfigError
 from .frontend import Frontend
 from .handlers import HANDLERS
-from .janitor import Janitor
+from .janitor import Janitor, limit_malloc_arenas
 from .limits import Limits
 from .metrics import Metrics, MetricsServer, watch_broker
 from .notify import sd_notify
@@ -162,6 +162,7 @@ class Broker:
     async def run(self) -> int:
         cfg = self.cfg
         stages.install_from_environment()  # bench/stages.py only; nothing when unset
+        limit_malloc_arenas()  # before libzmq's threads start
         listeners = Listeners.from_environment()  # LISTEN_FDS from systemd or a predecessor
         self._predecessor = upgrade.predecessor()
         self._take_lock()

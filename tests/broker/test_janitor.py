@@ -1,8 +1,14 @@
 """The janitor over fake nodes (no JVM): heartbeats on idle connections, a frozen node taken
-out of routing, silent workers' transactions rolled back and cursors closed."""
+out of routing, silent workers' transactions rolled back and cursors closed; and the C heap's
+arena limit."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+from broker import janitor as janitor_module
 from broker.janitor import _needs_heartbeat
 from broker.workers import Cursor
 from protocol import OpCode
@@ -84,3 +90,21 @@ async def _trims_when_quiet(janitor_module, trims):
     h.janitor._give_back_memory(budget, 4 * check)  # quiet again: trimmed
     assert len(trims) == 2
     await h.close()
+
+
+def test_one_malloc_arena_unless_the_environment_says_otherwise(monkeypatch):
+    calls = []
+    monkeypatch.setattr(janitor_module, "_mallopt", lambda *args: calls.append(args) or 1)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert janitor_module.limit_malloc_arenas() is True
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # the operator's choice wins
+    assert janitor_module.limit_malloc_arenas() is False
+    assert calls == [(-8, 1)]  # M_ARENA_MAX, one arena
+
+
+def test_glibc_takes_the_one_arena_limit():
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from broker.janitor import limit_malloc_arenas as f; print(f())"],
+        env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
