@@ -1763,8 +1763,7 @@ class TransportRun:
             lines = broker.log_path.read_text(errors="replace").splitlines() if broker else []
         except OSError:
             return []
-        bugs = [line for line in lines if "[error" in line]
-        return [line[:2000] for line in bugs[:limit]]
+        return [entry[:4000] for entry in _error_entries(lines)[:limit]]
 
     def _report(self, campaign: Campaign, watch: Watch, good: dict[str, Any],
                 baseline: dict[str, Any], after: dict[str, Any], elapsed: float, lost: int,
@@ -2109,6 +2108,23 @@ def _setting(text: str) -> tuple[str, Any]:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+
+def _error_entries(lines: list[str]) -> list[str]:
+    """Each "[error" log line with the traceback lines under it (up to the next record):
+    the exception is what tells one bug from another."""
+    entries: list[str] = []
+    in_error = False
+    for line in lines:
+        if "[error" in line:
+            entries.append(line)
+            in_error = True
+        elif line[:4].isdigit():  # a timestamp: the next record
+            in_error = False
+        elif in_error and len(entries[-1]) < 4000:
+            entries[-1] += "\n" + line
+    return entries
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,3 +55,12 @@ def test_hostile_inputs_harm_nobody(fuzz_report, transport, check):
     assert result[check] == 0, (
         f"{fuzz_broker.CHECKS[check]}: {result[check]}; incidents {result['incidents']}; "
         f"failures {result['failures']}; broker log {result.get('internal_log')}")
+
+
+def test_an_internal_error_is_reported_with_its_traceback():
+    lines = ["2026-12-06T08:02:02Z [info     ] node_connected",
+             "2026-12-06T08:02:03Z [error    ] undecodable_response op=CACHE_GET_NAMES",
+             "Traceback (most recent call last):",
+             "protocol.errors.RemoteProtocolError: NULL cache name",
+             "2026-12-06T08:02:04Z [info     ] worker_connected"]
+    assert fuzz_broker._error_entries(lines) == ["\n".join(lines[1:4])]
