@@ -207,6 +207,11 @@ def replay_response(connection: Json, exchange: Json, bytewise: bool) -> Respons
     return event
 
 
+#: Parsers that read every item the body holds whatever its count says (Ignite counts a live
+#: view, then writes what it iterates): a cut between items parses as the items before it.
+_COUNT_ADVISORY = {"ops.parse_cache_get_names"}
+
+
 def _truncations(body: bytes, limit: int = 160) -> list[int]:
     """Every cut of a short body; for long ones the first/last bytes and an even spread."""
     if len(body) <= limit:
@@ -259,7 +264,15 @@ class ReplayChecks:
     def test_truncated_body_is_refused(self, body_vector: tuple[Json, Json]) -> None:
         _, exchange = body_vector
         body = bytes.fromhex(exchange["response_hex"])
+        whole = to_json(parse_response(exchange, body))
         for cut in _truncations(body):
+            if exchange["parse"]["fn"] in _COUNT_ADVISORY:
+                try:
+                    got = to_json(parse_response(exchange, body[:cut]))
+                except RemoteProtocolError:
+                    continue
+                assert got == whole[:len(got)]  # a cut between items: the items before it
+                continue
             with pytest.raises(RemoteProtocolError):
                 parse_response(exchange, body[:cut])
 
