@@ -105,25 +105,40 @@ def _take(args: dict[str, Any], params: tuple[tuple[str, type], ...],
     return values
 
 
-def _refuse_empty_bytes_under_big_keys(codec: Any, params: tuple[str, ...],
-                                       values: list[Any]) -> None:
-    """bounds.stored_entry for each entry a write stores whose value is an empty byte array
-    (rare: the key is encoded only then)."""
+def _empty_bytes_guard(params: tuple[str, ...]) -> Callable[[Any, list[Any]], None] | None:
+    """For a write that stores values: bounds.stored_entry for each entry whose value is an
+    empty byte array (rare: the key is encoded only then), positions found once per op."""
     if "pairs" in params:
-        items = values[params.index("pairs")]
-    else:
-        items = [(values[params.index("key")], values[params.index("value")])]
-    for item in items:
-        if isinstance(item, list | tuple) and len(item) == 2 and bounds.is_empty_bytes(item[1]):
-            key, _ = codec.encode(encode_value, item[0])
-            bounds.stored_entry(len(key))
+        pairs_at = params.index("pairs")
+
+        def each_pair(codec: Any, values: list[Any]) -> None:
+            for item in values[pairs_at]:
+                if (isinstance(item, list | tuple) and len(item) == 2
+                        and bounds.is_empty_bytes(item[1])):
+                    _refuse_big_key(codec, item[0])
+
+        return each_pair
+    if "value" in params:
+        key_at, value_at = params.index("key"), params.index("value")
+
+        def one_entry(codec: Any, values: list[Any]) -> None:
+            if bounds.is_empty_bytes(values[value_at]):
+                _refuse_big_key(codec, values[key_at])
+
+        return one_entry
+    return None
+
+
+def _refuse_big_key(codec: Any, key: Any) -> None:
+    encoded, _ = codec.encode(encode_value, key)
+    bounds.stored_entry(len(encoded))
 
 
 def _handler(spec: KeyValueOp) -> Handler:
     params = tuple((p, list if p in _LISTS else object) for p in spec.params)
     build, code, idempotent = spec.build, spec.code, spec.idempotent
     keyed = spec.params[:1] == ("key",)
-    stores = "value" in spec.params or "pairs" in spec.params
+    guard_empty_bytes = _empty_bytes_guard(spec.params)
 
     def handle(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> None:
         args = request.args
@@ -133,8 +148,8 @@ def _handler(spec: KeyValueOp) -> Handler:
                 cid, lambda: context.run(worker, request, reply)):
             return  # the cache is starting or stopping: after that (cachechanges.py)
         values = _take(args, params, context.limits)
-        if stores:
-            _refuse_empty_bytes_under_big_keys(context.codec, spec.params, values)
+        if guard_empty_bytes is not None:
+            guard_empty_bytes(context.codec, values)
         tx = None if args.get("tx") is None else context.transaction(worker, args)
         expiry = None if args.get("expiry") is None else bounds.expiry(args["expiry"])
         codec = context.codec
