@@ -18,6 +18,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from protocol.ipc import Status, error_payload
+
 from .calls import ReplyFn
 from .errors import DeadlineExceeded, Overloaded, error_of
 
@@ -179,12 +181,15 @@ class CacheChanges:
     def __len__(self) -> int:
         return len(self.serial)
 
-    def hold(self, cache_id: int, retry: Callable[[], None]) -> bool:
-        """While ``cache_id`` starts or stops: keep ``retry`` to run when it ends (True)."""
+    def hold(self, cache_id: int, retry: Callable[[], None], deadline: float,
+             reply: ReplyFn) -> bool:
+        """While ``cache_id`` starts or stops: keep ``retry`` to run when it ends (True), or
+        answer ``reply`` DEADLINE_EXCEEDED at ``deadline`` (monotonic) if that comes first:
+        a change may hold the cache up to its own deadline, not its waiters'."""
         held = self.changing.get(cache_id)
         if held is None:
             return False
-        held.append(retry)
+        held.append(_Held(retry, deadline, reply))
         return True
 
     def change(self, cache_id: int, deadline: float, in_flight: Callable[[int], int],
@@ -267,3 +272,29 @@ class CacheChanges:
             del self._buckets[worker]
         if len(self._buckets) >= _TRACKED_WORKERS:  # all busy: the oldest entry goes
             del self._buckets[next(iter(self._buckets))]
+
+
+class _Held:
+    """A request waiting for its cache's start or stop to end: run again then (called), or
+    answered DEADLINE_EXCEEDED at its own deadline, whichever comes first; never both."""
+
+    __slots__ = ("_reply", "_retry", "_timer")
+
+    def __init__(self, retry: Callable[[], None], deadline: float, reply: ReplyFn) -> None:
+        self._retry: Callable[[], None] | None = retry
+        self._reply = reply
+        self._timer = asyncio.get_running_loop().call_later(
+            max(0.0, deadline - _monotonic()), self._expire)
+
+    def __call__(self) -> None:
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            self._timer.cancel()
+            retry()
+
+    def _expire(self) -> None:
+        if self._retry is not None:
+            self._retry = None
+            self._reply(Status.DEADLINE_EXCEEDED, error_payload(
+                "deadline_exceeded", "the request's deadline passed while its cache started "
+                "or stopped (it was not sent)", maybe_applied=False))

@@ -145,7 +145,8 @@ def _handler(spec: KeyValueOp) -> Handler:
         cid = context.cache_id(args)
         changes = context.cache_lifecycle
         if changes.changing and changes.hold(
-                cid, lambda: context.run(worker, request, reply)):
+                cid, lambda: context.run(worker, request, reply), context.deadline(request),
+                reply):
             return  # the cache is starting or stopping: after that (cachechanges.py)
         values = _take(args, params, context.limits)
         if guard_empty_bytes is not None:

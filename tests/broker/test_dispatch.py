@@ -5,6 +5,7 @@ schema refetch, transactions pinned to their connection, and the binary-type reg
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -322,4 +323,27 @@ async def test_every_request_held_by_a_cache_stop_is_answered_even_a_bad_one():
     await h.until(lambda: bad in h.replies and good in h.replies)
     assert h.replies[bad][0] == Status.BAD_REQUEST and h.replies[good][0] == Status.OK
     assert h.dispatcher.internal_errors == 0
+    await h.close()
+
+
+@run
+async def test_a_request_held_by_a_cache_stop_is_answered_at_its_own_deadline():
+    """A change may hold its cache up to the change's deadline; a request it holds is
+    answered DEADLINE_EXCEEDED at its own, not sent, and not run again when the change ends
+    (the fuzz harness saw held requests outlive their deadlines)."""
+    h = await Harness(1).start()
+    node = h.nodes[0]
+    node.hold.add(OpCode.CACHE_DESTROY)
+    destroy = h.send("cache_destroy", {"cache": "ops-kv"})
+    await h.until(lambda: OpCode.CACHE_DESTROY in node.ops())
+    put = h.send("cache_put", _PUT, deadline_ms=int(time.time() * 1000) + 100)
+    await h.until(lambda: put in h.replies)
+    status, payload = h.replies[put]
+    assert status == Status.DEADLINE_EXCEEDED and payload["maybe_applied"] is False
+    assert destroy not in h.replies and OpCode.CACHE_PUT not in node.ops()
+    node.hold.clear()
+    node.release()
+    await h.until(lambda: destroy in h.replies)
+    await h.settle()
+    assert OpCode.CACHE_PUT not in node.ops()  # not run again (nor answered twice)
     await h.close()
