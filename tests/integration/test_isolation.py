@@ -10,6 +10,7 @@ import re
 import resource
 import socket
 import struct
+import threading
 import time
 
 import msgpack
@@ -26,7 +27,7 @@ from protocol import ipc
 from protocol.binary import TypeCode
 from protocol.binary.values import Collection, Typed
 from protocol.ipcstream import stream_path
-from tests.integration.rawipc import Stream, ask_once
+from tests.integration.rawipc import Raw, Stream, ask_once
 
 pytestmark = pytest.mark.integration
 
@@ -58,12 +59,9 @@ def stream(broker):
 
 @pytest.fixture
 def dealer(broker):
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 20000)
-    sock.connect(broker.endpoint)
-    yield sock
-    sock.close()
+    raw = Raw(broker.endpoint)
+    yield raw.sock
+    raw.close()
 
 
 def _neighbour_works(broker) -> None:
@@ -257,6 +255,35 @@ def test_zeromq_requests_over_the_budget_are_refused_not_held(broker, dealer, id
     assert stored == value
     assert _wait_for(lambda: _stats(broker)["held_request_bytes"] == 0)
     _neighbour_works(broker)
+
+
+def test_a_stream_worker_reusing_a_request_id_is_read_no_further_than_its_share(broker, stream):
+    """The unix:// side of the reused-id case: 40 x 1 MiB puts under one id while another
+    client's transaction holds their key's lock.  The broker reads the connection no further
+    once this worker's share is held (no refusal on a stream: it waits), so only two or three
+    are in flight; all 40 are stored once the lock goes."""
+    value = b"w" * (MAX_REQUEST - 200)
+    big = ipc.pack_request(1, "cache_put", {"cache": "isolation-stream-locked", "key": 1,
+                                             "value": value})
+    with Client(broker=broker.stream_endpoint) as client:
+        client.connect()
+        cache = client.get_or_create_cache({
+            p.PROP_NAME: "isolation-stream-locked",
+            p.PROP_CACHE_ATOMICITY_MODE: cc.CacheAtomicityMode.TRANSACTIONAL})
+        time.sleep(1)  # IGNITE-14868: a new transactional cache may lag
+        with client.tx_start() as tx:  # pessimistic: its put takes key 1's lock
+            cache.put(1, "locked")
+            sender = threading.Thread(target=lambda: [stream.send(big) for _ in range(40)])
+            sender.start()  # blocks once the broker stops reading
+            time.sleep(1.0)
+            in_flight = _stats(broker)["in_flight"]
+            tx.rollback()
+        sender.join(30)
+        statuses = [stream.recv().status for _ in range(40)]
+        stored = cache.get(1)
+    assert in_flight <= 3, f"{in_flight} requests of one stream worker in flight"
+    assert statuses == [ipc.Status.OK] * 40 and stored == value
+    assert _wait_for(lambda: _stats(broker)["held_request_bytes"] == 0)
 
 
 def _statuses_until_quiet(sock: zmq.Socket, quiet: float) -> list[int]:
