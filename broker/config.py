@@ -164,7 +164,8 @@ SETTINGS: tuple[Setting, ...] = (
             "open query cursors one worker may hold; beyond, sql/scan get 'overloaded'"),
     Setting("limits.cache_changes_per_second", float, 1.0, False,
             "cache starts and stops (create, get-or-create of a cache not known to exist, "
-            "destroy) one worker may make per second; beyond, they get 'overloaded'. Each one "
+            "destroy, SQL CREATE TABLE and DROP TABLE) one worker may make per second; "
+            "beyond, they get 'overloaded'. Each one "
             "holds every cache operation of the cluster while it runs"),
     Setting("limits.cache_changes_burst", int, 50, False,
             "cache starts and stops one worker may make at once before "

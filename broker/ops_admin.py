@@ -100,13 +100,13 @@ def _create(context: Context, worker: Worker, request: Request, reply: ReplyFn, 
     if or_get and changes.known(cid):  # starts nothing: neither charged nor serialized
         send(reply)
         return
-    _in_turn(context, worker, request, cid, send, reply)
+    in_turn(context, worker, request, cid, send, reply)
 
 
-def _in_turn(context: Context, worker: Worker, request: Request, cid: int,
-             send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
+def in_turn(context: Context, worker: Worker, request: Request, cid: int | None,
+            send: Callable[[ReplyFn], None], reply: ReplyFn) -> None:
     """Run a start or stop of cache ``cid`` when the worker's rate allows it, alone on the
-    cache, one at a time (broker/cachechanges.py)."""
+    cache (unless None: an SQL statement's), one at a time (broker/cachechanges.py)."""
     changes = context.cache_lifecycle
     deadline = context.deadline(request)
     wait = changes.reserve(worker.session, deadline)
@@ -171,7 +171,7 @@ def _cache_destroy(context: Context, worker: Worker, request: Request,
     cid = context.cache_id(request.args)
     body = ops.cache_destroy(cid)
     context.cache_lifecycle.gone(cid)  # a get-or-create of it passes the gate again
-    _in_turn(context, worker, request, cid,
+    in_turn(context, worker, request, cid,
              lambda done: simple_call(context, request, done, OpCode.CACHE_DESTROY, body,
                                       ops.parse_empty, idempotent=False),
              reply)

@@ -11,11 +11,13 @@ from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status
 
 from . import bounds
+from .cachechanges import sql_starts_or_stops_a_cache
 from .calls import Call, ReplyFn
 from .context import Context, Handler
 from .errors import BadRequest, BrokerError, Overloaded, error_of
 from .lookups import arg
 from .nodeconn import NodeConnection
+from .ops_admin import in_turn
 from .workers import Cursor, Pinned, Transaction, Worker
 
 
@@ -169,18 +171,37 @@ def _sql(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> 
         collocated=arg(args, "collocated", bool, False), lazy=arg(args, "lazy", bool, False),
         include_field_names=names, tx_id=tx_id, features=conn.features, **options,
     )
-    release = worker.cursors.reserve(conn)
 
-    def first_page(response: Response) -> dict[str, Any]:
-        page = queries.parse_sql_fields(response.body, names, ctx=context.codec)
-        release()
-        handle = _register(context, worker, conn, page.cursor_id, page.more, "sql",
-                           page.column_count)
-        fields = list(page.field_names) if names else None
-        return {"cursor": handle, "fields": fields, "rows": page.rows, "more": page.more}
+    def send(done: ReplyFn) -> None:
+        release = worker.cursors.reserve(conn)
 
-    _pinned_call(context, request, reply, conn, OpCode.QUERY_SQL_FIELDS, body, first_page,
-                 pending, release)
+        def first_page(response: Response) -> dict[str, Any]:
+            page = queries.parse_sql_fields(response.body, names, ctx=context.codec)
+            release()
+            handle = _register(context, worker, conn, page.cursor_id, page.more, "sql",
+                               page.column_count)
+            fields = list(page.field_names) if names else None
+            return {"cursor": handle, "fields": fields, "rows": page.rows, "more": page.more}
+
+        _pinned_call(context, request, done, conn, OpCode.QUERY_SQL_FIELDS, body, first_page,
+                     pending, release)
+
+    if sql_starts_or_stops_a_cache(query):  # a partition map exchange: paced and in turn
+        in_turn(context, worker, request, None, _answering_refusals(send), reply)
+    else:
+        send(reply)
+
+
+def _answering_refusals(send: Callable[[ReplyFn], None]) -> Callable[[ReplyFn], None]:
+    """``send``, run later (its turn): a refusal it raises is its answer."""
+
+    def later(done: ReplyFn) -> None:
+        try:
+            send(done)
+        except BrokerError as exc:
+            done(exc.status, error_of(exc))
+
+    return later
 
 
 def _entries_first_page(context: Context, worker: Worker, conn: NodeConnection,

@@ -256,3 +256,31 @@ def test_cache_changes_waiting_behind_an_unanswered_one_are_answered_at_their_de
                   lambda status, payload: answers.append(status), b"other")
     serial.expire(time.monotonic() + 1)  # the janitor's sweep, the first still unanswered
     assert answers == [Status.DEADLINE_EXCEEDED] and len(dones) == 1 and len(serial) == 1
+
+
+_HEAD = cachechanges.SQL_HEAD
+
+
+@pytest.mark.parametrize(("query", "starts_or_stops"), [
+    ("CREATE TABLE t (id INT PRIMARY KEY)", True),
+    ("drop table if exists t", True),
+    ("  /* a */ -- b\n create\n/**/TABLE t", True),
+    ("Create/**/Table x", True),
+    ("create table", True),
+    ("SELECT * FROM t WHERE a = 'drop table'", False),
+    ("CREATE INDEX i ON t (a)", False),
+    ("DROP INDEX i", False),
+    ("INSERT INTO t VALUES (1)", False),
+    ("createtable x", False),
+    ("drop tables", False),
+    ("/* unterminated CREATE TABLE", False),
+    ("", False),
+    # past the head the first words are not looked for: undecided counts as a start
+    (" " * (_HEAD - 3) + "create table x", True),
+    ("create" + " " * _HEAD + "table x", True),
+    ("/*" + " " * _HEAD + "*/ select 1", True),
+    ("a" * (_HEAD + 1), True),
+    ("select" + " " * _HEAD + "1", False),
+])
+def test_sql_statements_that_start_or_stop_a_cache(query, starts_or_stops):
+    assert cachechanges.sql_starts_or_stops_a_cache(query) is starts_or_stops

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from broker.limits import Limits
 from protocol import OpCode
 from protocol.ipc import Status
 from tests.broker.fakenode import VECTORS, Harness, run
@@ -49,4 +50,29 @@ async def test_sql_fields_gives_rows_and_column_names():
     assert page["fields"] == ["ID", "NAME", "V"] and page["rows"][1] == [1, "n1", 0.5]
     assert page["more"] and page["cursor"] in h.workers._workers[b"w1"].cursors
     assert h.nodes[0].ops()[-1] == OpCode.QUERY_SQL_FIELDS
+    await h.close()
+
+
+@run
+async def test_create_and_drop_table_pass_the_gate_of_cache_starts_and_stops():
+    """Each is a cache start or stop, a partition map exchange holding the whole cluster: a
+    worker churning them through sql is paced like one calling cache_create (it bypassed
+    every cache-change bound before); other statements and other workers go on."""
+    h = await Harness(1, limits=Limits(cache_changes_per_second=0.001,
+                                       cache_changes_burst=2)).start()
+    _answers(h, (OpCode.QUERY_SQL_FIELDS, "select-page-1"))
+
+    async def sql(query: str, worker: bytes = b"a") -> int:
+        status, _ = await h.call("sql", {"query": query, "include_field_names": True},
+                                 worker=worker)
+        return status
+
+    churn = ["CREATE TABLE t1 (id INT PRIMARY KEY)", "drop table t1",
+             "/* again */ Create\n  TABLE t2 (id INT PRIMARY KEY)"]
+    assert [await sql(q) for q in churn] == [Status.OK, Status.OK, Status.OVERLOADED]
+    assert await sql("SELECT * FROM OPS_T") == Status.OK
+    assert await sql("CREATE INDEX i ON OPS_T (V)") == Status.OK  # no cache starts
+    assert await sql("DROP TABLE t1", worker=b"b") == Status.OK
+    assert h.nodes[0].ops().count(OpCode.QUERY_SQL_FIELDS) == 5
+    assert h.dispatcher.cache_lifecycle.refused == 1
     await h.close()

@@ -461,6 +461,30 @@ def test_zeromq_sockets_beyond_max_workers_get_overloaded(broker):
 
 
 @pytest.mark.parametrize("transport", ["unix", "ipc"])
+def test_create_and_drop_table_through_sql_are_paced_like_cache_starts_and_stops(
+        ignite_node, tmp_path, transport):
+    """Was: CREATE TABLE and DROP TABLE (a cache start or stop each, a partition map exchange
+    holding every cache operation of the cluster) passed none of the bounds on cache_create
+    and cache_destroy. Now a worker churning them is paced by the same rate."""
+    with running_broker(ignite_node.addresses, tmp_path, {
+            "limits.cache_changes_per_second": 0.001,
+            "limits.cache_changes_burst": 2}) as proc:
+        endpoint = proc.stream_endpoint if transport == "unix" else proc.endpoint
+        table = f"PACED_{transport.upper()}"
+        create = f"CREATE TABLE {table} (id INT PRIMARY KEY, v INT)"
+        with Client(broker=endpoint) as client:
+            client.connect()
+            list(client.sql(create))
+            list(client.sql(f"/* the second */ DROP TABLE {table}"))
+            with pytest.raises(BrokerOverloaded, match=r"limits\.cache_changes_per_second"):
+                client.sql(create)
+            assert f"SQL_PUBLIC_{table}" not in client.get_cache_names()
+            assert list(client.sql("SELECT 1")) == [[1]]  # other statements go on
+            stats = proc.admin("show stats")
+            assert stats["cache_changes"]["refused"] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize("transport", ["unix", "ipc"])
 def test_cache_starts_and_stops_of_all_workers_hold_the_cluster_their_share_at_most(
         ignite_node, tmp_path, transport):
     """Was: four workers, each within its own rate of cache starts and stops, kept the cluster
