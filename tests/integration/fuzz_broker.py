@@ -48,6 +48,7 @@ import zmq
 from broker import ops_admin, ops_kv, ops_query
 from broker.admin import AdminError
 from broker.admin import query as admin_query
+from broker.cachechanges import sql_starts_or_stops_a_cache
 from broker.devcluster import DevCluster
 from broker.devcluster.brokerproc import BrokerProcess
 from protocol import hashing, ipc
@@ -216,7 +217,10 @@ def _valid(kind: str, rng: random.Random, ctx: GenContext) -> Any:
         "count": lambda: rng.choice((1, 10, 100, 1024)),
         "ms": lambda: rng.choice((0, 100, 5000)),
         "str_or_none": lambda: rng.choice((None, "PUBLIC", "fuzz")),
-        "sql": lambda: rng.choice(("SELECT 1", "SELECT ? + 1", "SELECT * FROM FUZZ_T")),
+        "sql": lambda: rng.choice(("SELECT 1", "SELECT ? + 1", "SELECT * FROM FUZZ_T",
+                                   # cache starts and stops through SQL (no DML on FUZZ_DDL)
+                                   "CREATE TABLE IF NOT EXISTS FUZZ_DDL (ID INT PRIMARY KEY)",
+                                   "/* c */ DROP TABLE IF EXISTS FUZZ_DDL")),
         "where": lambda: rng.choice(("id > ?", "1 = 1")),
         "table": lambda: "FUZZ_T",
         "sql_args": lambda: [rng.randrange(100)],
@@ -469,6 +473,12 @@ class GenContext:
     def handle(self, rng: random.Random, kind: str) -> int:
         known = self.handles[kind]
         return rng.choice(known) if known and rng.random() < 0.8 else rng.randrange(1, 64)
+
+
+def _changes_a_cache(inp: Input) -> bool:
+    query = inp.args.get("query")
+    return inp.op in CACHE_CHANGE_OPS or (
+        inp.op == "sql" and isinstance(query, str) and sql_starts_or_stops_a_cache(query))
 
 
 @dataclasses.dataclass
@@ -810,7 +820,7 @@ class Tally:
             if reply.status in (ipc.Status.CLUSTER_UNAVAILABLE, ipc.Status.SERVER_ERROR,
                                 ipc.Status.DEADLINE_EXCEEDED):
                 self.suspicious.append((time.monotonic(), inp.index, status))
-            if reply.status == ipc.Status.OK and inp.op in CACHE_CHANGE_OPS:
+            if reply.status == ipc.Status.OK and _changes_a_cache(inp):
                 self.cache_changes.append((pending.sent, time.monotonic()))
         if reply.status == ipc.Status.INTERNAL:
             self.fail("internal", inp, message=_message(reply.payload),
