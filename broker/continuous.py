@@ -36,6 +36,9 @@ Reply = Callable[[int, Any], None]
 _log = log.get("continuous")
 _SWEEP_INTERVAL = 0.25  # seconds between looks for departed subscribers and lost queries
 _FINAL_TRIES = 40  # sweeps a final "ended" message is retried for a worker not reading
+#: Seconds between the probe answered after a new server query's answer and telling its
+#: subscribers it runs (see _after_notifications_start).
+NOTIFICATIONS_GRACE = 0.05
 
 
 def _no_push(identity: bytes, status: int, payload: Any, max_unread: int) -> bool:
@@ -391,15 +394,23 @@ class ContinuousQueries:
 
 
 def _after_notifications_start(conn: NodeConnection, then: Callable[[object], None]) -> None:
-    """Ignite's node starts a continuous query's notifications only once its answer has been
-    written (a listener on the write's future calls ClientCacheQueryContinuousResponse.onSent)
-    and drops the events before that: a subscriber told at once can miss the first write it
-    makes (CI saw it).  The node writes a probe's answer on the same connection after the
-    query's, its NIO thread completing the first write's future before the next write, so
-    ``then`` runs after the probe's answer (or the connection's loss, which ``then`` sees as
-    a closed connection)."""
+    """Ignite 2.17's node starts a continuous query's notifications only once its answer has
+    been written, and drops the events before that: a subscriber told at once can miss the
+    first write it makes.  The request's thread attaches the listener that starts them
+    (ClientCacheQueryContinuousResponse.onSent) to the write's future *after* handing the
+    answer to the NIO thread, so nothing the node sends marks the moment: a probe's answer
+    comes after the query's, and ``then`` runs ``NOTIFICATIONS_GRACE`` seconds after that,
+    time for a preempted request thread to attach it (or at once on the connection's loss,
+    which ``then`` sees as a closed connection)."""
+
+    def answered(outcome: object) -> None:
+        if conn.is_open:
+            asyncio.get_running_loop().call_later(NOTIFICATIONS_GRACE, then, outcome)
+        else:
+            then(outcome)
+
     try:
-        conn.probe(then)
+        conn.probe(answered)
     except ConnectError as exc:  # lost between the answer and now
         then(exc)
 

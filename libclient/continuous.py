@@ -202,8 +202,13 @@ class ContinuousQuery:
     def _subscribe(self) -> None:
         transport = self._transport()
         chan = self._chan = transport.new_channel()
-        result = transport.request_on(chan, Call("cq_subscribe", self._args, idempotent=True),
-                                      time.monotonic() + transport.timeout)
+        try:
+            result = transport.request_on(chan, Call("cq_subscribe", self._args,
+                                                     idempotent=True),
+                                          time.monotonic() + transport.timeout)
+        except BaseException:
+            self._drop_channel()  # a refused subscription leaves no connection behind
+            raise
         self._inbox.handle = result[ipc().EVENT_SUB]
         #: The node ("host:port") the broker's server query runs on, when subscribed.
         self.node: str | None = result.get("node")
@@ -366,8 +371,12 @@ class AioContinuousQuery:
         self._hold = core.Hold(chan)
         chan.events = self._on_message
         chan.on_lost = self._on_lost
-        result = await transport.request(Call("cq_subscribe", self._args, idempotent=True,
-                                              hold=self._hold))
+        try:
+            result = await transport.request(Call("cq_subscribe", self._args, idempotent=True,
+                                                  hold=self._hold))
+        except BaseException:
+            self._drop_channel()  # a refused subscription leaves no connection behind
+            raise
         self._inbox.handle = result[ipc().EVENT_SUB]
         self.node = result.get("node")
         if self._pinger is None:

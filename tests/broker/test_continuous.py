@@ -4,9 +4,11 @@ subscriber is dropped alone, node loss starts it again elsewhere with a "missed"
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
+from broker import continuous
 from broker.continuous import CqLimits
 from broker.limits import Limits
 from protocol import OpCode, queries
@@ -93,21 +95,29 @@ async def test_subscribers_share_one_query_and_each_gets_every_event() -> None:
 
 @run
 async def test_the_subscribe_reply_waits_for_a_probe_answered_after_the_querys() -> None:
-    """The node drops events until its query answer has been written (CI missed a first
-    event): the reply to the worker goes only once a probe on that connection is answered."""
-    h, _ = await _harness()
-    for node in h.nodes:
-        node.hold.add(OpCode.HEARTBEAT)
-    rid = h.send("cq_subscribe", {"cache": "c"})
-    await h.until(lambda: any(n.held for n in h.nodes))
-    node = _query_node(h)
-    assert node.ops()[-2:] == [OpCode.QUERY_CONTINUOUS, OpCode.HEARTBEAT]
-    await h.settle()
-    assert rid not in h.replies
-    node.release()
-    await h.until(lambda: rid in h.replies)
-    assert h.replies[rid][0] == Status.OK
-    await h.close()
+    """The node drops events until its request thread has seen its query answer written (CI
+    missed first events): the reply to the worker goes only once a probe on that connection
+    is answered, and NOTIFICATIONS_GRACE after that."""
+    grace, continuous.NOTIFICATIONS_GRACE = continuous.NOTIFICATIONS_GRACE, 0.5
+    try:
+        h, _ = await _harness()
+        for node in h.nodes:
+            node.hold.add(OpCode.HEARTBEAT)
+        rid = h.send("cq_subscribe", {"cache": "c"})
+        await h.until(lambda: any(n.held for n in h.nodes))
+        node = _query_node(h)
+        assert node.ops()[-2:] == [OpCode.QUERY_CONTINUOUS, OpCode.HEARTBEAT]
+        await h.settle()
+        assert rid not in h.replies
+        node.release()
+        loop = asyncio.get_running_loop()
+        released = loop.time()
+        await h.until(lambda: rid in h.replies)
+        assert loop.time() - released >= 0.5
+        assert h.replies[rid][0] == Status.OK
+        await h.close()
+    finally:
+        continuous.NOTIFICATIONS_GRACE = grace
 
 
 @run

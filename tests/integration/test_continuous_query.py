@@ -70,6 +70,10 @@ def _record(item: Any) -> tuple[Any, ...]:
     return (item.key, item.old_value, item.value, int(item.event_type))
 
 
+def _open_channels(client: Client) -> int:
+    return sum(not chan.closed for chan in client._transport._channels)
+
+
 def _subscriber(endpoint: str, cache_name: str, until_key: str, ready, out) -> None:
     """Subscribe, say so, then collect events until the ``until_key`` put arrives."""
     got: list[tuple[Any, ...]] = []
@@ -386,8 +390,10 @@ def test_async_remote_filter_and_a_filter_the_node_cannot_make(broker):
         client = AioClient(broker=broker.stream_endpoint)
         async with client.connect():
             cache = await client.get_cache(name)
+            refused = cache.query_continuous(remote_filter=JavaFilter("org.example.NoSuchFilter"))
             with pytest.raises(CacheError, match="NoSuchFilter"):
-                await cache.query_continuous(remote_filter=JavaFilter("org.example.NoSuchFilter"))
+                await refused
+            assert refused._chan is None  # its connection closed with the refusal
             query = cache.query_continuous(remote_filter=JavaFilter(PREFIX_FILTER,
                                                                     {"prefix": "k"}))
             async with await query as events:
@@ -403,10 +409,12 @@ def test_a_filter_the_node_cannot_make_fails_the_blocking_subscription(broker):
     with Client(broker=broker.endpoint) as client:
         client.connect()
         cache = client.get_cache(name)
+        before = _open_channels(client)
         with pytest.raises(CacheError, match="NoSuchFilter"):
             cache.query_continuous(remote_filter=JavaFilter("org.example.NoSuchFilter"))
         with pytest.raises(CacheError):  # a field the class does not have
             cache.query_continuous(remote_filter=JavaFilter(PREFIX_FILTER, {"nope": 1}))
+        assert _open_channels(client) == before  # a refused subscription keeps no connection
         with cache.query_continuous() as events:  # the broker and its node go on
             cache.put("still", "fine")
             assert _record(events.get(timeout=PATIENCE)) == ("still", None, "fine", 0)
