@@ -478,12 +478,14 @@ class AioTransport(TransportBase):
     def __init__(self, endpoint: str, **options: Any) -> None:
         super().__init__(endpoint, **options)
         self._channels: weakref.WeakKeyDictionary[Any, AioChannel] = weakref.WeakKeyDictionary()
+        self._own_channels: weakref.WeakSet[AioChannel] = weakref.WeakSet()  # new_channel's
 
     def __repr__(self) -> str:
         return f"<AioTransport {self.endpoint} pid={self._pid} loops={len(self._channels)}>"
 
     def _forget_channels(self) -> None:
         self._channels = weakref.WeakKeyDictionary()
+        self._own_channels = weakref.WeakSet()
 
     def channel(self) -> AioChannel:
         self._checkpid()
@@ -511,11 +513,13 @@ class AioTransport(TransportBase):
         self._checkpid()
         if self._closed:
             raise closed_error(self._again)
-        return self._open_channel(loop)
+        chan = self._open_channel(loop)
+        self._own_channels.add(chan)  # closed with the client, as the sync ones are
+        return chan
 
     async def close(self) -> None:
         self._closed = True
-        for chan in list(self._channels.values()):
+        for chan in [*self._channels.values(), *self._own_channels]:
             chan.close()
         self._forget_channels()
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from . import core
 from .calls import Call
 from .envelope import ipc, unpack_reply
-from .exceptions import CacheError
+from .exceptions import CacheError, ReconnectError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -410,9 +410,12 @@ class AioContinuousQuery:
             self._arrived.set()
 
     async def _ping(self) -> None:
-        transport: AioTransport = self._client._require()
         while not self._closed:
             await asyncio.sleep(PING_INTERVAL)
+            try:
+                transport: AioTransport = self._client._require()
+            except ReconnectError:  # the client was closed: so is this subscription
+                return
             try:
                 await transport.request(Call("ping", idempotent=True, hold=self._hold),
                                         time.monotonic() + PING_INTERVAL)

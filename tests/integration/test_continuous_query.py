@@ -418,3 +418,22 @@ def test_a_filter_the_node_cannot_make_fails_the_blocking_subscription(broker):
         with cache.query_continuous() as events:  # the broker and its node go on
             cache.put("still", "fine")
             assert _record(events.get(timeout=PATIENCE)) == ("still", None, "fine", 0)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_closing_an_async_client_closes_its_subscriptions_connections(broker, transport):
+    """Was: an AioClient closed with a subscription open left that subscription's connection
+    open (the sync client closed it)."""
+    name = _new_cache(broker, f"cq-aio-close-{transport}")
+
+    async def run() -> tuple[bool, bool]:
+        client = AioClient(broker=_endpoint(broker, transport))
+        async with client.connect():
+            cache = await client.get_cache(name)
+            events = await cache.query_continuous()
+            chan = events._chan
+            assert chan is not None
+            open_before = not chan.closed
+        return open_before, chan.closed
+
+    assert asyncio.run(run()) == (True, True)
