@@ -170,7 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limits.cache_changes_burst", int, 50, False,
             "cache starts and stops one worker may make at once before "
             "limits.cache_changes_per_second applies"),
-    Setting("limits.cache_changes_duty", float, 0.1, False,
+    Setting("limits.cache_changes_duty", float, 0.02, False,
             "the share of time the cache starts and stops of all workers together may hold "
             "the cluster (each holds every cache operation while it runs); beyond, they wait, "
             "workers in turn, within their deadlines"),

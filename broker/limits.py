@@ -28,5 +28,5 @@ class Limits:
     cache_changes_burst: int = 50
     #: the share of time cache starts and stops of all workers together may hold the cluster,
     #: after cache_changes_hold_burst seconds of it at once (cachechanges.Serial)
-    cache_changes_duty: float = 0.1
+    cache_changes_duty: float = 0.02
     cache_changes_hold_burst: float = 10.0

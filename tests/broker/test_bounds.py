@@ -133,6 +133,12 @@ def test_the_settings_reach_the_limits():
     assert {name for name in bounds.BOUND_SETTINGS} <= set(Limits.__dataclass_fields__)
 
 
+def test_the_settings_and_the_limits_have_one_default():
+    defaults = load(None, {})
+    assert {name: defaults.get(f"limits.{name}") for name in bounds.BOUND_SETTINGS} == {
+        name: getattr(Limits(), name) for name in bounds.BOUND_SETTINGS}
+
+
 # -- pinned transactions and cursors ----------------------------------------------------------
 
 
