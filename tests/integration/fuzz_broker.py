@@ -79,6 +79,7 @@ TYPE_NAMES = ("FuzzType0", "FuzzType1", "FuzzEnum0")
 STATUS_NAMES = {int(s): s.name for s in ipc.Status}
 REQUEST_DEADLINE_S = 10.0  # hostile requests carry now + this as their deadline
 GRACE_S = 3.0  # beyond its deadline, a request without a reply is "unanswered"
+LATE_WAIT_S = 15.0  # after the last input, how long an unanswered request's reply is awaited
 UNRESPONSIVE_S = 30.0  # no node connection ready this long, JVMs alive: the cluster hangs
 BROKER_REQUEST_TIMEOUT_S = 10.0  # limits.request_timeout of the broker the harness starts
 KEPT_LOGS = Path(os.environ.get("IGNITE_BROKER_KEPT_LOGS", "/tmp/ignite-broker-kept-logs"))
@@ -786,6 +787,7 @@ class Tally:
         self.unexpected_replies = 0
         self.undecodable_replies = 0
         self.late_replies = 0
+        self.late_examples: list[dict[str, Any]] = []  # unanswered, then answered: how late
         self.failures: dict[str, list[dict[str, Any]]] = {}  # symptom -> examples
         self.failure_counts: Counter[str] = Counter()
         self.signature_counts: Counter[tuple[str, ...]] = Counter()
@@ -844,6 +846,7 @@ class Tally:
                 "unexpected_replies": self.unexpected_replies,
                 "undecodable_replies": self.undecodable_replies,
                 "late_replies": self.late_replies,
+                "late_examples": self.late_examples,
                 "failure_counts": dict(self.failure_counts),
                 "failure_signatures": [
                     {"symptom": k[0], "op": k[1], "family": k[2], "kind": k[3], "count": n}
@@ -911,6 +914,7 @@ class HostileWorker(threading.Thread):
         self.pending: dict[int, Pending] = {}
         self.anon: deque[int] = deque()
         self.expired: dict[int, Pending] = {}
+        self.expired_anon: deque[int] = deque()  # of the expired, those matched by order
         self.error: str | None = None
 
     def run(self) -> None:
@@ -950,6 +954,10 @@ class HostileWorker(threading.Thread):
         while self.pending and not self.campaign.abort.is_set():
             self._receive(conn, 0.1)
             self._expire()
+        # An unanswered request's reply may still come: late (counted), or never.
+        end = time.monotonic() + LATE_WAIT_S
+        while self.expired and time.monotonic() < end and not self.campaign.abort.is_set():
+            self._receive(conn, 0.1)
 
     def _send(self, conn: StreamConn | ZmqConn, inp: Input) -> None:
         deadline_ms = int((time.time() + REQUEST_DEADLINE_S) * 1000)
@@ -991,9 +999,15 @@ class HostileWorker(threading.Thread):
         if pending is not None:
             return pending
         late = self.expired.pop(request_id, None)
+        while late is None and self.expired_anon:  # matched by order, as in the pending
+            late = self.expired.pop(self.expired_anon.popleft(), None)
         with tally.lock:
             if late is not None:
                 tally.late_replies += 1
+                if len(tally.late_examples) < 10:
+                    tally.late_examples.append({
+                        **late.inp.describe(),
+                        "late_by_s": round(time.monotonic() - late.expires + GRACE_S, 1)})
             else:
                 tally.unexpected_replies += 1
         return None
@@ -1006,6 +1020,9 @@ class HostileWorker(threading.Thread):
             if pending.expires < now:
                 del self.pending[rid]
                 self.expired[rid] = pending
+                if rid in self.anon:
+                    self.anon.remove(rid)
+                    self.expired_anon.append(rid)
                 self.campaign.tally.fail("unanswered", pending.inp,
                                          waited_s=round(now - pending.sent, 1))
 
@@ -1591,6 +1608,7 @@ class TransportRun:
         self._last_progress = time.monotonic()
         self.hung = False
         self.cpu: dict[str, Any] = {}
+        self.final_stats: dict[str, Any] = {}
 
     def run(self) -> dict[str, Any]:
         target, opts = self.target, self.opts
@@ -1630,6 +1648,7 @@ class TransportRun:
         if not self.hung and opts.post_triage:
             self._triage_conn_lost(campaign, watch)
             self._triage_stalls(watch)
+        self.final_stats = _final_stats(target)
         exit_code = target.stop_broker()
         return self._report(campaign, watch, good_summary, baseline, after, elapsed, lost,
                             internal, exit_code)
@@ -1816,6 +1835,7 @@ class TransportRun:
             "hostile_connections_closed_by_broker": self.worker_errors,
             "findings": self.findings, "quarantined": sorted(map(list, campaign.quarantine)),
             "broker_exit_on_sigterm": exit_code,
+            "broker_stats_at_end": self.final_stats,
         }
 
 
@@ -1957,6 +1977,17 @@ def run_fuzz(opts: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _final_stats(target: Target) -> dict[str, Any]:
+    """What the broker says at the end: replies it could not deliver, requests it holds."""
+    try:
+        assert target.broker is not None
+        stats = target.broker.admin("show stats")
+    except Exception as exc:  # a dead broker is reported elsewhere
+        return {"error": str(exc)}
+    assert isinstance(stats, dict)
+    return {k: stats.get(k) for k in ("replies_dropped", "in_flight", "internal_errors")}
+
+
 def _transports(choice: str) -> list[str]:
     return ["unix", "ipc"] if choice == "both" else [choice]
 
@@ -2003,6 +2034,8 @@ def summary_text(report: dict[str, Any]) -> str:
             f"({r['inputs_per_s']}/s), {r['inputs_skipped_quarantined']} quarantined",
             f"  replies: {r['replies_by_status']}",
             *(f"  {name:24} {r[name]}" for name in CHECKS),
+            f"  late replies (unanswered, then answered within {LATE_WAIT_S:g} s): "
+            f"{r['late_replies']}; broker at the end: {r.get('broker_stats_at_end')}",
             f"  well-behaved p50/p99 ms: idle {_lat(lat.get('idle'))}, "
             f"fuzzing {_lat(lat.get('fuzzing'))}, after {_lat(lat.get('after'))}; "
             f"p99 ratio {r['p99_ratio']}; errors {r['good_worker'].get('errors')}",
