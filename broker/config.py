@@ -126,6 +126,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("limits.request_timeout", float, 30.0, True,
             "deadline for requests that carry none (seconds)",
             applied="the dispatcher: requests arriving from then on"),
+    Setting("limits.max_request_timeout", float, 600.0, True,
+            "the longest the broker serves a request (seconds), whatever deadline it carries: "
+            "a later deadline is brought forward to this",
+            applied="the dispatcher: requests arriving from then on"),
     Setting("limits.queue_wait", float, 5.0, False,
             "seconds a request waits for a node while none is reachable, before it fails "
             "with 'cluster unavailable'"),
@@ -404,6 +408,8 @@ def _validate(values: dict[str, Any]) -> None:
             if value < 0 or (value == 0 and setting.name not in _MAY_BE_ZERO):
                 least = "0 or more" if setting.name in _MAY_BE_ZERO else "more than 0"
                 raise ConfigError(f"{setting.name} must be {least}, got {value!r}")
+    if values["limits.request_timeout"] > values["limits.max_request_timeout"]:
+        raise ConfigError("limits.request_timeout must be at most limits.max_request_timeout")
     if values["limits.cache_changes_duty"] > 1:
         raise ConfigError("limits.cache_changes_duty is a share of time: at most 1, got "
                           f"{values['limits.cache_changes_duty']!r}")

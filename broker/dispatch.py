@@ -255,7 +255,10 @@ class Dispatcher:
         return bound
 
     def deadline(self, request: Request) -> float:
-        """The request's deadline on the monotonic clock."""
+        """The request's deadline on the monotonic clock (limits.max_request_timeout from now
+        at the latest: a worker's deadline in a year holds nothing that long)."""
+        now = _monotonic()
         if request.deadline_ms:
-            return _monotonic() + (request.deadline_ms / 1000 - time.time())
-        return _monotonic() + self.limits.default_timeout
+            return now + min(request.deadline_ms / 1000 - time.time(),
+                             self.limits.max_request_timeout)
+        return now + self.limits.default_timeout

@@ -216,6 +216,7 @@ class Broker:
         limits = Limits(max_in_flight_per_worker=cfg.limits_max_in_flight_per_worker,
                         max_in_flight_total=cfg.limits_max_in_flight_total,
                         default_timeout=cfg.limits_request_timeout,
+                        max_request_timeout=cfg.limits_max_request_timeout,
                         queue_wait=cfg.limits_queue_wait,
                         coalesce_reads=cfg.limits_coalesce_reads,
                         batch_requests=cfg.limits_batch_requests,
@@ -497,7 +498,8 @@ def _apply_janitor(broker: Broker, cfg: Config) -> None:
 def _apply_dispatcher(broker: Broker, cfg: Config) -> None:
     if broker.dispatcher is not None:
         broker.dispatcher.limits = dataclasses.replace(
-            broker.dispatcher.limits, default_timeout=cfg.limits_request_timeout)
+            broker.dispatcher.limits, default_timeout=cfg.limits_request_timeout,
+            max_request_timeout=cfg.limits_max_request_timeout)
 
 
 def _apply_pool(broker: Broker, cfg: Config) -> None:
@@ -541,6 +543,7 @@ _APPLY: dict[str, Callable[[Broker, Config], None]] = {
     "cluster.heartbeat_timeout": _apply_janitor,
     "cluster.node_warmup": _apply_pool,
     "limits.request_timeout": _apply_dispatcher,
+    "limits.max_request_timeout": _apply_dispatcher,
     "limits.worker_liveness": _apply_janitor,
     "limits.max_request_bytes": _apply_frontend,
     "limits.memory_budget": _apply_frontend,

@@ -11,6 +11,8 @@ class Limits:
     max_in_flight_per_worker: int = 1024
     max_in_flight_total: int = 65536
     default_timeout: float = 30.0
+    #: the longest a request is served, whatever deadline it carries
+    max_request_timeout: float = 600.0
     queue_wait: float = 5.0  # how long a request waits for a node while none is reachable
     coalesce_reads: bool = False  # identical concurrent reads share one cluster request
     # single-key gets/puts of one event-loop iteration go to a node as one get_all/put_all

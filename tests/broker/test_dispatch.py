@@ -231,6 +231,23 @@ async def test_a_request_past_its_deadline_is_answered_by_the_janitor_sweep():
     await h.close()
 
 
+@run
+async def test_a_deadline_far_away_is_brought_forward_to_max_request_timeout():
+    """Was: a request carrying a deadline a year away was served that long (fuzz: requests
+    with mutated deadlines waiting on hostile transactions' locks, answered 18-24 s after
+    they were sent)."""
+    h = await Harness(1, limits=Limits(max_request_timeout=5.0)).start()
+    h.nodes[0].hold.add(OpCode.CACHE_GET)
+    rid = h.send("cache_get", _GET, deadline_ms=int((time.time() + 365 * 86400) * 1000))
+    await h.settle()
+    sent = h.pool.ready[0].last_sent
+    h.janitor.sweep(sent + 4.0)
+    assert rid not in h.replies
+    h.janitor.sweep(sent + 6.0)
+    assert h.replies[rid][0] == Status.DEADLINE_EXCEEDED
+    await h.close()
+
+
 _SLOW_CHANGES = Limits(cache_changes_per_second=0.001, cache_changes_burst=3)
 
 

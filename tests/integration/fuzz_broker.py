@@ -81,7 +81,7 @@ REQUEST_DEADLINE_S = 10.0  # hostile requests carry now + this as their deadline
 GRACE_S = 3.0  # beyond its deadline, a request without a reply is "unanswered"
 LATE_WAIT_S = 15.0  # after the last input, how long an unanswered request's reply is awaited
 UNRESPONSIVE_S = 30.0  # no node connection ready this long, JVMs alive: the cluster hangs
-BROKER_REQUEST_TIMEOUT_S = 10.0  # limits.request_timeout of the broker the harness starts
+BROKER_REQUEST_TIMEOUT_S = 10.0  # limits.request_timeout (and max_request_timeout) of its broker
 KEPT_LOGS = Path(os.environ.get("IGNITE_BROKER_KEPT_LOGS", "/tmp/ignite-broker-kept-logs"))
 TELLING_LINE = re.compile(r"SEVERE|ERROR|Critical system error|OutOfMemory|FailureHandler|halt",
                           re.IGNORECASE)
@@ -1302,6 +1302,8 @@ class Target:
         self.broker = BrokerProcess(self.addresses, workdir=directory, settings={
             "limits.max_request_bytes": self.opts.max_request_bytes,
             "limits.request_timeout": BROKER_REQUEST_TIMEOUT_S,
+            # a mutated deadline (years away) is served no longer than one left out
+            "limits.max_request_timeout": BROKER_REQUEST_TIMEOUT_S,
             **dict(self.opts.broker_setting),
         })
         self.broker.start(wait_nodes=len(self.addresses))
