@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 import time
+from typing import Any
 
 import msgpack
 import pytest
@@ -226,6 +227,13 @@ def test_distinct_huge_cache_names_are_not_kept(broker, stream):
     assert growth_mb < 60, f"RSS grew {growth_mb:.0f} MB for 200 distinct 0.5 MiB names"
 
 
+def _transactional_cache(client: Client, name: str) -> Any:
+    cache = client.get_or_create_cache({
+        p.PROP_NAME: name, p.PROP_CACHE_ATOMICITY_MODE: cc.CacheAtomicityMode.TRANSACTIONAL})
+    time.sleep(1)  # IGNITE-14868: a new transactional cache may lag
+    return cache
+
+
 @pytest.mark.parametrize("ids", ["distinct", "reused"])
 def test_zeromq_requests_over_the_budget_are_refused_not_held(broker, dealer, ids):
     """40 x 1 MiB puts on one DEALER while another client's transaction holds their key's
@@ -238,10 +246,7 @@ def test_zeromq_requests_over_the_budget_are_refused_not_held(broker, dealer, id
             for i in range(40)]
     with Client(broker=broker.stream_endpoint) as client:
         client.connect()
-        cache = client.get_or_create_cache({
-            p.PROP_NAME: "isolation-zmq-locked",
-            p.PROP_CACHE_ATOMICITY_MODE: cc.CacheAtomicityMode.TRANSACTIONAL})
-        time.sleep(1)  # IGNITE-14868: a new transactional cache may lag
+        cache = _transactional_cache(client, "isolation-zmq-locked")
         with client.tx_start() as tx:  # pessimistic: its put takes key 1's lock
             cache.put(1, "locked")
             for big in bigs:
@@ -267,10 +272,7 @@ def test_a_stream_worker_reusing_a_request_id_is_read_no_further_than_its_share(
                                              "value": value})
     with Client(broker=broker.stream_endpoint) as client:
         client.connect()
-        cache = client.get_or_create_cache({
-            p.PROP_NAME: "isolation-stream-locked",
-            p.PROP_CACHE_ATOMICITY_MODE: cc.CacheAtomicityMode.TRANSACTIONAL})
-        time.sleep(1)  # IGNITE-14868: a new transactional cache may lag
+        cache = _transactional_cache(client, "isolation-stream-locked")
         with client.tx_start() as tx:  # pessimistic: its put takes key 1's lock
             cache.put(1, "locked")
             sender = threading.Thread(target=lambda: [stream.send(big) for _ in range(40)])
