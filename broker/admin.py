@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from . import __version__, log
+from . import __version__, log, native
 from .errors import BrokerError, ConfigError
 from .memory import MemoryProbe
 from .sockets import Listeners
@@ -37,7 +37,8 @@ class AdminError(BrokerError):
 
 
 def _show_version(broker: Broker) -> Any:
-    return {"broker_version": __version__, "pid": os.getpid()}
+    return {"broker_version": __version__, "pid": os.getpid(),
+            "native": native.state().describe()}
 
 
 def _show_nodes(broker: Broker) -> Any:

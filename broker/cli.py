@@ -40,8 +40,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load(args.config, overrides)
     _refuse_file_problems(cfg, socket_dirs=False)  # run checks those as it makes them
     log.configure(cfg.log_level, cfg.log_format)
+    _log_native()
     with asyncio.Runner(loop_factory=loop_factory(cfg.broker_event_loop)) as runner:
         return runner.run(Broker(cfg, config_path=args.config, overrides=overrides).run())
+
+
+def _log_native() -> None:
+    from . import native
+
+    state = native.state()
+    if state.on:
+        log.get("broker.native").info("native_hot_path", on=True, directory=state.directory)
+    else:
+        log.get("broker.native").info("native_hot_path", on=False, reason=state.reason)
+
+
+def _cmd_native(args: argparse.Namespace) -> int:
+    from . import native
+
+    if args.action == "build":
+        print(f"built: {native.build(force=args.force)}")
+        return 0
+    built = native.is_built()
+    print(json.dumps({"built": built, "directory": str(native.build_path()),
+                      "modules": [native.module_name(m) for m in native.HOT_MODULES]}, indent=2))
+    return 0 if built else 1
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -254,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--timeout", type=float, default=90.0,
                          help="seconds to wait for the old process to exit (default 90)")
     upgrade.set_defaults(func=_cmd_upgrade)
+
+    compiled = sub.add_parser("native", help="build the compiled hot path (mypyc) for these "
+                                             "sources, or say whether it is built")
+    compiled.add_argument("action", choices=["build", "status"])
+    compiled.add_argument("--force", action="store_true", help="rebuild even when built")
+    compiled.set_defaults(func=_cmd_native)
 
     settings = sub.add_parser("settings", help="list every setting with its default")
     settings.set_defaults(func=_cmd_settings)

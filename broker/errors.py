@@ -42,6 +42,12 @@ class ConfigError(BrokerError):
     kind = "config"
 
 
+class NativeBuildError(BrokerError):
+    """mypyc (or the C compiler behind it) could not build the compiled hot path."""
+
+    kind = "native_build"
+
+
 class BadRequest(BrokerError):
     """A worker sent something the broker cannot act on."""
 

@@ -505,7 +505,7 @@ class MetricsServer:
         self._address = parse_listen(listen)
         self._rendered = _Rendered(registry, render_interval)
         self._server: socketserver.BaseServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving_thread: threading.Thread | None = None
 
     def start(self) -> None:
         address = self._address
@@ -519,9 +519,9 @@ class MetricsServer:
         except OSError as exc:
             raise ConfigError(f"cannot listen for metrics on {self.listen}: "
                               f"{exc.strerror or exc}") from exc
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics",
+        self._serving_thread = threading.Thread(target=self._server.serve_forever, name="metrics",
                                         kwargs={"poll_interval": 0.5}, daemon=True)
-        self._thread.start()
+        self._serving_thread.start()
         _log.info("metrics_listening", listen=self.listen)
 
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _checks as check
 from ._body import (
@@ -141,12 +141,12 @@ __all__ = [
 class PeekMode:
     """CachePeekMode ordinals for CACHE_GET_SIZE / CACHE_LOCAL_PEEK (pyignite's PeekModes)."""
 
-    ALL = 0
-    NEAR = 1
-    PRIMARY = 2
-    BACKUP = 3
-    ONHEAP = 4
-    OFFHEAP = 5
+    ALL: Final = 0
+    NEAR: Final = 1
+    PRIMARY: Final = 2
+    BACKUP: Final = 3
+    ONHEAP: Final = 4
+    OFFHEAP: Final = 5
 
 
 PEEK_MODES = frozenset(range(PeekMode.ALL, PeekMode.OFFHEAP + 1))
