@@ -161,7 +161,8 @@ class Frontend:
 
     def close(self) -> None:
         if self._loop is not None:
-            self._loop.remove_reader(self._sock.getsockopt(zmq.FD))
+            loop: Any = self._loop  # uvloop's remove_reader returns None, asyncio's a bool:
+            loop.remove_reader(self._sock.getsockopt(zmq.FD))  # untyped, nothing checks it
         self._sock.close(linger=0)
         for server in self._servers:
             server.close()
