@@ -436,7 +436,18 @@ def machine_section(results: Row) -> str:
             f"libclient workers reach the broker over "
             f"{'unix://' if s.get('transport', 'zmq') == 'stream' else 'ZeroMQ ipc://'}, "
             f"broker event loop {s.get('event_loop', 'asyncio')}, "
+            f"broker hot path {_native(m)}, "
             f"started {m['started']}, took {s.get('wall_s', '?')} s")
+
+
+def _native(machine: Row) -> str:
+    """Whether the run's broker ran its compiled hot path (broker/native.py)."""
+    native = machine.get("broker_native")
+    if native is None:
+        return "pure Python (before the compiled hot path existed, or not reported)"
+    if native.get("on"):
+        return f"compiled (mypyc, {native.get('compiled_modules')} modules)"
+    return f"pure Python ({native.get('reason')})"
 
 
 def _code(results: Row) -> str:

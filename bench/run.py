@@ -671,6 +671,8 @@ def run_cluster(index: int, nodes: int, ctx: Any, settings: Settings, results: R
     results.code[f"{nodes} node(s)"] = tree_state()
     with environment(nodes, base_port, settings, workloads) as env:
         results.machine.setdefault("ignite", env.cluster.ignite_version)
+        with contextlib.suppress(Exception):  # the compiled hot path (broker/native.py) or not
+            results.machine.setdefault("broker_native", env.broker.admin("show version")["native"])
         for workers, workloads in sorted(levels.items()):
             print(f"== {nodes} node(s), W={workers}: {', '.join(workloads)}", flush=True)
             run_level(env, ctx, workers, workloads, settings, results)

@@ -121,8 +121,9 @@ def is_built(root: Path | None = None) -> bool:
 
 
 def build(root: Path | None = None, *, force: bool = False) -> Path:
-    """Compiles HOT_MODULES into ``<native dir>/<digest>`` (a no-op when it exists); other
-    digests' builds are removed.  Raises NativeBuildError with mypyc's output on failure."""
+    """Compiles HOT_MODULES into ``<native dir>/<digest>`` (a no-op when it exists); builds of
+    other digests but the newest few are removed.  Raises NativeBuildError with mypyc's output
+    on failure."""
     root = root or source_root()
     dest = build_path(root)
     if (dest / MANIFEST).is_file() and not force:
@@ -177,10 +178,16 @@ def _collect(work: Path, staging: Path) -> None:
         shutil.copy2(found[0], target)
 
 
-def _prune(keep: Path) -> None:
-    for other in keep.parent.iterdir():
-        if other != keep and other.is_dir() and not other.name.startswith(".staging-"):
-            shutil.rmtree(other, ignore_errors=True)
+#: Builds kept besides the newest (two checkouts sharing one venv need not rebuild by turns).
+KEEP_OLDER_BUILDS = 2
+
+
+def _prune(newest: Path) -> None:
+    builds = [other for other in newest.parent.iterdir()
+              if other != newest and (other / MANIFEST).is_file()]
+    builds.sort(key=lambda build: (build / MANIFEST).stat().st_mtime, reverse=True)
+    for old in builds[KEEP_OLDER_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def activate() -> State:
@@ -200,11 +207,12 @@ def _decide() -> State:
     early = [name for name in map(module_name, HOT_MODULES) if name in sys.modules]
     if early:
         return State(False, f"{early[0]} was imported before the build could be used")
-    try:
+    try:  # an unreadable source or build directory (another user's venv) means pure Python
         dest = build_path()
+        built = (dest / MANIFEST).is_file()
     except OSError as exc:
-        return State(False, f"the sources could not be read: {exc}")
-    if not (dest / MANIFEST).is_file():
+        return State(False, f"the sources or the build could not be read: {exc}")
+    if not built:
         return State(False, f"no build for these sources in {dest.parent} "
                             "(`ignite-broker native build`)")
     return State(True, "the build matches these sources", str(dest))

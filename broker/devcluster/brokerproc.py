@@ -137,10 +137,11 @@ def running_broker(
     workdir: str | Path,
     settings: dict[str, Any] | None = None,
     wait_nodes: int = 1,
+    env: dict[str, str] | None = None,
 ) -> Iterator[BrokerProcess]:
     """A started broker for a test module; stopped with SIGTERM afterwards, which must exit
     cleanly (the log is printed for the test report)."""
-    proc = BrokerProcess(nodes, workdir=workdir, settings=settings)
+    proc = BrokerProcess(nodes, workdir=workdir, settings=settings, env=env)
     proc.start(wait_nodes)
     try:
         yield proc

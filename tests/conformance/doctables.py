@@ -128,6 +128,7 @@ _LITERAL_KIND = re.compile(r'(?:Status\.(\w+),\s*)?error_payload\(\s*"(\w+)"')
 _NOT_SENT = {
     "config": "start-up and reload only",
     "connect": "node connections only; requests see `cluster_unavailable`",
+    "native_build": "`ignite-broker native build` only",
 }
 
 
