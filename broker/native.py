@@ -57,6 +57,8 @@ PACKAGES = ("protocol", "protocol.binary", "broker")
 SWITCH = "IGNITE_BROKER_NATIVE"
 DIR_VARIABLE = "IGNITE_BROKER_NATIVE_DIR"
 MANIFEST = "manifest.json"
+#: broker/stages.py's switch (not imported: it would import the modules it wraps).
+STAGES_VARIABLE = "IGNITE_BROKER_STAGES"
 _OFF_WORDS = {"0", "off", "no", "false"}
 #: What mypyc needs to know beyond the sources: untyped third-party packages are Any.
 _MYPY_CONFIG = "[mypy]\npython_version = 3.11\nignore_missing_imports = True\n"
@@ -204,6 +206,8 @@ def activate() -> State:
 def _decide() -> State:
     if os.environ.get(SWITCH, "").strip().lower() in _OFF_WORDS:
         return State(False, f"switched off ({SWITCH}={os.environ[SWITCH]})")
+    if os.environ.get(STAGES_VARIABLE):
+        return State(False, f"{STAGES_VARIABLE} wraps methods, which compiled classes refuse")
     early = [name for name in map(module_name, HOT_MODULES) if name in sys.modules]
     if early:
         return State(False, f"{early[0]} was imported before the build could be used")

@@ -70,6 +70,20 @@ def test_switched_off_it_ignores_a_build(tmp_path: Path) -> None:
     assert "switched off" in str(state["reason"])
 
 
+def test_the_stage_rung_runs_pure_python(tmp_path: Path) -> None:
+    """broker/stages.py replaces methods of classes the build compiles (which refuse that)."""
+    from broker import stages
+
+    assert native.STAGES_VARIABLE == stages.ENV
+    build = tmp_path / _digest_in_a_fresh_interpreter()
+    build.mkdir()
+    (build / native.MANIFEST).write_text("{}")
+    state = _activate_in_a_fresh_interpreter({native.DIR_VARIABLE: str(tmp_path),
+                                              stages.ENV: str(tmp_path / "stages.txt")})
+    assert state["on"] is False
+    assert stages.ENV in str(state["reason"])
+
+
 def test_a_build_matching_the_sources_goes_in_front_of_the_packages(tmp_path: Path) -> None:
     """A build directory without extensions: activation puts it first on every package's path
     and imports still find the sources (what a build holds is compiled_modules' business)."""
