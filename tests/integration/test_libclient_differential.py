@@ -1,6 +1,7 @@
 """The differential suite: each scripted scenario runs through pyignite talking to the node
 directly and through libclient talking to a real broker, against the same real cluster; the
-transcripts (results and exception classes) must be equal.  Several scenarios are pyignite's
+transcripts (results and exception classes) must be equal, with the broker's compiled hot path
+and with its pure-Python fallback.  Several scenarios are pyignite's
 own examples with only the import changed (see tests/libclient/scenarios.py)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import uuid
 
 import pytest
 
+from broker import native
 from broker.devcluster.brokerproc import running_broker
 from tests.libclient import scenarios
 from tests.libclient.scenarios import Lib
@@ -20,9 +22,13 @@ PYIGNITE = Lib.load("pyignite")
 LIBCLIENT = Lib.load("libclient")
 
 
-@pytest.fixture(scope="module")
-def broker(ignite_node, tmp_path_factory):
-    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("lc-diff")) as proc:
+@pytest.fixture(scope="module", params=["compiled", "pure"])
+def broker(ignite_node, tmp_path_factory, request):
+    """The broker as it runs by default (its compiled hot path when ./dev built it: checked by
+    test_native.py), and its pure-Python fallback: both must pass every scenario."""
+    env = {native.SWITCH: "0"} if request.param == "pure" else None
+    with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("lc-diff"),
+                        env=env) as proc:
         yield proc
 
 
