@@ -3,8 +3,8 @@ switched on at ``run`` only when the build matches the sources beside it.
 
 The same sources stay the pure-Python fallback: nothing here changes what a module does, only
 whether CPython runs its bytecode or mypyc's C.  A build lives in ``<native dir>/<digest>/``,
-where the digest covers every compiled module's source, the interpreter and mypyc: a changed
-source file therefore means "no build" (pure Python, said in the log and ``show version``),
+where the digest covers the sources of ``protocol`` and ``broker``, the interpreter and mypyc: a
+changed source file therefore means "no build" (pure Python, said in the log and ``show version``),
 never a stale extension shadowing new code.
 
     ignite-broker native build     # ~1 min; ./dev does it after each install
@@ -105,12 +105,22 @@ def _mypyc_version() -> str:
         return "absent"
 
 
+def digested_sources(root: Path) -> list[Path]:
+    """Every source mypyc reads for a build: the compiled modules are typed against the rest
+    of ``protocol`` and ``broker`` (what a call returns is checked at run time), so an edit
+    to any of them makes a new build, not a compiled module out of step with its callees."""
+    return sorted(path for package in ("protocol", "broker")
+                  for path in (root / package).rglob("*.py")
+                  if "devcluster" not in path.relative_to(root).parts)
+
+
 def source_digest(root: Path | None = None) -> str:
-    """sha256 over the compiled modules' sources, the interpreter and mypyc's version."""
+    """sha256 over the sources of a build, the interpreter and mypyc's version."""
     root = root or source_root()
     digest = hashlib.sha256(f"{sys.implementation.cache_tag} mypy {_mypyc_version()}".encode())
-    for source in HOT_MODULES:
-        digest.update(source.encode() + b"\0" + (root / source).read_bytes() + b"\0")
+    for path in digested_sources(root):
+        name = path.relative_to(root).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:24]
 
 

@@ -17,23 +17,27 @@ from broker import native
 ROOT = native.source_root()
 
 
-def _copy_hot_sources(to: Path) -> Path:
-    for source in native.HOT_MODULES:
-        (to / source).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / source, to / source)
+def _copy_sources(to: Path) -> Path:
+    for path in native.digested_sources(ROOT):
+        target = to / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
     return to
 
 
-def test_the_digest_changes_with_any_compiled_modules_source(tmp_path: Path) -> None:
-    root = _copy_hot_sources(tmp_path)
+def test_the_digest_changes_with_any_source_a_build_reads(tmp_path: Path) -> None:
+    root = _copy_sources(tmp_path)
     first = native.source_digest(root)
     assert native.source_digest(root) == first
     seen = {first}
-    for source in (native.HOT_MODULES[0], native.HOT_MODULES[-1]):
+    for source in (native.HOT_MODULES[0], native.HOT_MODULES[-1], "protocol/cluster.py"):
         path = root / source
         path.write_bytes(path.read_bytes() + b"\n# changed\n")
         seen.add(native.source_digest(root))
-    assert len(seen) == 3
+    assert len(seen) == 4
+    names = {p.relative_to(root).as_posix() for p in native.digested_sources(root)}
+    assert set(native.HOT_MODULES) <= names
+    assert not any("devcluster" in name for name in names)
 
 
 def test_every_compiled_module_exists_and_sits_in_a_package_the_build_is_put_in_front_of() -> None:
