@@ -46,7 +46,7 @@ from prometheus_client.utils import floatToGoString
 
 from protocol.ipc import Status
 
-from . import log
+from . import log, native
 from .errors import ConfigError
 from .sockets import someone_listens
 
@@ -344,8 +344,11 @@ def broker_families(dispatcher: Dispatcher, frontend: Frontend | None,
     internal = _counter("internal_errors", "requests answered INTERNAL (broker bugs)")
     internal.add_metric([], dispatcher.internal_errors
                         + (frontend.internal_errors if frontend is not None else 0))
+    compiled = _gauge("compiled_modules", "hot-path modules this broker runs compiled "
+                      "(broker/native.py); 0: pure Python")
+    compiled.add_metric([], len(native.compiled_modules()))
     families: list[Metric] = [in_flight, waiting, types, coalesced, batched, batches, unbatched,
-                              internal]
+                              internal, compiled]
     if frontend is not None:
         held = _gauge("held_request_bytes", "request bytes read and not yet answered")
         held.add_metric([], frontend.budget.held)

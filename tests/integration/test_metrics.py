@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from broker import native
 from broker.devcluster.brokerproc import running_broker
 from libclient import Client
 from libclient.exceptions import CacheError
@@ -192,5 +193,7 @@ def test_openmetrics_is_served_when_asked_and_the_state_families_are_there(broke
                  "ignite_broker_in_flight", "ignite_broker_requests_waiting",
                  "ignite_broker_workers", "ignite_broker_released",
                  "ignite_broker_coalesced_reads", "ignite_broker_peers_refused",
-                 "ignite_broker_held_request_bytes"):
+                 "ignite_broker_held_request_bytes", "ignite_broker_compiled_modules"):
         assert f"# TYPE {name} " in body, name
+    compiled = len(native.HOT_MODULES) if native.is_built() else 0  # ./dev built it, or no cc
+    assert f"\nignite_broker_compiled_modules {float(compiled)}\n" in body
