@@ -49,10 +49,8 @@ def _log_native() -> None:
     from . import native
 
     state = native.state()
-    if state.on:
-        log.get("broker.native").info("native_hot_path", on=True, directory=state.directory)
-    else:
-        log.get("broker.native").info("native_hot_path", on=False, reason=state.reason)
+    log.get("broker.native").info("native_hot_path", on=state.on, reason=state.reason,
+                                  directory=state.directory)
 
 
 def _cmd_native(args: argparse.Namespace) -> int:

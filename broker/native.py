@@ -54,6 +54,9 @@ HOT_MODULES = (
 )
 #: The packages whose ``__path__`` a build is put in front of.
 PACKAGES = ("protocol", "protocol.binary", "broker")
+#: The source trees a build reads (copied for mypyc, and digested), less the part it does not.
+SOURCE_PACKAGES = ("protocol", "broker")
+NOT_READ = "devcluster"
 SWITCH = "IGNITE_BROKER_NATIVE"
 DIR_VARIABLE = "IGNITE_BROKER_NATIVE_DIR"
 MANIFEST = "manifest.json"
@@ -109,9 +112,9 @@ def digested_sources(root: Path) -> list[Path]:
     """Every source mypyc reads for a build: the compiled modules are typed against the rest
     of ``protocol`` and ``broker`` (what a call returns is checked at run time), so an edit
     to any of them makes a new build, not a compiled module out of step with its callees."""
-    return sorted(path for package in ("protocol", "broker")
+    return sorted(path for package in SOURCE_PACKAGES
                   for path in (root / package).rglob("*.py")
-                  if "devcluster" not in path.relative_to(root).parts)
+                  if NOT_READ not in path.relative_to(root).parts)
 
 
 def source_digest(root: Path | None = None) -> str:
@@ -129,7 +132,12 @@ def build_path(root: Path | None = None) -> Path:
 
 
 def is_built(root: Path | None = None) -> bool:
-    return (build_path(root) / MANIFEST).is_file()
+    return _complete(build_path(root))
+
+
+def _complete(build: Path) -> bool:
+    """A build's manifest is written last: without it the directory is no build."""
+    return (build / MANIFEST).is_file()
 
 
 def build(root: Path | None = None, *, force: bool = False) -> Path:
@@ -138,7 +146,7 @@ def build(root: Path | None = None, *, force: bool = False) -> Path:
     on failure."""
     root = root or source_root()
     dest = build_path(root)
-    if (dest / MANIFEST).is_file() and not force:
+    if _complete(dest) and not force:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ignite-broker-mypyc-") as work:
@@ -160,8 +168,8 @@ def build(root: Path | None = None, *, force: bool = False) -> Path:
 def _compile(root: Path, work: Path) -> None:
     from .errors import NativeBuildError  # not at the top: it imports protocol.ipc, a HOT_MODULE
 
-    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc", "devcluster")
-    for package in ("protocol", "broker"):
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc", NOT_READ)
+    for package in SOURCE_PACKAGES:
         shutil.copytree(root / package, work / package, ignore=ignore)
     (work / "mypy.ini").write_text(_MYPY_CONFIG)
     command = [sys.executable, "-m", "mypyc", "--config-file", "mypy.ini", *HOT_MODULES]
@@ -195,8 +203,7 @@ KEEP_OLDER_BUILDS = 2
 
 
 def _prune(newest: Path) -> None:
-    builds = [other for other in newest.parent.iterdir()
-              if other != newest and (other / MANIFEST).is_file()]
+    builds = [other for other in newest.parent.iterdir() if other != newest and _complete(other)]
     builds.sort(key=lambda build: (build / MANIFEST).stat().st_mtime, reverse=True)
     for old in builds[KEEP_OLDER_BUILDS:]:
         shutil.rmtree(old, ignore_errors=True)
@@ -223,7 +230,7 @@ def _decide() -> State:
         return State(False, f"{early[0]} was imported before the build could be used")
     try:  # an unreadable source or build directory (another user's venv) means pure Python
         dest = build_path()
-        built = (dest / MANIFEST).is_file()
+        built = _complete(dest)
     except OSError as exc:
         return State(False, f"the sources or the build could not be read: {exc}")
     if not built:
