@@ -5,7 +5,9 @@ Python fallback (IGNITE_BROKER_NATIVE=0) serve the same requests with the same a
 from __future__ import annotations
 
 import shutil
+import sysconfig
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,10 @@ from libclient import Client
 
 pytestmark = pytest.mark.integration
 
-HAS_COMPILER = any(shutil.which(cc) for cc in ("cc", "gcc", "clang"))
+#: What mypyc needs to build: a C compiler and this interpreter's headers (Debian's python3.11
+#: comes without them unless python3.11-dev is installed; pyenv's and python.org's have them).
+HAS_COMPILER = (any(shutil.which(cc) for cc in ("cc", "gcc", "clang"))
+                and Path(sysconfig.get_paths()["include"], "Python.h").is_file())
 
 
 @pytest.fixture(scope="module", params=["compiled", "pure"])
@@ -25,7 +30,7 @@ def broker(request, ignite_node, tmp_path_factory) -> Iterator[BrokerProcess]:
         if HAS_COMPILER:
             pytest.fail(f"no compiled hot path for these sources in {native.native_dir()}: "
                         "./dev builds it (its log: .venv/native-build.log)")
-        pytest.skip("no C compiler here: the broker runs pure Python")
+        pytest.skip("no C compiler or Python headers here: the broker runs pure Python")
     with running_broker(ignite_node.addresses, tmp_path_factory.mktemp("native"),
                         env=env) as proc:
         yield proc
