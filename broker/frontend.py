@@ -50,7 +50,6 @@ _READ_BATCH = 256
 # Plain ints: pyzmq converts enum flags on every call, which shows in profiles.
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
-_RCVMORE = int(zmq.RCVMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 #: Stream workers: reading pauses while this many reply bytes wait for the worker to read them.
@@ -129,6 +128,7 @@ class Frontend:
         self._stream_numbers = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._read_scheduled = False
+        self._events_check_scheduled = False
         self.accepting = True
         self.last_refused = 0.0  # when a request was last answered NOT_PROCESSED (monotonic)
         self.replies_dropped = 0
@@ -296,26 +296,30 @@ class Frontend:
                     identity = sock.recv(_NOBLOCK)
                 except zmq.Again:
                     return
+                # A ROUTER adds the identity.  Frames, not bytes, for what follows: a frame
+                # says whether more follow (getsockopt(RCVMORE) costs twice as much in pyzmq).
+                frame = sock.recv(_NOBLOCK, copy=False)
                 knows = self._knows
                 if knows is None or knows(identity):
-                    frames = [identity, sock.recv(_NOBLOCK)]  # a ROUTER adds the identity
+                    frames = [identity, frame.bytes]
                 else:
-                    frames = [identity, self._recv_first(identity)]
-                while sock.getsockopt(_RCVMORE):
-                    frames.append(sock.recv(_NOBLOCK))
+                    frames = [identity, self._first_message(identity, frame)]
+                while frame.more:
+                    frame = sock.recv(_NOBLOCK, copy=False)
+                    frames.append(frame.bytes)
                 self._handle(frames)
             self._schedule_read()
         finally:
             self.batch.end()  # one write per node connection for the whole batch
 
-    def _recv_first(self, identity: bytes) -> bytes:
+    def _first_message(self, identity: bytes, frame: zmq.Frame) -> bytes:
         """A message of a worker not yet known: libzmq tells its peer with it (for ipc://
         ``localhost:<uid>:<gid>:<pid>``, from SO_PEERCRED)."""
-        frame = self._sock.recv(_NOBLOCK, copy=False)
         try:
-            address = frame.get("Peer-Address")
+            property_ = frame.get("Peer-Address")
         except zmq.ZMQError:
-            address = ""
+            property_ = ""
+        address = property_ if isinstance(property_, str) else ""
         creds = parse_zap_peer(address.encode()) if address.startswith("localhost:") else None
         if creds is None:
             peer = Peer("ipc" if address.startswith("localhost") else "tcp")
@@ -413,10 +417,21 @@ class Frontend:
         except zmq.ZMQError as exc:  # EHOSTUNREACH: worker gone; EAGAIN: worker not reading
             sent = False
             _log.debug("reply_dropped", worker=identity.hex(), reason=exc.strerror)
-        # A send may consume the fd's edge for requests that arrived meanwhile.
-        if not self._read_scheduled and self._sock.getsockopt(_EVENTS) & _POLLIN:
-            self._schedule_read()
+        # A send may consume the fd's edge for requests that arrived meanwhile: checked once
+        # per loop iteration, whatever the number of sends (each check is a poll(2) in libzmq).
+        if not self._events_check_scheduled and self._loop is not None:
+            self._events_check_scheduled = True
+            self._loop.call_soon(self._check_events)
         return sent
+
+    def _check_events(self) -> None:
+        """After this iteration's sends, before the loop polls again: read what the fd's
+        edge, consumed by a send, no longer announces."""
+        self._events_check_scheduled = False
+        if self._sock.closed or self._read_scheduled:
+            return
+        if self._sock.getsockopt(_EVENTS) & _POLLIN:
+            self._on_readable()
 
     # -- Unix stream ----------------------------------------------------------------------------
 
