@@ -27,7 +27,8 @@ from pathlib import Path
 
 #: The modules compiled, as source paths under the source root: the per-request path of
 #: bench/stages.py and of the saturation profile (framing, envelope, dispatch, node I/O, the
-#: thin-client codec of keys and values), nothing that runs once per connection or config.
+#: thin-client codec of keys, values and complex objects, transactions and queries), nothing
+#: that runs once per connection or config.
 HOT_MODULES = (
     "protocol/_framing.py",
     "protocol/_connection.py",
@@ -38,12 +39,16 @@ HOT_MODULES = (
     "protocol/binary/_engine.py",
     "protocol/binary/primitives.py",
     "protocol/binary/registry.py",
+    "protocol/binary/complex.py",
+    "protocol/binary/standard.py",
+    "protocol/hashing.py",
     "broker/frontend.py",
     "broker/nodeconn.py",
     "broker/dispatch.py",
     "broker/calls.py",
     "broker/context.py",
     "broker/ops_kv.py",
+    "broker/ops_query.py",
     "broker/batching.py",
     "broker/pool.py",
     "broker/topology.py",
