@@ -48,12 +48,16 @@ class Serial:
     ``burst`` seconds of it at once: each runs when the credit (seconds of holding, refilled
     at ``duty`` per second up to ``burst``) is above 0 and is charged what it took."""
 
-    __slots__ = ("_busy", "_credit", "_credit_at", "_queues", "_timer", "_used", "burst",
-                 "duty", "held_seconds", "waits")
+    __slots__ = ("_busy", "_credit", "_credit_at", "_on_failure", "_queues", "_timer", "_used",
+                 "burst", "duty", "held_seconds", "waits")
 
-    def __init__(self, duty: float = 1.0, burst: float = float("inf")) -> None:
+    def __init__(self, duty: float = 1.0, burst: float = float("inf"),
+                 on_failure: Callable[[Exception, ReplyFn], None] | None = None) -> None:
         self.duty = duty
         self.burst = burst
+        # Answers a request whose send raised: it may run long after its submit (in its turn,
+        # from another request's reply or a timer), where nothing else would answer it.
+        self._on_failure = on_failure
         self._busy = False
         #: owner -> its requests waiting, (deadline, send, reply); in turn order
         self._queues: OrderedDict[bytes, deque[tuple[float, Callable[[ReplyFn], None],
@@ -134,6 +138,11 @@ class Serial:
 
         try:
             send(finished)
+        except Exception as exc:
+            self._busy = False
+            if self._on_failure is None:
+                raise
+            self._on_failure(exc, reply)
         except BaseException:
             self._busy = False
             raise
@@ -168,10 +177,11 @@ class CacheChanges:
     cluster ``duty`` of the time at most after ``hold_burst`` seconds at once."""
 
     def __init__(self, rate: float, burst: int, duty: float = 1.0,
-                 hold_burst: float = float("inf")) -> None:
+                 hold_burst: float = float("inf"),
+                 on_failure: Callable[[Exception, ReplyFn], None] | None = None) -> None:
         self.rate = rate
         self.burst = max(1, burst)
-        self.serial = Serial(duty, hold_burst)
+        self.serial = Serial(duty, hold_burst, on_failure)
         self.refused = 0
         self.paced = 0  # starts and stops that waited for their worker's turn
         self._known: OrderedDict[int, None] = OrderedDict()

@@ -105,7 +105,8 @@ class Dispatcher:
         self.cache_lifecycle = CacheChanges(self.limits.cache_changes_per_second,
                                             self.limits.cache_changes_burst,
                                             self.limits.cache_changes_duty,
-                                            self.limits.cache_changes_hold_burst)
+                                            self.limits.cache_changes_hold_burst,
+                                            on_failure=self._answer_change_failure)
         self.cache_id: Callable[[dict[str, Any]], int] = lookups.CacheIds().of
         self._reads = Reads()
         self.join_identical_read: Callable[[OpCode, bytes, ReplyFn], ReplyFn | None] = (
@@ -166,12 +167,21 @@ class Dispatcher:
             if handler is None:
                 raise UnknownOp(f"unknown op {brief(request.op)}")
             handler(self, worker, request, reply)
-        except BrokerError as exc:
+        except Exception as exc:
+            self.answer_failure(exc, reply, request.op)
+
+    def _answer_change_failure(self, exc: Exception, reply: ReplyFn) -> None:
+        self.answer_failure(exc, reply, "a cache start or stop, in its turn")
+
+    def answer_failure(self, exc: Exception, reply: ReplyFn, op: object) -> None:
+        """Answer a request whose handling raised ``exc`` (the one translation of handler
+        failures into replies; a request run later, e.g. in its turn, comes here too)."""
+        if isinstance(exc, BrokerError):
             reply(exc.status, error_of(exc))
-        except LocalProtocolError as exc:
+        elif isinstance(exc, LocalProtocolError):
             reply(Status.BAD_REQUEST, error_payload("bad_request", f"cannot encode: {exc}"))
-        except Exception as exc:  # a broker bug: answered (slots released), counted, logged
-            self.internal_error("handler_failed", exc, op=brief(request.op))
+        else:  # a broker bug: answered (slots released), counted, logged
+            self.internal_error("handler_failed", exc, op=brief(op))
             reply(Status.INTERNAL, _INTERNAL_PAYLOAD)
 
     # -- parking ------------------------------------------------------------------------------

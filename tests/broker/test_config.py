@@ -66,3 +66,12 @@ def test_every_setting_has_type_default_and_help():
     for s in SETTINGS:
         assert s.help and isinstance(s.reloadable, bool)
         assert s.default is None or isinstance(s.default, s.type)
+
+
+def test_every_reloadable_setting_has_an_applier():
+    """A SIGHUP looks up each reloadable setting's applier: one missing is a KeyError in the
+    running broker, one left over applies a setting that is not reloadable."""
+    from broker.lifecycle import _APPLY, SETTINGS_RELOADABLE
+
+    assert set(_APPLY) == set(SETTINGS_RELOADABLE)
+    assert all(s.applied for s in SETTINGS if s.reloadable)

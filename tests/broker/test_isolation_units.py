@@ -177,6 +177,29 @@ def _raise_runtime(done: object) -> None:
     raise RuntimeError("send failed")
 
 
+def test_a_cache_start_that_fails_in_its_turn_is_answered_and_the_next_goes():
+    """Sent in its turn from another start's reply, a send that raises has no caller to
+    answer it: on_failure does, and the starts behind it still go."""
+    failures: list[tuple[str, object]] = []
+
+    def on_failure(exc: Exception, reply) -> None:
+        failures.append((str(exc), reply))
+        reply(Status.INTERNAL, {})
+
+    serial = Serial(on_failure=on_failure)
+    dones: list[object] = []
+    answers: list[tuple[str, int]] = []
+    far = time.monotonic() + 60
+    serial.submit(far, dones.append, lambda status, payload: answers.append(("a", status)))
+    serial.submit(far, _raise_runtime, lambda status, payload: answers.append(("b", status)))
+    serial.submit(far, dones.append, lambda status, payload: answers.append(("c", status)))
+    dones[0](Status.OK, None)  # a's reply lets b go, whose send raises; then c goes
+    assert [message for message, _ in failures] == ["send failed"]
+    assert answers == [("a", Status.OK), ("b", Status.INTERNAL)] and len(dones) == 2
+    dones[1](Status.OK, None)
+    assert answers[-1] == ("c", Status.OK) and len(serial) == 0
+
+
 def test_one_workers_waiting_cache_changes_do_not_hold_back_anothers():
     serial = Serial()
     sent: list[str] = []
