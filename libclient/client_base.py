@@ -485,7 +485,7 @@ class ClientSpecs:
         schemas in the cluster itself (once for all workers), so here the class only joins
         the local registry, where query_binary_type finds it as in pyignite."""
         for cls in written:
-            if self._registry.find(cls.type_id, cls.schema_id) is not cls:  # type: ignore
+            if self._registry.find(*self._codec.ids(cls)) is not cls:
                 self._registry.add(cls)
 
     # -- events -----------------------------------------------------------------------------

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     #: A complex-object class's encoding plan: per schema field (name, default, the Python
     #: type that goes bare, the hint), made once per class (``Codec._plan``).
     Plan = tuple[tuple[str, Any, type | None, Any], ...]
+    #: What a class's objects are written with, made once per class and schema: (the schema
+    #: it was made for, the plan, the type id, the schema id).
+    ClassPlan = tuple[Any, Plan, int, int]
 
 __all__ = ["Codec", "NeedBinaryType"]
 
@@ -129,7 +132,7 @@ class Codec:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._plans: dict[type, tuple[Any, Plan]] = {}  # class -> (its schema, plan)
+        self._plans: dict[type, ClassPlan] = {}
 
     # -- encoding ----------------------------------------------------------------------------
 
@@ -198,27 +201,34 @@ class Codec:
 
     def _object(self, value: Any, written: list[type]) -> BinaryObject:
         cls = type(value)
+        _, plan, type_id, _ = self._class_plan(cls)
         fields = {}
-        for name, default, bare, hint in self._plan(cls):
+        for name, default, bare, hint in plan:
             field_value = getattr(value, name, default)
             if field_value is None or type(field_value) is bare:
                 fields[name] = field_value  # what _hinted would send, minus the Typed
             else:
                 fields[name] = self._hinted(field_value, hint, written)
         written.append(cls)
-        return BinaryObject(cls.type_id, fields, type_name=cls.type_name)
+        return BinaryObject(type_id, fields, type_name=cls.type_name)
 
-    def _plan(self, cls: Any) -> Plan:
-        """The class's encoding plan, made on its first object (again if its schema was
-        replaced)."""
+    def ids(self, cls: Any) -> tuple[int, int]:
+        """The type id and schema id of a complex-object class (hashed once, not per object)."""
+        _, _, type_id, schema_id = self._class_plan(cls)
+        return type_id, schema_id
+
+    def _class_plan(self, cls: Any) -> ClassPlan:
+        """The class's encoding plan and ids, made on its first object (again if its schema
+        was replaced)."""
         schema = cls._schema
         cached = self._plans.get(cls)
         if cached is not None and cached[0] is schema:
-            return cached[1]
+            return cached
         plan = tuple((name, getattr(hint, "default", None), _bare_type(hint), hint)
                      for name, hint in schema.items())
-        self._plans[cls] = (schema, plan)
-        return plan
+        made = (schema, plan, cls.type_id, cls.schema_id)
+        self._plans[cls] = made
+        return made
 
     # -- decoding ----------------------------------------------------------------------------
 

@@ -205,10 +205,12 @@ def test_an_objects_encoding_plan_is_made_once_per_class_and_schema(codec):
     cls = GenericObjectMeta("Tmp", (), {}, type_name="test.Tmp",
                             schema=OrderedDict([("a", dt.String)]))
     codec.encode(cls(a="x"))
-    plan = codec._plan(cls)
-    assert codec._plan(cls) is plan
+    plan = codec._class_plan(cls)
+    assert codec._class_plan(cls) is plan
+    assert codec.ids(cls) == (cls.type_id, cls.schema_id)
     cls._schema = OrderedDict([("a", dt.IntObject), ("b", dt.String)])  # replaced: a new plan
     assert codec.encode(cls(a=1, b="y")).fields == {"a": Typed(3, 1), "b": "y"}
+    assert codec.ids(cls) == (cls.type_id, cls.schema_id) != (plan[2], plan[3])
 
 
 def test_unknown_objects_get_a_class_from_their_fields(codec):
