@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     #: A complex-object class's encoding plan: per schema field (name, default, the Python
-    #: type that goes bare, the hint), made once per class (``Codec._plan``).
+    #: type that goes bare, the hint), made once per class (``Codec._class_plan``).
     Plan = tuple[tuple[str, Any, type | None, Any], ...]
     #: What a class's objects are written with, made once per class and schema: (the schema
     #: it was made for, the plan, the type id, the schema id).
