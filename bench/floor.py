@@ -13,6 +13,10 @@ the same key on the same node:
     raw Ignite get: protocol.ClientConnection + socket   the cluster's floor (sans-IO codec)
     pyignite Client.get                                  the baseline
 
+and, after the ladder, two bare echo servers with both ends pinned to one CPU, then to two
+(what a wake-up across CPUs costs): the blocking AF_UNIX one, and a uvloop unix-stream server
+that unpacks and packs each message (the least an asyncio broker's hop can cost).
+
 The rungs are measured in interleaved slices, so that load from elsewhere on the machine hits
 them alike.  Also the broker at saturation (``broker_saturation``: one process pipelining raw
 ``cache_get`` requests on several connections; the broker's CPU per op while it is the
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import itertools
 import multiprocessing
@@ -151,6 +156,42 @@ def echo_unix(path: str, ready: Any) -> None:
     server.close()
 
 
+def echo_stream_uvloop(path: str, ready: Any) -> None:
+    """The least an asyncio broker does per request: a uvloop unix-stream server that unpacks
+    each framed msgpack request and packs it back (no dispatch, no cluster)."""
+    import msgpack
+    import uvloop
+
+    from protocol.ipcstream import HEADER
+
+    async def serve() -> None:
+        closed = asyncio.get_running_loop().create_future()
+
+        class Echo(asyncio.Protocol):
+            def connection_made(self, transport: Any) -> None:
+                self.transport = transport
+
+            def data_received(self, data: bytes) -> None:  # the client sends a frame at a time
+                body = msgpack.packb(msgpack.unpackb(data[HEADER.size:]))
+                self.transport.write(HEADER.pack(len(body)) + body)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                closed.set_result(None)
+
+        server = await asyncio.get_running_loop().create_unix_server(Echo, path)
+        ready.send("ready")
+        await closed
+        server.close()
+
+    uvloop.run(serve())
+
+
+def echo_placed(path: str, ready: Any, serve: Callable[[str, Any], None], cpu: int) -> None:
+    """An echo server pinned to one CPU."""
+    os.sched_setaffinity(0, {cpu})
+    serve(path, ready)
+
+
 def _dealer(endpoint: str, context: Any = None) -> Any:
     import zmq
 
@@ -216,6 +257,63 @@ def unix_echo_rung(ctx: Any) -> Iterator[Callable[[], None]]:
             finally:
                 sock.send(b"stop")
                 sock.close()
+
+
+def _placed_client(server: str, path: str, cpu: int, n: int, conn: Any) -> None:
+    """n round trips from ``cpu`` to an echo server of kind ``server`` (a child process)."""
+    from protocol import ipc
+    from protocol.ipcstream import frame
+
+    os.sched_setaffinity(0, {cpu})
+    if server == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        payload = ECHO_PAYLOAD
+    else:  # the bare uvloop server reads framed msgpack
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        payload = frame(ipc.pack_request(1, "ping", {}))
+    sock.connect(path)
+
+    def echo() -> None:
+        sock.sendall(payload)
+        sock.recv(65536)
+
+    conn.send(timed(echo, n))
+    if server == "unix":
+        sock.send(b"stop")
+    sock.close()
+
+
+_PLACED = (
+    ("unix_echo", "unix", echo_unix, "AF_UNIX echo, blocking"),
+    ("stream_uvloop", "uvloop", echo_stream_uvloop,
+     "unix stream, a bare uvloop server (msgpack in, out)"),
+)
+
+
+def placed_rows(ctx: Any, n: int) -> list[dict[str, Any]]:
+    """Two bare echo servers (the blocking AF_UNIX one, and a uvloop server doing what any
+    asyncio broker must: unpack and pack) with both ends pinned to one CPU, then to two.
+    The difference is what a wake-up across CPUs costs on this machine, paid by every extra
+    process on a path; the scheduler, not the code, decides which one a path gets."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return []
+    rows = []
+    for key, server, serve, title in _PLACED:
+        for suffix, where, server_cpu in (("one_cpu", "both ends on one CPU", cpus[0]),
+                                          ("two_cpus", "the ends on two CPUs", cpus[1])):
+            with tempfile.TemporaryDirectory(prefix="bench-placed-") as tmp:
+                path = f"{tmp}/echo.sock"
+                placed = functools.partial(echo_placed, serve=serve, cpu=server_cpu)
+                with _echo_server(ctx, placed, path):
+                    parent, child = ctx.Pipe()
+                    client = ctx.Process(target=_placed_client,
+                                         args=(server, path, cpus[0], n, child))
+                    client.start()
+                    latencies = parent.recv()
+                    client.join()
+            rows.append(row(f"{key}_{suffix}", f"{title}, pinned: {where}", latencies))
+    return rows
 
 
 # -- the broker without the stub ------------------------------------------------------------------
@@ -403,7 +501,8 @@ def ladder(address: tuple[str, int], endpoint: str, stream_endpoint: str, n: int
         for _ in range(rounds):
             for key, _, call in opened:
                 latencies[key] += timed(call, max(1, n // rounds))
-    return [row(key, title, latencies[key]) for key, title, _ in opened]
+    return ([row(key, title, latencies[key]) for key, title, _ in opened]
+            + placed_rows(ctx, n))
 
 
 # -- the broker at saturation ---------------------------------------------------------------------

@@ -349,12 +349,34 @@ def _decomposition(p50: dict[str, float]) -> str:
         extra += f" A bare AF_UNIX echo (no ZeroMQ) takes {p50['unix_echo']:.0f} µs."
     if "echo_uvloop" in p50:
         extra += f" The asyncio ZeroMQ echo on uvloop takes {p50['echo_uvloop']:.0f} µs."
+    if "unix_echo_one_cpu" in p50:
+        extra += (f" Pinned, the bare AF_UNIX echo takes {p50['unix_echo_one_cpu']:.0f} µs with "
+                  f"both ends on one CPU and {p50['unix_echo_two_cpus']:.0f} µs across two: "
+                  "the difference is what the wake-ups across CPUs cost here.")
+    stream += _design_floor(p50, ignite, py)
     return (f"Decomposition of the libclient get (p50 {lc:.0f} µs): the stub adds ≈ "
             f"{lc - raw_get:.0f} µs (libclient get - raw DEALER get); the broker path adds ≈ "
             f"{raw_get - ignite:.0f} µs over the raw Ignite get ({ignite:.0f} µs). The broker's "
             f"fixed IPC cost (ping) is {ping:.0f} µs, against {echo_aio:.0f} µs for a bare "
             f"asyncio ZeroMQ echo and {echo:.0f} µs for a blocking one.{extra} pyignite spends "
             f"{py - ignite:.0f} µs over the raw get (p50 {py:.0f} µs).{stream}")
+
+
+def _design_floor(p50: dict[str, float], ignite: float, py: float) -> str:
+    """The least any broker on asyncio can take for a get: the raw Ignite get plus one hop
+    through a bare uvloop server (no dispatch, no stub), as a ratio to pyignite's get."""
+    if "stream_uvloop_two_cpus" not in p50:
+        return ""
+    one, two = ignite + p50["stream_uvloop_one_cpu"], ignite + p50["stream_uvloop_two_cpus"]
+    zmq = ""
+    if "echo_uvloop" in p50:
+        floor = ignite + p50["echo_uvloop"]
+        zmq = (f" Over ZeroMQ ipc:// (the uvloop ZeroMQ echo, unpinned): {floor:.0f} µs = "
+               f"{floor / py:.2f}x.")
+    return ("\n\nThe floor of the design on this machine, over unix://: the raw Ignite get plus "
+            "one round trip through a bare uvloop server (no dispatch, no stub), "
+            f"{one:.0f} µs = {one / py:.2f}x pyignite with the worker and that server on one CPU, "
+            f"{two:.0f} µs = {two / py:.2f}x on two.{zmq}")
 
 
 def saturation_section(sat: Row | None, sat_zmq: Row | None = None) -> str:
