@@ -20,6 +20,7 @@ from protocol.binary.values import Typed
 from protocol.cacheconfig import Prop
 from protocol.limits import MAX_PARTITIONS_COUNT
 
+from . import sqlhead
 from .errors import BadRequest
 
 I32_MAX = 2**31 - 1
@@ -218,6 +219,19 @@ def stored_entry(key_size: int) -> None:
             f"an empty byte array value under a key of {key_size} encoded bytes (allowed up "
             f"to {EMPTY_BYTES_KEY_MAX}): Ignite 2.17 corrupts such an entry and halts the "
             "node on its next update; store a non-empty value or use a shorter key")
+
+
+def sql_write(query: str, args: list[Any]) -> None:
+    """An SQL write that stores an empty byte array, as an argument or an X'' literal:
+    refused whatever its key, which is not known here (a statement names it in its own
+    words), for the reason of ``stored_entry``."""
+    if (any(map(is_empty_bytes, args)) or sqlhead.has_empty_binary_literal(query)) \
+            and sqlhead.writes(query):
+        raise BadRequest(
+            "an empty byte array in an SQL write: Ignite 2.17 corrupts an entry whose value "
+            "is an empty byte array under a key of about 4 KB or more and halts the node on "
+            "its next update, and the key an SQL statement writes is not known to the "
+            "broker; write NULL or a non-empty value, or use cache_put (which checks the key)")
 
 
 def cache_config(config: dict[Any, Any]) -> None:

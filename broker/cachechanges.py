@@ -13,7 +13,6 @@ the exchange waits for a partition release that an update on the stopping cache 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -287,36 +286,6 @@ class CacheChanges:
             del self._buckets[worker]
         if len(self._buckets) >= _TRACKED_WORKERS:  # all busy: the oldest entry goes
             del self._buckets[next(iter(self._buckets))]
-
-
-_SQL_SPACE = re.compile(r"(?:\s++|--[^\n]*+|/\*(?:.*?\*/|.*+))*+", re.DOTALL)
-_SQL_WORD = re.compile(r"[a-z_][a-z0-9_$]*+", re.IGNORECASE)
-#: First words of the statements that start or stop a cache (Ignite's CREATE TABLE, DROP TABLE).
-_CACHE_STATEMENTS = (("create", "drop"), ("table",))
-#: Characters of a statement read to find its first words (a constant cost per request).
-SQL_HEAD = 4096
-
-
-def sql_starts_or_stops_a_cache(query: str) -> bool:
-    """Whether an SQL statement is a CREATE TABLE or DROP TABLE: a cache start or stop, with
-    its partition map exchange, that passes the same gate as cache_create and cache_destroy.
-    Only its first words are read, after spaces and comments (a thin-client SQL request is
-    one statement: Ignite refuses more, before running any); a statement whose first words
-    are not within its first SQL_HEAD characters counts as one (it is only paced)."""
-    head = query[:SQL_HEAD]
-    at = 0
-    for expected in _CACHE_STATEMENTS:
-        at = _SQL_SPACE.match(head, at).end()  # type: ignore[union-attr]
-        word = _SQL_WORD.match(head, at)
-        cut = len(head) < len(query)
-        if word is None:
-            return cut and at == len(head)  # spaces or comments to the end of the head
-        if cut and word.end() == len(head):
-            return True  # undecided within the head: paced
-        if word.group().lower() not in expected:
-            return False
-        at = word.end()
-    return True
 
 
 class _Held:

@@ -10,8 +10,7 @@ from protocol import OpCode, Response, queries, tx
 from protocol.binary.registry import BinaryType
 from protocol.ipc import Request, Status
 
-from . import bounds
-from .cachechanges import sql_starts_or_stops_a_cache
+from . import bounds, sqlhead
 from .calls import Call, ReplyFn
 from .context import Context, Handler
 from .errors import BadRequest, BrokerError, Overloaded, error_of
@@ -160,6 +159,7 @@ def _sql(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> 
     query = bounds.text(arg(args, "query", str), "query", "query")
     schema = bounds.optional_text(arg(args, "schema", (str, type(None)), None), "schema")
     options = _query_args(context, args)
+    bounds.sql_write(query, options["args"])
     cache = _cache_id_or_zero(context, args)
     conn, tx_id = _query_connection(context, worker, args)
     body, pending = context.codec.encode(
@@ -186,7 +186,7 @@ def _sql(context: Context, worker: Worker, request: Request, reply: ReplyFn) -> 
         _pinned_call(context, request, done, conn, OpCode.QUERY_SQL_FIELDS, body, first_page,
                      pending, release)
 
-    if sql_starts_or_stops_a_cache(query):  # a partition map exchange: paced and in turn
+    if sqlhead.starts_or_stops_a_cache(query):  # a partition map exchange: paced and in turn
         in_turn(context, worker, request, None, _answering_refusals(send), reply)
     else:
         send(reply)

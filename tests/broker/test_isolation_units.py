@@ -9,17 +9,19 @@ import time
 
 import pytest
 
-from broker import cachechanges
+from broker import bounds, cachechanges, sqlhead
 from broker.budget import MemoryBudget, ReplySizes
 from broker.cachechanges import Serial
 from broker.dispatch import Dispatcher
-from broker.errors import MAX_ERROR_MESSAGE, brief, clip, public_node_message
+from broker.errors import MAX_ERROR_MESSAGE, BadRequest, brief, clip, public_node_message
 from broker.handlers import HANDLERS
 from broker.limits import Limits
 from broker.log import Throttle
 from broker.pool import NodePool
 from broker.workers import Workers
 from protocol import ConnectionConfig, OpCode
+from protocol.binary import TypeCode
+from protocol.binary.values import Typed
 from protocol.ipc import Request, Status
 
 
@@ -281,7 +283,7 @@ def test_cache_changes_waiting_behind_an_unanswered_one_are_answered_at_their_de
     assert answers == [Status.DEADLINE_EXCEEDED] and len(dones) == 1 and len(serial) == 1
 
 
-_HEAD = cachechanges.SQL_HEAD
+_HEAD = sqlhead.HEAD
 
 
 @pytest.mark.parametrize(("query", "starts_or_stops"), [
@@ -306,4 +308,53 @@ _HEAD = cachechanges.SQL_HEAD
     ("select" + " " * _HEAD + "1", False),
 ])
 def test_sql_statements_that_start_or_stop_a_cache(query, starts_or_stops):
-    assert cachechanges.sql_starts_or_stops_a_cache(query) is starts_or_stops
+    assert sqlhead.starts_or_stops_a_cache(query) is starts_or_stops
+
+
+@pytest.mark.parametrize(("query", "writes"), [
+    ("INSERT INTO t (k, v) VALUES (?, ?)", True),
+    ("  -- a note\n merge into t values (?, ?)", True),
+    ("/* x */Update t SET v = ? WHERE k = ?", True),
+    ("SELECT * FROM t WHERE v = ?", False),
+    ("DELETE FROM t WHERE v = ?", False),
+    ("SELECT 'insert' FROM t", False),
+    ("inserted", False),
+    ("", False),
+    (" " * (_HEAD - 2) + "insert into t values (?)", True),  # undecided: counts as a write
+])
+def test_sql_statements_that_write(query, writes):
+    assert sqlhead.writes(query) is writes
+
+
+@pytest.mark.parametrize(("query", "literal"), [
+    ("INSERT INTO t VALUES ('k', X'')", True),
+    ("insert into t values ('k', x'')", True),
+    ("INSERT INTO t VALUES ('k', X'00')", False),
+    ("INSERT INTO t VALUES ('it''s', 'x')", False),
+    ("INSERT INTO t VALUES ('max''', 'x')", False),
+    ("INSERT INTO t VALUES ('k', '')", False),
+])
+def test_empty_binary_literals(query, literal):
+    assert sqlhead.has_empty_binary_literal(query) is literal
+
+
+@pytest.mark.parametrize(("query", "args"), [
+    ("INSERT INTO t (k, v) VALUES (?, ?)", ["k", b""]),
+    ("MERGE INTO t (k, v) VALUES (?, ?)", ["k", Typed(TypeCode.BYTE_ARRAY, b"")]),
+    ("UPDATE t SET v = ? WHERE k = ?", [b"", "k"]),
+    ("INSERT INTO t (k, v) VALUES ('k', X'')", []),
+])
+def test_an_sql_write_of_an_empty_byte_array_is_refused(query, args):
+    with pytest.raises(BadRequest, match="empty byte array in an SQL write"):
+        bounds.sql_write(query, args)
+
+
+@pytest.mark.parametrize(("query", "args"), [
+    ("SELECT * FROM t WHERE v = ?", [b""]),  # a read stores nothing
+    ("DELETE FROM t WHERE v = ?", [b""]),
+    ("INSERT INTO t (k, v) VALUES (?, ?)", ["k", b"x"]),
+    ("INSERT INTO t (k, v) VALUES (?, ?)", ["k", None]),
+    ("INSERT INTO t (k, v) VALUES ('k', X'01')", []),
+])
+def test_other_sql_passes_the_empty_bytes_check(query, args):
+    bounds.sql_write(query, args)

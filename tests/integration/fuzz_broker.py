@@ -48,9 +48,9 @@ import zmq
 from broker import ops_admin, ops_kv, ops_query
 from broker.admin import AdminError
 from broker.admin import query as admin_query
-from broker.cachechanges import sql_starts_or_stops_a_cache
 from broker.devcluster import DevCluster
 from broker.devcluster.brokerproc import BrokerProcess
+from broker.sqlhead import starts_or_stops_a_cache
 from protocol import hashing, ipc
 from protocol.binary.typecodes import TypeCode
 from protocol.binary.values import (
@@ -479,7 +479,7 @@ class GenContext:
 def _changes_a_cache(inp: Input) -> bool:
     query = inp.args.get("query")
     return inp.op in CACHE_CHANGE_OPS or (
-        inp.op == "sql" and isinstance(query, str) and sql_starts_or_stops_a_cache(query))
+        inp.op == "sql" and isinstance(query, str) and starts_or_stops_a_cache(query))
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ from broker.errors import MAX_ERROR_MESSAGE
 from libclient import AioClient, Client
 from libclient.datatypes import cache_config as cc
 from libclient.datatypes import prop_codes as p
-from libclient.exceptions import BrokerOverloaded
+from libclient.exceptions import BrokerOverloaded, ParameterError
 from protocol import ipc
 from protocol.binary import TypeCode
 from protocol.binary.values import Collection, Typed
@@ -408,6 +408,49 @@ def test_an_empty_byte_array_under_a_big_key_never_reaches_the_node(broker, tran
         neighbour.put(big_key, b"x")  # and a big key with a value
         neighbour.put(big_key, b"y")
         assert neighbour.get(big_key) == b"y"
+    _neighbour_works(broker)
+    assert _stats(broker)["node_connections_lost"] == lost
+
+
+@pytest.mark.parametrize("transport", ["unix", "ipc"])
+def test_an_sql_write_of_an_empty_byte_array_never_reaches_the_node(broker, transport):
+    """Was: the same halt through SQL. Into a table whose value is its one VARBINARY column
+    (WRAP_VALUE=false), an INSERT of an empty byte array under a 4,000-character key stored
+    the entry Ignite 2.17 corrupts, and the next key-value update of that key halted a node
+    (reproduced with pyignite alone). The broker cannot see the key a statement writes, so
+    an SQL write of an empty byte array is refused whatever its key; reads pass."""
+    lost = _stats(broker)["node_connections_lost"]
+    table, big_key = f"EMPTY_BYTES_{transport.upper()}", transport + "k" * 4000
+    endpoint = broker.stream_endpoint if transport == "unix" else broker.endpoint
+    with Client(broker=endpoint) as client:
+        client.connect()
+        client.sql(f"CREATE TABLE IF NOT EXISTS {table} (k VARCHAR PRIMARY KEY, v VARBINARY) "
+                   'WITH "WRAP_VALUE=false"', schema="PUBLIC")
+        refused = [
+            ipc.pack_request(1, "sql", {"query": f"INSERT INTO {table} (k, v) VALUES (?, ?)",
+                                        "args": [big_key, b""], "schema": "PUBLIC"}),
+            ipc.pack_request(2, "sql", {"query": f"MERGE INTO {table} (k, v) VALUES (?, ?)",
+                                        "args": [big_key, Typed(TypeCode.BYTE_ARRAY, b"")],
+                                        "schema": "PUBLIC"}),
+            ipc.pack_request(3, "sql", {"query": f"INSERT INTO {table} (k, v) VALUES "
+                                                 f"('{big_key}', X'')", "schema": "PUBLIC"}),
+        ]
+        for request in refused:
+            reply = ask_once(broker, transport, request)
+            assert reply.status == ipc.Status.BAD_REQUEST, reply
+            assert "empty byte array in an SQL write" in reply.payload["message"]
+        with pytest.raises(ParameterError, match="empty byte array in an SQL write"):
+            client.sql(f"UPDATE {table} SET v = ? WHERE k = ?", query_args=[b"", big_key],
+                       schema="PUBLIC")  # what a pyignite user sees
+        assert list(client.sql(f"SELECT k FROM {table} WHERE k = ?", query_args=[big_key],
+                               schema="PUBLIC")) == []  # nothing of it stored
+        assert list(client.sql(f"SELECT k FROM {table} WHERE v = ?", query_args=[b""],
+                               schema="PUBLIC")) == []  # a read with one passes
+        client.sql(f"INSERT INTO {table} (k, v) VALUES (?, ?)", query_args=[big_key, b"x"],
+                   schema="PUBLIC")
+        values = client.get_cache(f"SQL_PUBLIC_{table}")
+        values.put(big_key, b"y")  # the update that halted the node after the empty one
+        assert values.get(big_key) == b"y"
     _neighbour_works(broker)
     assert _stats(broker)["node_connections_lost"] == lost
 
