@@ -81,6 +81,13 @@ class ClusterUnavailable(BrokerError):
         self.maybe_applied = maybe_applied
 
 
+class EndedWithBroker(ClusterUnavailable):
+    """A transaction or cursor handle of an earlier run of the broker: it ended with that run
+    (nothing of the request reached a node)."""
+
+    kind = "ended_with_broker"
+
+
 class NodeError(BrokerError):
     """An Ignite node answered a request with an error status."""
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from protocol import cache_id
 
-from .errors import BadRequest, ClusterUnavailable, brief
-from .workers import Transaction, Worker
+from .errors import BadRequest, ClusterUnavailable, EndedWithBroker, brief
+from .workers import Transaction, Worker, of_another_run
 
 #: The cache-id memo: names up to this long, this many at most.
 _CACHED_NAME_CHARS = 256
@@ -65,6 +65,10 @@ def transaction(worker: Worker, args: dict[str, Any]) -> Transaction | None:
         return None
     tx = worker.transactions.get(handle) if isinstance(handle, int) else None
     if tx is None:
+        if isinstance(handle, int) and of_another_run(handle):
+            raise EndedWithBroker(
+                f"transaction {handle} was opened on an earlier run of the broker, which has "
+                "ended (restarted or killed): the server rolled it back; start it again")
         raise BadRequest(f"transaction {brief(handle)} is not open on this worker (a "
                          "transaction lives on the broker connection that started it: after "
                          "a broker restart or a lost connection, start it again)")

@@ -13,6 +13,7 @@ peer and label are known.
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,20 @@ from .nodeconn import NodeConnection
 T = TypeVar("T", bound="Transaction | Cursor")
 
 _log = log.get("workers")
+
+#: Every handle this broker run gives (transactions, cursors, subscriptions) is ``RUN``, a
+#: random number drawn at start, over a serial of ``_SERIAL_BITS``.  A ZeroMQ stub's socket
+#: reconnects to the next broker by itself, so a handle of an earlier run can arrive: it is told
+#: apart from one never given (``of_another_run``), and it never names another transaction.
+_SERIAL_BITS = 40
+_RUN_BITS = 15
+RUN = secrets.randbelow((1 << _RUN_BITS) - 1) + 1
+
+
+def of_another_run(handle: int) -> bool:
+    """Whether ``handle`` has the shape of a broker handle, with another run's mark."""
+    run = handle >> _SERIAL_BITS
+    return 0 < run < (1 << _RUN_BITS) and run != RUN
 
 #: Identities of stream workers start with a zero byte, so each connection is its own session
 #: (libzmq's own routing ids are 5 bytes).
@@ -181,7 +196,7 @@ class Workers:
         self.tx_held: dict[NodeConnection, int] = {}
         self.cursors_held: dict[NodeConnection, int] = {}
         self._last_seen: dict[bytes, float] = {}  # session -> monotonic time
-        self._handles = itertools.count(1)
+        self._handles = itertools.count((RUN << _SERIAL_BITS) + 1)
         # identity -> its peer, told by the front end before the worker's first request
         self._peers: dict[bytes, Peer] = {}
         # (uid, pid) -> the label one of its workers said in hello: its other sockets (other

@@ -131,6 +131,10 @@ _BY_STATUS: dict[int, type[Exception]] = {
     9: RequestTooLarge,
 }
 SERVER_ERROR = 4
+# An error kind that names a more exact class than its status: a transaction or cursor handle
+# of an earlier run of the broker (CLUSTER_UNAVAILABLE), which ended with that run as with a
+# lost broker connection.
+_BY_KIND: dict[str, type[Exception]] = {"ended_with_broker": BrokerUnavailable}
 
 
 def error_from_reply(status: int, payload: Any, server_error: type[Exception],
@@ -142,7 +146,7 @@ def error_from_reply(status: int, payload: Any, server_error: type[Exception],
         exc = server_error(message)
         exc.server_status = error.get("server_status")  # type: ignore[attr-defined]
         return exc
-    cls = _BY_STATUS.get(status, BrokerError)
+    cls = _BY_KIND.get(str(error.get("kind"))) or _BY_STATUS.get(status, BrokerError)
     if cls is NotSupportedError:
         return cls(f"the broker does not implement {op!r}: {message}")
     if issubclass(cls, BrokerError):

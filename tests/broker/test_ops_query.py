@@ -76,3 +76,29 @@ async def test_create_and_drop_table_pass_the_gate_of_cache_starts_and_stops():
     assert h.nodes[0].ops().count(OpCode.QUERY_SQL_FIELDS) == 5
     assert h.dispatcher.cache_lifecycle.refused == 1
     await h.close()
+
+
+@run
+async def test_handles_of_an_earlier_broker_run_are_told_apart_from_ones_never_given():
+    """A ZeroMQ stub's socket reconnects to the next broker by itself and sends its open
+    transaction's or cursor's handle there: CLUSTER_UNAVAILABLE of kind ended_with_broker
+    (the stub raises BrokerUnavailable, nothing applied), never another transaction's."""
+    from broker import workers
+
+    h = await Harness(1).start()
+    other_run = workers.RUN % ((1 << workers._RUN_BITS) - 1) + 1  # any mark but this run's
+    earlier = (other_run << workers._SERIAL_BITS) + 1
+    for op, args in (("cache_put", {"cache": "c", "key": 1, "value": 1, "tx": earlier}),
+                     ("tx_end", {"tx": earlier, "commit": True}),
+                     ("cursor_next", {"cursor": earlier})):
+        status, error = await h.call(op, args)
+        assert status == Status.CLUSTER_UNAVAILABLE, (op, error)
+        assert error["kind"] == "ended_with_broker" and error["maybe_applied"] is False
+        assert "earlier run of the broker" in error["message"]
+    for never in (1, 12345, 1 << 60):  # not a handle any run gives: the worker's mistake
+        status, error = await h.call("tx_end", {"tx": never, "commit": True})
+        assert status == Status.BAD_REQUEST and "not open on this worker" in error["message"]
+    status, handle = await h.call("tx_start", {})
+    assert status == Status.OK and handle >> workers._SERIAL_BITS == workers.RUN
+    assert not h.nodes[0].ops() or OpCode.CACHE_PUT not in h.nodes[0].ops()
+    await h.close()

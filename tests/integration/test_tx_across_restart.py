@@ -24,6 +24,7 @@ from broker.upgrade import alive
 from libclient import AioClient, Client
 from libclient.datatypes import cache_config as cc
 from libclient.datatypes import prop_codes as p
+from libclient.exceptions import BrokerUnavailable
 from tests.integration.daemon import WAIT, Daemon, wait_until
 
 pytestmark = pytest.mark.integration
@@ -153,6 +154,47 @@ def test_aio_transaction_open_across_restart_commits(ignite_node, tmp_path, tran
         endpoint = restart.daemon.endpoints[transport]
         asyncio.run(_aio_scenario(endpoint, name, restart))
         _check(endpoint, name, {"before": 1, "during": 2})
+
+
+def _kill_and_restart(daemon: Daemon) -> None:
+    """kill -9 of the serving broker (no drain, no GOING_AWAY), then the next one."""
+    old = daemon.serving_pid()
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    daemon.wait_exit(old)
+    daemon.start()
+    wait_until(lambda: daemon.serving_pid() == daemon.pid and alive(daemon.pid),
+               "the next broker")
+
+
+@pytest.mark.parametrize("transport", ["unix", "ipc"])
+def test_a_transaction_open_across_a_kill_9_ends_with_that_broker(ignite_node, tmp_path,
+                                                                  transport):
+    """Was (ipc://): the next broker refused the transaction's handle as never given, and the
+    stub raised ParameterError "not open on this worker"; a ZeroMQ socket reconnects by
+    itself, so the stub cannot know.  Handles carry their broker run's mark: the stub raises
+    BrokerUnavailable, nothing applied, as over unix:// (where it sees the connection end)."""
+    name = f"txk-{uuid.uuid4().hex[:8]}"
+    with _restartable(tmp_path, ignite_node.addresses, "term") as restart:
+        daemon = restart.daemon
+        client = Client(broker=daemon.endpoints[transport], timeout=WAIT,
+                        handshake_timeout=WAIT)
+        client.connect()
+        cache = client.get_or_create_cache(_tx_cache(name))
+        tx = client.tx_start()
+        cache.put("before", 1)
+        _kill_and_restart(daemon)
+        restart.old = None  # gone: nothing to stop
+        with pytest.raises(BrokerUnavailable) as raised:
+            cache.put("during", 2)
+        assert raised.value.maybe_applied is False
+        with pytest.raises(BrokerUnavailable):
+            tx.close()
+        with client.tx_start() as next_tx:  # the next transaction, on the next broker
+            cache.put("after", 3)
+            next_tx.commit()
+        assert cache.get_all(["before", "during", "after"]) == {"after": 3}
+        client.close()
 
 
 def _stop_all(daemon: Daemon, restart: Restart | None) -> None:

@@ -74,3 +74,12 @@ def test_unknown_op_names_the_op():
     exc = lce.error_from_reply(2, ipc.error_payload("unknown_op", "unknown op 'scan'"),
                                lce.CacheError, "scan")
     assert "does not implement 'scan'" in str(exc)
+
+
+def test_a_handle_that_ended_with_an_earlier_broker_run_is_a_broker_unavailable():
+    payload = ipc.error_payload("ended_with_broker", "transaction 5 was opened on an earlier "
+                                "run of the broker", maybe_applied=False)
+    exc = lce.error_from_reply(ipc.Status.CLUSTER_UNAVAILABLE, payload, lce.CacheError,
+                               "cache_put")
+    assert type(exc) is lce.BrokerUnavailable and exc.maybe_applied is False
+    assert "earlier run of the broker" in str(exc)
