@@ -549,8 +549,10 @@ class StreamWorker(asyncio.Protocol):
         self.transport.abort()
 
     def stalled_since(self, now: float) -> float:
-        """Seconds since the last bytes, while part of a request is buffered (else 0)."""
-        return now - self._last_data if self._reader.buffered else 0.0
+        """Seconds since the last bytes, while part of a request is buffered and the broker
+        reads the connection (else 0: while the broker itself does not read it, waiting for
+        room in this worker's share or for its replies to drain, the worker is not stalling)."""
+        return now - self._last_data if self._reading and self._reader.buffered else 0.0
 
     def pause_writing(self) -> None:
         self._writes_blocked = True
@@ -651,6 +653,8 @@ class StreamWorker(asyncio.Protocol):
                 and self._within_budget())
         if want != self._reading and not self.transport.is_closing():
             self._reading = want
+            if want:
+                self._last_data = _monotonic()  # the stall clock starts again from here
             (self.transport.resume_reading if want else self.transport.pause_reading)()
 
     def _within_budget(self) -> bool:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 import zmq
 
+from broker.budget import MemoryBudget
 from broker.frontend import Frontend
 from protocol import ipc
 from protocol.ipcstream import MessageReader
@@ -196,3 +198,34 @@ def test_closing_without_stopping_still_removes_the_socket_files(tmp_path):
     frontend.close()
     assert not os.path.exists(f"{tmp_path}/run/b.sock")
     assert not os.path.exists(f"{tmp_path}/run/b.stream")
+
+
+def test_a_stream_the_broker_stopped_reading_is_not_stalled(tmp_path):
+    """Was (a CI failure of test_isolation's reused-id case): the stall clock ran on while
+    the broker itself had stopped reading a connection (the worker's share of memory held by
+    its requests in flight), and the janitor closed a worker that was only waiting.  Now the
+    clock runs only while the broker reads, and starts again when reading resumes."""
+    dispatch = HeldDispatch()
+
+    async def main() -> None:
+        endpoints = [f"ipc://{tmp_path}/run/b.sock", f"unix://{tmp_path}/run/b.stream"]
+        frontend = Frontend(zmq.Context.instance(), endpoints, dispatch,
+                            max_request_bytes=1 << 20, socket_mode=0o600,
+                            budget=MemoryBudget(1 << 20, 4000))
+        frontend.bind()
+        await frontend.start()
+        _, writer = await asyncio.open_unix_connection(f"{tmp_path}/run/b.stream")
+        held = stream_frame(_request(1, "later", pad="x" * 5000))  # over the worker's share
+        writer.write(held + stream_frame(_request(2, "now"))[:5])  # and part of the next
+        await _until(lambda: dispatch.dispatched == [1])
+        await asyncio.sleep(0.05)
+        later = time.monotonic() + 60
+        assert frontend.close_stalled(later, 1.0) == 0  # waiting on the broker: not a stall
+        dispatch.release()  # the share is freed: reading resumes, the clock starts again
+        await _until(lambda: frontend.budget.held < 1000)  # only the partial frame is left
+        assert frontend.close_stalled(time.monotonic() + 0.5, 1.0) == 0
+        assert frontend.close_stalled(time.monotonic() + 60, 1.0) == 1  # a stall still is one
+        writer.close()
+        frontend.close()
+
+    asyncio.run(main())
