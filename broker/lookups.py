@@ -57,6 +57,14 @@ class CacheIds:
         return cid
 
 
+def ended_with_an_earlier_run(what: str, handle: int, then: str) -> None:
+    """Raises EndedWithBroker when ``handle`` (not open here) has another broker run's mark:
+    its transaction, cursor or subscription ended with that run (workers.RUN)."""
+    if of_another_run(handle):
+        raise EndedWithBroker(f"{what} {handle} was opened on an earlier run of the broker, "
+                              f"which has ended (restarted or killed): {then}")
+
+
 def transaction(worker: Worker, args: dict[str, Any]) -> Transaction | None:
     """The worker's transaction named by the ``tx`` argument (None without one); a
     transaction whose connection was lost is forgotten and refused."""
@@ -65,10 +73,9 @@ def transaction(worker: Worker, args: dict[str, Any]) -> Transaction | None:
         return None
     tx = worker.transactions.get(handle) if isinstance(handle, int) else None
     if tx is None:
-        if isinstance(handle, int) and of_another_run(handle):
-            raise EndedWithBroker(
-                f"transaction {handle} was opened on an earlier run of the broker, which has "
-                "ended (restarted or killed): the server rolled it back; start it again")
+        if isinstance(handle, int):
+            ended_with_an_earlier_run("transaction", handle,
+                                      "the server rolled it back; start it again")
         raise BadRequest(f"transaction {brief(handle)} is not open on this worker (a "
                          "transaction lives on the broker connection that started it: after "
                          "a broker restart or a lost connection, start it again)")

@@ -12,9 +12,9 @@ from . import bounds
 from .calls import ReplyFn
 from .context import Context
 from .continuous import QueryKey
-from .errors import BadRequest, EndedWithBroker
-from .lookups import arg
-from .workers import Worker, of_another_run
+from .errors import BadRequest
+from .lookups import arg, ended_with_an_earlier_run
+from .workers import Worker
 
 #: The longest a node may hold events back before sending them (ms): an hour.
 MAX_TIME_INTERVAL_MS = 3_600_000
@@ -67,9 +67,7 @@ def _unsubscribe(context: Context, worker: Worker, request: Request,
                  reply: ReplyFn) -> None:
     handle = arg(request.args, EVENT_SUB, int)
     if not context.continuous.unsubscribe(worker.identity, handle):
-        if of_another_run(handle):
-            raise EndedWithBroker(f"continuous-query subscription {handle} was made on an "
-                                  "earlier run of the broker, which has ended with it")
+        ended_with_an_earlier_run("continuous-query subscription", handle, "subscribe again")
         raise BadRequest(f"this worker has no continuous-query subscription {handle}")
     reply(Status.OK, None)
 

@@ -13,11 +13,11 @@ from protocol.ipc import Request, Status
 from . import bounds, sqlhead
 from .calls import Call, ReplyFn
 from .context import Context, Handler
-from .errors import BadRequest, BrokerError, EndedWithBroker, Overloaded, error_of
-from .lookups import arg
+from .errors import BadRequest, BrokerError, Overloaded, error_of
+from .lookups import arg, ended_with_an_earlier_run
 from .nodeconn import NodeConnection
 from .ops_admin import in_turn
-from .workers import Cursor, Pinned, Transaction, Worker, of_another_run
+from .workers import Cursor, Pinned, Transaction, Worker
 
 
 def _pinned_call(context: Context, request: Request, reply: ReplyFn, conn: NodeConnection,
@@ -260,9 +260,7 @@ def _cursor(worker: Worker, args: dict[str, Any]) -> Cursor:
     handle = arg(args, "cursor", int)
     cursor = worker.cursors.get(handle)
     if cursor is None:
-        if of_another_run(handle):
-            raise EndedWithBroker(f"cursor {handle} was opened on an earlier run of the broker, "
-                                  "which has ended (restarted or killed): open it again")
+        ended_with_an_earlier_run("cursor", handle, "open it again")
         raise BadRequest(f"cursor {handle} is not open on this worker (exhausted or closed)")
     return cursor
 
